@@ -1,0 +1,279 @@
+"""Finding, reading and validating compat_matrix.toml."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+
+from qatdoctor.errors import QatdoctorError
+from qatdoctor.matrix import schema
+from qatdoctor.matrix.model import (
+    AimetRelease,
+    Condition,
+    CudaDriver,
+    EvidenceRecord,
+    Matrix,
+    ProbeMatch,
+    Rule,
+    RuleFix,
+    Signature,
+    TorchSeries,
+    V1Requirements,
+)
+from qatdoctor.model import Source
+from qatdoctor.versions import parse_version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+MATRIX_ENV = "QATDOCTOR_MATRIX"
+MATRIX_NAME = "compat_matrix.toml"
+SCHEMA_NAME = "compat_matrix.schema.json"
+MAX_BYTES = 8 * 1024 * 1024
+EVIDENCE_PREFIX = "evidence:"
+
+
+class MatrixError(QatdoctorError):
+    """The matrix file is missing, not TOML, or does not follow the schema."""
+
+    def __init__(self, path: str, problems: list[schema.Problem] | str) -> None:
+        self.path = path
+        self.problems = [schema.Problem("", problems)] if isinstance(problems, str) else problems
+        first = self.problems[0] if self.problems else schema.Problem("", "invalid")
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(f"invalid matrix {path}: {first}{more}")
+
+
+def packaged_file(name: str) -> Path:
+    """A data file shipped in the wheel, or the repo-root copy when running from a checkout."""
+    shipped = resources.files("qatdoctor").joinpath("data", name)
+    if shipped.is_file():
+        return Path(str(shipped))
+    return Path(__file__).resolve().parents[2] / name
+
+
+def default_path() -> Path:
+    """`$QATDOCTOR_MATRIX` if set, else the matrix shipped with qatdoctor."""
+    env = os.environ.get(MATRIX_ENV)
+    return Path(env) if env else packaged_file(MATRIX_NAME)
+
+
+def read_document(path: Path) -> tuple[dict[str, Any], bytes]:
+    """Parse the TOML, with file/line/column in the error when it is not TOML."""
+    where = str(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise MatrixError(where, "file not found") from None
+    except IsADirectoryError:
+        raise MatrixError(where, "is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise MatrixError(where, f"cannot read: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise MatrixError(where, f"larger than {MAX_BYTES // (1024 * 1024)} MiB; refusing to parse")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MatrixError(where, f"not UTF-8 (byte {exc.start})") from None
+    try:
+        return tomllib.loads(text), data
+    except tomllib.TOMLDecodeError as exc:
+        raise MatrixError(where, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise MatrixError(where, "not valid TOML: nested too deeply") from None
+
+
+def load(path: Path | None = None) -> Matrix:
+    """Read, validate and build the matrix; raise MatrixError listing every problem."""
+    path = path or default_path()
+    doc, raw = read_document(path)
+    problems = schema.validate(doc)
+    if problems:
+        raise MatrixError(str(path), problems)
+    return build(doc, path=str(path), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def build(doc: Mapping[str, Any], *, path: str = "<memory>", sha256: str = "") -> Matrix:
+    """Turn a schema-valid document into a Matrix, checking the rules that span fields."""
+    problems: list[schema.Problem] = []
+    matrix = Matrix(
+        path=path,
+        sha256=sha256,
+        matrix_version=doc["matrix_version"],
+        updated=doc["updated"],
+        description=doc.get("description"),
+        aimet=tuple(_aimet(e) for e in doc.get("aimet", [])),
+        torch=tuple(_torch(e, problems) for e in doc.get("torch", [])),
+        cuda=tuple(_cuda(e) for e in doc.get("cuda", [])),
+        rules=tuple(_rule(e, problems) for e in doc.get("rule", [])),
+        evidence=tuple(_evidence(e) for e in doc.get("evidence", [])),
+    )
+    _check_evidence_refs(matrix, problems)
+    if problems:
+        raise MatrixError(path, problems)
+    return matrix
+
+
+def _check_evidence_refs(matrix: Matrix, problems: list[schema.Problem]) -> None:
+    """`evidence:<id>` sources must name an [[evidence]] record of the same matrix."""
+    known = {e.id for e in matrix.evidence}
+    entries: list[tuple[str, tuple[Source, ...]]] = [
+        *((f"aimet {a.version}", a.sources) for a in matrix.aimet),
+        *((f"torch {t.series!r}", t.sources) for t in matrix.torch),
+        *((f"cuda {c.major}", c.sources) for c in matrix.cuda),
+        *((f"rule {r.id!r}", r.sources) for r in matrix.rules),
+    ]
+    for where, sources in entries:
+        for source in sources:
+            if source.ref.startswith(EVIDENCE_PREFIX) and source.ref[len(EVIDENCE_PREFIX) :] not in known:
+                problems.append(schema.Problem(f"{where} → sources", f"unknown evidence record {source.ref!r}"))
+
+
+def _sources(entry: Mapping[str, Any]) -> tuple[Source, ...]:
+    return tuple(Source(s["kind"], s["ref"], s.get("note")) for s in entry[schema.SOURCES_FIELD])
+
+
+def _spec(value: str | None) -> SpecifierSet | None:
+    return SpecifierSet(value) if value is not None else None
+
+
+def _aimet(e: Mapping[str, Any]) -> AimetRelease:
+    v1 = e.get("v1")
+    return AimetRelease(
+        version=parse_version(e["version"]),
+        released=e["released"],
+        requires_python=SpecifierSet(e["requires_python"]),
+        apis=tuple(e["apis"]),
+        sources=_sources(e),
+        torch=_spec(e.get("torch")),
+        torchvision=_spec(e.get("torchvision")),
+        numpy=_spec(e.get("numpy")),
+        cuda_major=e.get("cuda_major"),
+        glibc_min=parse_version(e["glibc_min"]) if "glibc_min" in e else None,
+        v1=V1Requirements(
+            torch=_spec(v1.get("torch")),
+            cuda_major=v1.get("cuda_major"),
+            python=_spec(v1.get("python")),
+            extra=v1.get("extra"),
+        )
+        if v1
+        else None,
+        system_libs=tuple(e.get("system_libs", ())),
+        built_with_torch=parse_version(e["built_with_torch"]) if "built_with_torch" in e else None,
+        wheel=e.get("wheel"),
+        yanked=e.get("yanked"),
+        notes=e.get("notes"),
+    )
+
+
+def _torch(e: Mapping[str, Any], problems: list[schema.Problem]) -> TorchSeries:
+    releases = tuple(parse_version(r) for r in e["releases"])
+    where = f"torch {e['series']!r}"
+    for release in releases:
+        if release.series != e["series"]:
+            problems.append(schema.Problem(f"{where} → releases", f"{release} is not in series {e['series']}"))
+        if str(release) not in e["torchvision"]:
+            problems.append(schema.Problem(f"{where} → torchvision", f"no torchvision pair for {release}"))
+    return TorchSeries(
+        series=e["series"],
+        releases=releases,
+        python=tuple(e["python"]),
+        torchvision=dict(e["torchvision"]),
+        sources=_sources(e),
+        released=e.get("released"),
+        requires_python=_spec(e.get("requires_python")),
+        cuda_variants=tuple(e.get("cuda_variants", ())),
+        pypi_cuda=e.get("pypi_cuda"),
+        sm=tuple(e.get("sm", ())),
+        variant_sm={k: tuple(v) for k, v in e.get("variant_sm", {}).items()},
+        notes=e.get("notes"),
+    )
+
+
+def _cuda(e: Mapping[str, Any]) -> CudaDriver:
+    return CudaDriver(
+        major=e["major"], driver_min=parse_version(e["driver_min"]), sources=_sources(e), notes=e.get("notes")
+    )
+
+
+def _condition(fact: str, raw: str) -> Condition:
+    if raw in schema.PRESENCE:
+        return Condition(fact, raw, presence=raw)
+    if fact in schema.CHOICE_FACTS:
+        return Condition(fact, raw, values=tuple(v.strip() for v in raw.split("|")))
+    return Condition(fact, raw, spec=SpecifierSet(raw))
+
+
+def _rule(e: Mapping[str, Any], problems: list[schema.Problem]) -> Rule:
+    where = f"rule {e['id']!r}"
+    scope = e.get("scope", "environment")
+    if scope == "model" and "model_feature" not in e:
+        problems.append(schema.Problem(f"{where} → model_feature", "required when scope = 'model'"))
+    if e["kind"] == "good" and e["severity"] != "info":
+        problems.append(schema.Problem(f"{where} → severity", "known-good rules must have severity 'info'"))
+    if not e["when"]:
+        problems.append(schema.Problem(f"{where} → when", "must name at least one fact"))
+    signatures = []
+    for i, s in enumerate(e.get("signature", [])):
+        if "text" not in s and "regex" not in s:
+            problems.append(schema.Problem(f"{where} → signature[{i}]", "needs `text` or `regex`"))
+        signatures.append(Signature(text=s.get("text"), regex=s.get("regex"), type=s.get("type"), note=s.get("note")))
+    fixes = []
+    for i, fx in enumerate(e.get("fix", [])):
+        if fx["kind"] in ("upgrade", "pin") and not ("package" in fx and "spec" in fx):
+            problems.append(schema.Problem(f"{where} → fix[{i}]", f"a {fx['kind']} fix needs `package` and `spec`"))
+        if fx["kind"] == "code" and "code" not in fx:
+            problems.append(schema.Problem(f"{where} → fix[{i}]", "a code fix needs `code`"))
+        fixes.append(
+            RuleFix(
+                kind=fx["kind"],
+                summary=fx["summary"],
+                commands=tuple(fx.get("commands", ())),
+                code=fx.get("code"),
+                package=fx.get("package"),
+                spec=_spec(fx.get("spec")),
+            )
+        )
+    return Rule(
+        id=e["id"],
+        kind=e["kind"],
+        severity=e["severity"],
+        title=e["title"],
+        summary=e["summary"],
+        when=tuple(_condition(k, v) for k, v in e["when"].items()),
+        sources=_sources(e),
+        scope=scope,
+        model_feature=e.get("model_feature"),
+        details=e.get("details"),
+        covers=tuple(e.get("covers", ())),
+        triage_only=bool(e.get("triage_only", False)),
+        signatures=tuple(signatures),
+        probes=tuple(
+            ProbeMatch(model=p["model"], stage=p["stage"], status=p["status"], check=p.get("check"))
+            for p in e.get("probe", [])
+        ),
+        fixes=tuple(fixes),
+    )
+
+
+def _evidence(e: Mapping[str, Any]) -> EvidenceRecord:
+    return EvidenceRecord(
+        id=e["id"],
+        date=e["date"],
+        versions=dict(e["versions"]),
+        platform=e["platform"],
+        outcome=e["outcome"],
+        summary=e["summary"],
+        file=e.get("file"),
+        cases=dict(e.get("cases", {})),
+    )

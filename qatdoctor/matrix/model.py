@@ -1,0 +1,189 @@
+"""The compatibility matrix as frozen data (see compat_matrix.toml and README 'Adding a matrix entry')."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from packaging.specifiers import SpecifierSet
+
+from qatdoctor.model import Source
+from qatdoctor.versions import ParsedVersion
+
+
+@dataclass(frozen=True)
+class V1Requirements:
+    """What `aimet_torch.v1` (the legacy API inside 2.x wheels) demands of the environment."""
+
+    torch: SpecifierSet | None = None
+    cuda_major: int | None = None
+    python: SpecifierSet | None = None
+    extra: str | None = None
+
+
+@dataclass(frozen=True)
+class AimetRelease:
+    """One aimet-torch release on PyPI and what its wheel declares or was built for."""
+
+    version: ParsedVersion
+    released: dt.date
+    requires_python: SpecifierSet
+    apis: tuple[str, ...]
+    sources: tuple[Source, ...]
+    torch: SpecifierSet | None = None
+    torchvision: SpecifierSet | None = None
+    numpy: SpecifierSet | None = None
+    cuda_major: int | None = None
+    glibc_min: ParsedVersion | None = None
+    v1: V1Requirements | None = None
+    system_libs: tuple[str, ...] = ()
+    built_with_torch: ParsedVersion | None = None
+    wheel: str | None = None
+    yanked: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class TorchSeries:
+    """One torch minor series (e.g. 2.2): its releases, Python wheels, CUDA builds, torchvision pairs."""
+
+    series: str
+    releases: tuple[ParsedVersion, ...]
+    python: tuple[str, ...]
+    torchvision: Mapping[str, str]
+    sources: tuple[Source, ...]
+    released: dt.date | None = None
+    requires_python: SpecifierSet | None = None
+    cuda_variants: tuple[str, ...] = ()
+    pypi_cuda: str | None = None
+    sm: tuple[str, ...] = ()
+    variant_sm: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class CudaDriver:
+    """Minimum NVIDIA driver for a CUDA major family (minor-version compatibility)."""
+
+    major: int
+    driver_min: ParsedVersion
+    sources: tuple[Source, ...]
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One `when` clause: a fact and a range, a value, or presence/absence."""
+
+    fact: str
+    raw: str
+    spec: SpecifierSet | None = None
+    values: tuple[str, ...] = ()
+    presence: str | None = None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Text that identifies a rule in a traceback or log."""
+
+    text: str | None = None
+    regex: str | None = None
+    type: str | None = None
+    note: str | None = None
+
+    @property
+    def strictness(self) -> int:
+        """0 is strictest: exception type + exact text; then text; then regex."""
+        if self.type and self.text:
+            return 0
+        if self.text:
+            return 1
+        return 2
+
+
+@dataclass(frozen=True)
+class ProbeMatch:
+    """A probe outcome that identifies a rule (`model` may be `*`)."""
+
+    model: str
+    stage: str
+    status: str
+    check: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleFix:
+    """A fix as the matrix states it; upgrade/pin fixes are made concrete by the recommender."""
+
+    kind: str
+    summary: str
+    commands: tuple[str, ...] = ()
+    code: str | None = None
+    package: str | None = None
+    spec: SpecifierSet | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A known-bad or known-good combination."""
+
+    id: str
+    kind: str
+    severity: str
+    title: str
+    summary: str
+    when: tuple[Condition, ...]
+    sources: tuple[Source, ...]
+    scope: str = "environment"
+    model_feature: str | None = None
+    details: str | None = None
+    covers: tuple[str, ...] = ()
+    triage_only: bool = False
+    signatures: tuple[Signature, ...] = ()
+    probes: tuple[ProbeMatch, ...] = ()
+    fixes: tuple[RuleFix, ...] = ()
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """A probe run we did, with its versions: the provenance of probe-sourced rules."""
+
+    id: str
+    date: dt.date
+    versions: Mapping[str, str]
+    platform: str
+    outcome: str
+    summary: str
+    file: str | None = None
+    cases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The whole matrix, plus where it came from."""
+
+    path: str
+    sha256: str
+    matrix_version: str
+    updated: dt.date
+    aimet: tuple[AimetRelease, ...]
+    torch: tuple[TorchSeries, ...]
+    cuda: tuple[CudaDriver, ...]
+    rules: tuple[Rule, ...]
+    evidence: tuple[EvidenceRecord, ...] = ()
+    description: str | None = None
+
+    def aimet_release(self, version: ParsedVersion) -> AimetRelease | None:
+        """The release entry whose version equals `version` (local variants ignored)."""
+        return next((a for a in self.aimet if a.version.comparable == version.comparable), None)
+
+    def torch_series(self, series: str) -> TorchSeries | None:
+        return next((t for t in self.torch if t.series == series), None)
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def driver_min(self, cuda_major: int) -> CudaDriver | None:
+        return next((c for c in self.cuda if c.major == cuda_major), None)

@@ -1,0 +1,251 @@
+"""The frozen data that flows through qatdoctor: facts → findings → recommendations → report."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+class Severity(str, enum.Enum):
+    """How much a finding matters."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Verdict(str, enum.Enum):
+    """The one-word answer of a run."""
+
+    OK = "ok"
+    PROBLEMS = "problems"
+    UNKNOWN = "unknown"
+
+
+class Status(str, enum.Enum):
+    """Three-valued outcome (plus the two ways of not running) used for findings and probe stages."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    SILENT_FAIL = "silent-fail"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+    NOT_APPLICABLE = "not-applicable"
+
+
+class FactState(str, enum.Enum):
+    """Whether a fact was read, is known to be absent, or could not be read."""
+
+    KNOWN = "known"
+    ABSENT = "absent"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact about the target environment; `reason` explains an unknown or absent value."""
+
+    state: FactState
+    value: str | None = None
+    reason: str | None = None
+    origin: str = "collected"
+    detail: str | None = None
+
+    @classmethod
+    def known(cls, value: str, *, origin: str = "collected", detail: str | None = None) -> Fact:
+        return cls(FactState.KNOWN, value=value, origin=origin, detail=detail)
+
+    @classmethod
+    def absent(cls, reason: str | None = None, *, origin: str = "collected") -> Fact:
+        return cls(FactState.ABSENT, reason=reason, origin=origin)
+
+    @classmethod
+    def unknown(cls, reason: str, *, origin: str = "collected") -> Fact:
+        return cls(FactState.UNKNOWN, reason=reason, origin=origin)
+
+    @property
+    def is_known(self) -> bool:
+        return self.state is FactState.KNOWN
+
+    def describe(self) -> str:
+        """Human form: the value, 'absent', or 'unknown: reason'."""
+        if self.state is FactState.KNOWN:
+            return self.value or ""
+        if self.state is FactState.ABSENT:
+            return f"absent ({self.reason})" if self.reason else "absent"
+        return f"unknown: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU, without anything that identifies the physical device."""
+
+    name: str
+    compute_capability: str | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything known about one environment, keyed by canonical fact name."""
+
+    values: Mapping[str, Fact] = field(default_factory=lambda: MappingProxyType({}))
+    gpus: tuple[Gpu, ...] | None = None
+    gpus_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+
+    def get(self, name: str) -> Fact:
+        """The fact, or an unknown one saying it was never collected."""
+        return self.values.get(name) or Fact.unknown("not collected")
+
+    def value(self, name: str) -> str | None:
+        fact = self.get(name)
+        return fact.value if fact.is_known else None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def with_values(self, updates: Mapping[str, Fact]) -> Facts:
+        merged = dict(self.values)
+        merged.update(updates)
+        return Facts(merged, self.gpus, self.gpus_reason)
+
+    def with_gpus(self, gpus: tuple[Gpu, ...] | None, reason: str | None = None) -> Facts:
+        return Facts(self.values, gpus, reason)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a piece of knowledge comes from: an issue, PyPI metadata, a wheel, or one of our probe runs."""
+
+    kind: str
+    ref: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One way out of a finding: a version change, a system package, or a code change."""
+
+    kind: str
+    summary: str
+    commands: tuple[str, ...] = ()
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something qatdoctor has to say about the environment."""
+
+    id: str
+    title: str
+    severity: Severity
+    summary: str
+    status: Status = Status.FAIL
+    origin: str = "matrix"
+    fixes: tuple[Fix, ...] = ()
+    sources: tuple[Source, ...] = ()
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One package move inside a recommendation."""
+
+    package: str
+    current: str | None
+    target: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A concrete, installable way to a known-good combination (or a code change)."""
+
+    id: str
+    kind: str
+    summary: str
+    changes: tuple[Change, ...] = ()
+    commands: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    lands_on: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An exception seen in the target interpreter, as text."""
+
+    type: str
+    message: str
+    frames: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage of one probe case."""
+
+    stage: str
+    status: Status
+    seconds: float = 0.0
+    error: ErrorInfo | None = None
+    check: str | None = None
+    measured: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeCase:
+    """One tiny model in one mode, through every stage."""
+
+    model: str
+    mode: str
+    stages: tuple[StageResult, ...]
+    description: str = ""
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.stage == name), None)
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """The whole probe: whether it ran, which API, and every case."""
+
+    state: str
+    api: str | None = None
+    cases: tuple[ProbeCase, ...] = ()
+    import_error: ErrorInfo | None = None
+    exit_status: str | None = None
+    stderr_tail: str | None = None
+    versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MatrixInfo:
+    """Which matrix a report was computed against."""
+
+    path: str
+    version: str
+    updated: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of one qatdoctor command, ready for any renderer."""
+
+    command: str
+    verdict: Verdict
+    facts: Facts
+    findings: tuple[Finding, ...]
+    recommendations: tuple[Recommendation, ...]
+    matrix: MatrixInfo
+    target: str
+    probe: ProbeRun | None = None
+    timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    notes: tuple[str, ...] = ()
+    extracted: Mapping[str, str] | None = None
