@@ -17,9 +17,7 @@ from qatdoctor.errors import InputError
 
 # AIMET's GitHub-release wheels carry versions pip >= 24.1 rejects (qualcomm/aimet#3584, #3037).
 _AIMET_VARIANT_SUFFIX = re.compile(r"^(?P<release>\d+(?:\.\d+)+)\.(?P<variant>cu\d+|cpu)$")
-_AIMET_VARIANT_PREFIX = re.compile(
-    r"^(?P<variant>torch[-_](?:gpu|cpu)(?:[-_]pt\d+)?)[-_](?P<release>\d+(?:\.\d+)+)$"
-)
+_AIMET_VARIANT_PREFIX = re.compile(r"^(?P<variant>torch[-_](?:gpu|cpu)(?:[-_]pt\d+)?)[-_](?P<release>\d+(?:\.\d+)+)$")
 
 
 class VersionError(InputError):

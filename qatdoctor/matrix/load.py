@@ -55,7 +55,7 @@ class MatrixError(QatdoctorError):
 
 def packaged_file(name: str) -> Path:
     """A data file shipped in the wheel, or the repo-root copy when running from a checkout."""
-    shipped = resources.files("qatdoctor").joinpath("data", name)
+    shipped = resources.files("qatdoctor").joinpath("data").joinpath(name)
     if shipped.is_file():
         return Path(str(shipped))
     return Path(__file__).resolve().parents[2] / name

@@ -29,6 +29,16 @@ CONDITION_FACTS = (*VERSION_FACTS, *CHOICE_FACTS, *LIBRARY_FACTS)
 SOURCE_KINDS = ("issue", "pr", "release-notes", "pypi", "wheel", "docs", "repo", "probe", "measurement")
 FIX_KINDS = ("upgrade", "pin", "system", "code", "config", "install")
 PROBE_STATUSES = ("fail", "silent-fail", "pass")
+# Ids the mechanisms in code define, which rules may reference (`covers`, `[[rule.probe]]`).
+REQUIREMENT_CHECKS = (
+    "req.python", "req.torch", "req.torchvision", "req.numpy", "req.glibc", "req.cuda-major", "req.system-lib",
+    "req.v1", "req.v1-removed", "req.driver", "req.gpu-arch", "req.torchvision-pair",
+)  # fmt: skip
+PROBE_MODELS = (
+    "baseline", "bn_subclass", "functional_bn", "functional_bn_nostats", "bn_no_stats", "conv_silu", "shared_conv",
+)  # fmt: skip
+PROBE_STAGES = ("import", "prepare", "quantsim", "compute_encodings", "qat_step", "fold")
+PROBE_CHECKS = ("training_false_baked", "train_output_mismatch", "bn_stats_frozen", "not_folded", "fold_output_changed")
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 CUDA_TAG = re.compile(r"^(cu\d{3}|cpu)$")
 PY_MINOR = re.compile(r"^3\.\d{1,2}t?$")
@@ -276,8 +286,12 @@ AIMET = TableSpec(
         "version": f(VERSION, _is_version, required=True),
         "released": f(DATE, _is_date, required=True),
         "requires_python": f(SPEC, _is_spec, required=True),
-        "apis": f(_arr(_enum(("v1", "v2")), minItems=1), _list_of(_one_of(("v1", "v2")), non_empty=True),
-                  required=True, doc="QuantSim APIs the release ships"),
+        "apis": f(
+            _arr(_enum(("v1", "v2")), minItems=1),
+            _list_of(_one_of(("v1", "v2")), non_empty=True),
+            required=True,
+            doc="QuantSim APIs the release ships",
+        ),
         "torch": f(SPEC, _is_spec, doc="core Requires-Dist on torch; omit when unbounded"),
         "torchvision": f(SPEC, _is_spec),
         "numpy": f(SPEC, _is_spec),
@@ -496,7 +510,7 @@ def json_schema() -> dict[str, Any]:
         return out
 
     top = obj(TableSpec("matrix", TOP_FIELDS))
-    for name, spec in ARRAYS.items():
+    for name in ARRAYS:
         top["properties"][name] = {"type": "array", "items": {"$ref": f"#/$defs/{name}"}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

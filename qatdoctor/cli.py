@@ -1,0 +1,260 @@
+"""The Typer CLI: parse options, call the core, render, exit. No policy lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from qatdoctor import __version__, core
+from qatdoctor.collect import CollectError
+from qatdoctor.errors import InputError, QatdoctorError
+from qatdoctor.exitcodes import ExitCode
+from qatdoctor.matrix import commands as matrix_commands
+from qatdoctor.matrix.load import MatrixError
+from qatdoctor.model import Report, Verdict
+from qatdoctor.probe.run import DEFAULT_TIMEOUT
+from qatdoctor.render import Format, render, wants_style
+
+EPILOG = (
+    "Exit codes: 0 ok · 1 problems found · 2 usage error · 3 could not determine (--strict) · "
+    "4 invalid matrix · 5 target interpreter unusable · 6 bad input · 7 environment build failed · "
+    "70 internal error."
+)
+app = typer.Typer(
+    name="qatdoctor",
+    help="Version-compatibility resolver and environment doctor for AIMET (aimet-torch) QAT.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(matrix_commands.app, name="matrix")
+
+T = TypeVar("T")
+
+PythonOpt = Annotated[
+    str | None,
+    typer.Option("--python", "-p", help="Target interpreter (path, venv dir, or name on PATH). Default: this one."),
+]
+AssumeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--assume", "-a", metavar="NAME=VALUE", help="Override a fact, e.g. torch=2.2.2+cu121. Repeatable."),
+]
+MatrixOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--matrix", "-m", envvar="QATDOCTOR_MATRIX", help="Use this compat_matrix.toml instead of the shipped one."
+    ),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", envvar="QATDOCTOR_FORMAT", help="Output format.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 3 when the verdict is unknown.")]
+DebugOpt = Annotated[
+    bool, typer.Option("--debug", envvar="QATDOCTOR_DEBUG", help="Show tracebacks of internal errors.")
+]
+
+
+def _exit_code_for(error: QatdoctorError) -> ExitCode:
+    """The one place that maps error layers to exit codes."""
+    from qatdoctor.collect import TargetError
+
+    if isinstance(error, MatrixError):
+        return ExitCode.MATRIX_INVALID
+    if isinstance(error, (TargetError, CollectError)):
+        return ExitCode.TARGET_UNUSABLE
+    if isinstance(error, InputError):
+        return ExitCode.BAD_INPUT
+    if isinstance(error, core.NoKnownGoodError):
+        return ExitCode.PROBLEMS
+    if type(error).__name__ == "EnvBuildError":
+        return ExitCode.ENV_BUILD_FAILED
+    return ExitCode.INTERNAL
+
+
+def guarded(action: Callable[[], T], *, debug: bool = False) -> T:
+    """Run an action; turn qatdoctor errors into one line + exit code, anything else into exit 70."""
+    try:
+        return action()
+    except QatdoctorError as error:
+        say(f"error: {error.message}")
+        if isinstance(error, MatrixError) and len(error.problems) > 1:
+            for problem in error.problems[1:20]:
+                say(f"  {problem}")
+        if error.hint:
+            say(f"hint: {error.hint}")
+        raise typer.Exit(int(_exit_code_for(error))) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        say(f"internal error: {type(error).__name__}: {error}")
+        if debug or os.environ.get("QATDOCTOR_DEBUG"):
+            traceback.print_exc()
+        else:
+            say("this is a bug in qatdoctor; rerun with --debug for the traceback and please report it")
+        raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+def say(message: str) -> None:
+    """Logs and progress: always stderr, so stdout stays the payload."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def progress(line: str) -> None:
+    say(f"qatdoctor: {line}")
+
+
+def emit(report: Report, fmt: Format, strict: bool) -> None:
+    """Print the report on stdout and exit with the verdict's code."""
+    sys.stdout.write(render(report, fmt, styled=fmt is Format.text and wants_style(sys.stdout)))
+    sys.stdout.flush()
+    if report.verdict is Verdict.PROBLEMS:
+        raise typer.Exit(int(ExitCode.PROBLEMS))
+    if report.verdict is Verdict.UNKNOWN and strict:
+        say("qatdoctor: verdict unknown and --strict given")
+        raise typer.Exit(int(ExitCode.UNKNOWN))
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"qatdoctor {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Diagnose aimet-torch / torch / CUDA / Python combinations, and fix them."""
+
+
+ProbeTimeoutOpt = Annotated[
+    float, typer.Option("--probe-timeout", min=1, help="Seconds before a hung probe is killed (a finding).")
+]
+ModelsOpt = Annotated[
+    str | None, typer.Option("--models", help="Comma-separated probe models (default: all).", show_default=False)
+]
+
+
+@app.command()
+def check(
+    python: PythonOpt = None,
+    assume: AssumeOpt = None,
+    matrix: MatrixOpt = None,
+    fmt: FormatOpt = Format.text,
+    strict: StrictOpt = False,
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Run the live probe in the target.")] = True,
+    probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
+    models: ModelsOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Diagnose an environment: collect facts, run the probe, check the matrix, recommend fixes."""
+    options = _options(python, assume, matrix, probe=probe, probe_timeout=probe_timeout, models=models)
+    report = guarded(lambda: core.run_check(options), debug=debug)
+    emit(report, fmt, strict)
+
+
+@app.command("probe")
+def probe_command(
+    python: PythonOpt = None,
+    matrix: MatrixOpt = None,
+    fmt: FormatOpt = Format.text,
+    strict: StrictOpt = False,
+    probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
+    models: ModelsOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run only the probe (tiny models through prepare/QuantSim/QAT/fold) and print its table."""
+    options = _options(python, None, matrix, probe=True, probe_timeout=probe_timeout, models=models)
+    report = guarded(lambda: core.run_probe_only(options), debug=debug)
+    emit(report, fmt, strict)
+
+
+def _options(
+    python: str | None,
+    assume: list[str] | None,
+    matrix: Path | None,
+    *,
+    probe: bool = False,
+    probe_timeout: float = DEFAULT_TIMEOUT,
+    models: str | None = None,
+) -> core.Options:
+    return core.Options(
+        python=python,
+        assume=tuple(assume or ()),
+        matrix=matrix,
+        progress=progress,
+        probe=probe,
+        probe_timeout=probe_timeout,
+        probe_models=tuple(m.strip() for m in (models or "").split(",") if m.strip()),
+    )
+
+
+@app.command()
+def resolve(
+    assume: AssumeOpt = None,
+    matrix: MatrixOpt = None,
+    fmt: FormatOpt = Format.text,
+    strict: StrictOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """What-if: diagnose a hypothetical environment, e.g. -a aimet-torch=1.32.2 -a torch=2.2.2 -a cuda=12.0."""
+    options = core.Options(assume=tuple(assume or ()), matrix=matrix)
+    report = guarded(lambda: core.run_resolve(options), debug=debug)
+    emit(report, fmt, strict)
+
+
+@app.command()
+def pin(
+    python: PythonOpt = None,
+    assume: AssumeOpt = None,
+    matrix: MatrixOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the constraints file here instead of stdout.")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ignore installed aimet-torch/torch: pick the best set for this Python.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="constraints or json.")] = "constraints",
+    debug: DebugOpt = False,
+) -> None:
+    """Print a pip constraints file for the recommended known-good set (for container builds)."""
+    if fmt not in ("constraints", "json"):
+        say(f"error: --format must be constraints or json, not {fmt!r}")
+        raise typer.Exit(int(ExitCode.USAGE))
+    options = _options(python, assume, matrix)
+    rec = guarded(lambda: core.run_pin(options, fresh=fresh), debug=debug)
+    header = [f"# qatdoctor {__version__}: {rec.summary}", *(f"# known-good: {g}" for g in rec.lands_on)]
+    if fmt == "json":
+        body = {"summary": rec.summary, "constraints": list(rec.constraints), "commands": list(rec.commands)}
+        payload = json.dumps({**body, "lands_on": list(rec.lands_on)}, indent=2) + "\n"
+    else:
+        payload = "\n".join([*header, *rec.constraints]) + "\n"
+    if output is None:
+        sys.stdout.write(payload)
+    else:
+        guarded(lambda: _write(output, payload), debug=debug)
+        say(f"qatdoctor: wrote {output}")
+    say(f"qatdoctor: {rec.summary}")
+    for command in rec.commands:
+        say(f"  $ {command}")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror}") from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

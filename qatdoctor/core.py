@@ -1,0 +1,189 @@
+"""The callable core behind the CLI: each command is one function returning a Report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from qatdoctor.assume import apply_assumptions, what_if_facts
+from qatdoctor.collect import collect, resolve_python
+from qatdoctor.errors import QatdoctorError
+from qatdoctor.evaluate import evaluate, verdict_of
+from qatdoctor.matrix.load import load
+from qatdoctor.matrix.model import Matrix
+from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report
+from qatdoctor.probe.interpret import probe_findings
+from qatdoctor.probe.run import DEFAULT_TIMEOUT, run_probe
+from qatdoctor.recommend import best_known_good, recommend
+from qatdoctor.runner import Runner, run
+from qatdoctor.versions import try_parse_version
+
+Progress = Callable[[str], None]
+
+
+class NoKnownGoodError(QatdoctorError):
+    """No known-good set can be installed on this Python/glibc/driver."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every environment command takes."""
+
+    python: str | None = None
+    assume: Sequence[str] = ()
+    matrix: Path | None = None
+    runner: Runner = run
+    progress: Progress = field(default=lambda line: None)
+    collect_timeout: float = 30.0
+    probe: bool = True
+    probe_timeout: float = DEFAULT_TIMEOUT
+    probe_models: Sequence[str] = ()
+
+
+def load_matrix(path: Path | None) -> Matrix:
+    return load(path)
+
+
+def matrix_info(matrix: Matrix) -> MatrixInfo:
+    return MatrixInfo(matrix.path, matrix.matrix_version, matrix.updated.isoformat(), matrix.sha256)
+
+
+def target_facts(options: Options) -> tuple[Facts, dict[str, float]]:
+    """Collect facts in the target interpreter, then overlay `--assume`."""
+    started = time.perf_counter()
+    options.progress(f"collecting facts from {options.python or 'the current interpreter'}")
+    facts = collect(options.python, runner=options.runner, timeout=options.collect_timeout)
+    timings = {"collect": time.perf_counter() - started}
+    return apply_assumptions(facts, options.assume), timings
+
+
+def pip_python(facts: Facts) -> str:
+    """The interpreter to put in pip commands: the target's own (redacted) path when known."""
+    return facts.value("python-executable") or "python"
+
+
+def diagnose(
+    facts: Facts,
+    matrix: Matrix,
+    *,
+    command: str,
+    target: str,
+    probe: ProbeRun | None = None,
+    extra_findings: Sequence[Finding] = (),
+    timings: dict[str, float] | None = None,
+    notes: Sequence[str] = (),
+) -> Report:
+    """Evaluate, recommend and assemble the report."""
+    started = time.perf_counter()
+    python = pip_python(facts)
+    evaluation = evaluate(facts, matrix, python=python)
+    findings = (*evaluation.findings, *extra_findings)
+    if probe is not None:
+        findings = (*probe_findings(probe, evaluation.facts, matrix, evaluation.findings), *extra_findings)
+    beyond = tuple(f for f in findings if f.origin == "probe")
+    recommendations: tuple[Recommendation, ...] = recommend(evaluation, matrix, python=python, failing=beyond)
+    timings = dict(timings or {})
+    timings["evaluate"] = time.perf_counter() - started
+    return Report(
+        command=command,
+        verdict=verdict_of(findings),
+        facts=evaluation.facts,
+        findings=findings,
+        recommendations=recommendations,
+        matrix=matrix_info(matrix),
+        target=target,
+        probe=probe,
+        timings=timings,
+        notes=tuple(notes),
+    )
+
+
+def run_check(options: Options) -> Report:
+    """`qatdoctor check`: collect, probe (unless disabled), evaluate, recommend."""
+    matrix = load_matrix(options.matrix)
+    facts, timings = target_facts(options)
+    probe: ProbeRun | None = None
+    notes: list[str] = []
+    if options.probe:
+        started = time.perf_counter()
+        probe = run_probe(
+            resolve_python(options.python),
+            runner=options.runner,
+            timeout=options.probe_timeout,
+            models=options.probe_models,
+            progress=options.progress,
+        )
+        timings["probe"] = time.perf_counter() - started
+        if options.assume:
+            notes.append("the probe ran on the real environment; --assume changed only the matrix checks")
+    else:
+        notes.append("probe skipped (--no-probe): findings come from the matrix only")
+    return diagnose(
+        facts,
+        matrix,
+        command="check",
+        target=facts.value("python-executable") or options.python or "current interpreter",
+        probe=probe,
+        timings=timings,
+        notes=notes,
+    )
+
+
+def run_probe_only(options: Options) -> Report:
+    """`qatdoctor probe`: the probe's table and the findings it produced, nothing from the matrix alone."""
+    report = run_check(replace(options, probe=True))
+    return replace(
+        report,
+        command="probe",
+        findings=tuple(f for f in report.findings if f.origin == "probe"),
+        recommendations=tuple(r for r in report.recommendations if r.kind == "code"),
+    )
+
+
+def run_resolve(options: Options) -> Report:
+    """`qatdoctor resolve`: the same diagnosis for a hypothetical environment given with --assume."""
+    matrix = load_matrix(options.matrix)
+    facts = infer_missing(what_if_facts(options.assume), matrix)
+    return diagnose(facts, matrix, command="resolve", target="hypothetical environment (--assume)")
+
+
+def infer_missing(facts: Facts, matrix: Matrix) -> Facts:
+    """For a what-if: torchvision is the one built for the stated torch unless stated otherwise."""
+    torch = try_parse_version(facts.value("torch") or "")
+    vision = facts.get("torchvision")
+    if torch is None or vision.state is not FactState.UNKNOWN:
+        return facts
+    series = matrix.torch_series(torch.series)
+    paired = series.torchvision.get(str(torch.comparable)) if series else None
+    if paired is None:
+        return facts
+    local = f"+{torch.local}" if torch.version.local else ""
+    inferred = Fact.known(
+        f"{paired}{local}", origin="inferred", detail=f"the release paired with torch {torch.comparable}"
+    )
+    return facts.with_values({"torchvision": inferred})
+
+
+def run_pin(options: Options, *, fresh: bool) -> Recommendation:
+    """The known-good set to pin: for the target environment, or (fresh) for an empty one on its Python."""
+    matrix = load_matrix(options.matrix)
+    facts, _ = target_facts(options)
+    if fresh:
+        empty = {
+            name: Fact.absent("fresh install (--fresh)") for name in ("aimet-torch", "torch", "torchvision", "numpy")
+        }
+        facts = facts.with_values({k: v for k, v in empty.items() if k not in _assumed(facts)})
+    recommendation = best_known_good(facts, matrix, pip_python(facts))
+    if recommendation is None:
+        python = facts.value("python") or "this Python"
+        raise NoKnownGoodError(
+            f"no known-good aimet-torch/torch set installs on Python {python} with this glibc/driver",
+            hint="check `qatdoctor check` for what rules it out, or point --matrix at a newer matrix",
+        )
+    return recommendation
+
+
+def _assumed(facts: Facts) -> set[str]:
+    return {name for name, fact in facts.values.items() if fact.origin == "assumed"}

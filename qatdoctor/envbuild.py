@@ -1,0 +1,561 @@
+"""Build cached, idempotent Python virtual environments for the real probes.
+
+An env lives at `<root>/<name>`; `<root>/<name>/.qatdoctor-env.json` (the stamp) is written last, so a
+directory without a stamp whose digest matches the spec is a partial or stale build and is rebuilt.
+Envs are built in place because venvs are not relocatable: after a rename `bin/python -m pip` still
+works, but every console script (`bin/pip`, `bin/torchrun`, ...) keeps the old path in its shebang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from qatdoctor.errors import QatdoctorError
+from qatdoctor.runner import Completed, Runner, run
+
+STAMP_NAME = ".qatdoctor-env.json"
+STAMP_FORMAT = 1
+Installer = Literal["auto", "pip", "uv"]
+EnvState = Literal["built", "missing", "stale", "partial", "broken"]
+Log = Callable[[str], None]
+
+GB = 1024**3
+BASE_ESTIMATE_BYTES = 1 * GB
+TORCH_ESTIMATE_BYTES = 7 * GB
+_TORCH_NAMES = frozenset({"torch", "torchvision", "torchaudio", "aimet-torch"})
+
+# soname -> Debian/Ubuntu package that provides it.
+SYSTEM_LIB_PACKAGES: dict[str, str] = {
+    "liblapacke.so.3": "liblapacke",
+    "liblapack.so.3": "liblapack3",
+    "libblas.so.3": "libblas3",
+    "libgomp.so.1": "libgomp1",
+    "libopenblas.so.0": "libopenblas0",
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+_REQ_NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_VERSION_PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
+_STEP_TIMEOUT = 60.0
+_NOISE_RE = re.compile(r"^WARNING: Location '.*' is ignored")
+# Environment variables that would leak the caller's packages or interpreter into the new env.
+_SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "CONDA_PREFIX", "PIP_USER")
+
+
+class EnvBuildError(QatdoctorError):
+    """An environment could not be built."""
+
+
+class PythonNotFoundError(EnvBuildError):
+    """No interpreter of the requested version could be found."""
+
+
+class InstallError(EnvBuildError):
+    """Creating the venv or installing requirements failed (resolution, download, build, timeout)."""
+
+
+class DiskSpaceError(EnvBuildError):
+    """Not enough free disk space for the build."""
+
+
+class SystemLibError(EnvBuildError):
+    """A required system shared library is missing and could not be installed."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What to put in one environment: interpreter, pip requirements, system libraries."""
+
+    name: str
+    python: str
+    requirements: tuple[str, ...]
+    system_libs: tuple[str, ...] = ()
+    no_deps: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise EnvBuildError(f"invalid environment name {self.name!r}: use letters, digits, '.', '_', '+', '-'")
+        for field in ("requirements", "system_libs", "no_deps"):
+            value = getattr(self, field)
+            if isinstance(value, str):
+                raise EnvBuildError(f"EnvSpec.{field} must be a sequence of strings, not a string")
+            object.__setattr__(self, field, tuple(value))
+
+    def canonical(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict."""
+        return {
+            "name": self.name,
+            "python": self.python,
+            "requirements": list(self.requirements),
+            "system_libs": list(self.system_libs),
+            "no_deps": list(self.no_deps),
+        }
+
+    def digest(self) -> str:
+        """Stable sha256 of the canonical JSON of the spec."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def default_root() -> Path:
+    """`$QATDOCTOR_ENVS`, else `~/.cache/qatdoctor/envs`."""
+    configured = os.environ.get("QATDOCTOR_ENVS")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "qatdoctor" / "envs"
+
+
+def env_dir(spec: EnvSpec, root: Path) -> Path:
+    """Where the env for `spec` lives under `root`."""
+    return root / spec.name
+
+
+def interpreter_path(env: Path) -> Path:
+    """The interpreter inside an env directory."""
+    return env / "bin" / "python"
+
+
+def read_stamp(env: Path) -> dict[str, Any] | None:
+    """The env's stamp as a dict, or None when absent or unreadable."""
+    try:
+        data = json.loads((env / STAMP_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def env_state(spec: EnvSpec, root: Path, *, runner: Runner = run) -> EnvState:
+    """built, missing, stale (other digest), partial (no stamp) or broken (interpreter does not run)."""
+    env = env_dir(spec, root)
+    if not env.exists():
+        return "missing"
+    stamp = read_stamp(env)
+    if stamp is None:
+        return "partial"
+    if stamp.get("digest") != spec.digest():
+        return "stale"
+    python = interpreter_path(env)
+    if not python.exists():
+        return "broken"
+    done = runner([str(python), "-I", "-c", "pass"], timeout=_STEP_TIMEOUT)
+    return "built" if done.ok else "broken"
+
+
+# --------------------------------------------------------------------------- finding Python
+
+
+def _python_version(path: str, runner: Runner) -> tuple[str | None, str]:
+    """(X.Y.Z, "") when `path` runs, else (None, why not)."""
+    done = runner([path, "-c", _VERSION_PROBE], timeout=_STEP_TIMEOUT)
+    if not done.ok:
+        detail = done.stderr_tail(1).strip()
+        return None, done.describe_exit() + (f" ({detail})" if detail else "")
+    version = done.stdout.strip()
+    if not _VERSION_RE.match(version):
+        return None, f"printed {version!r} instead of a version"
+    return version, ""
+
+
+def _pyenv_root() -> Path:
+    configured = os.environ.get("PYENV_ROOT")
+    return Path(configured).expanduser() if configured else Path.home() / ".pyenv"
+
+
+def _pyenv_candidates(major: int, minor: int, patch: int | None) -> list[Path]:
+    versions = _pyenv_root() / "versions"
+    found: list[tuple[int, Path]] = []
+    with contextlib.suppress(OSError):
+        for entry in versions.iterdir():
+            match = _VERSION_RE.match(entry.name)
+            if not match or (int(match[1]), int(match[2])) != (major, minor) or match[3] is None:
+                continue
+            if patch is not None and int(match[3]) != patch:
+                continue
+            found.append((int(match[3]), entry / "bin" / f"python{major}.{minor}"))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def find_python(version: str, runner: Runner = run) -> str:
+    """Path of a working interpreter: an explicit path, `pythonX.Y` on PATH, pyenv, then `uv python find`."""
+    version = version.strip()
+    match = _VERSION_RE.match(version)
+    if match is None:
+        path = Path(version).expanduser()
+        if not path.exists():
+            raise PythonNotFoundError(
+                f"Python {version!r} not found: it is neither an X.Y version nor an existing interpreter path"
+            )
+        found, why = _python_version(str(path), runner)
+        if found is None:
+            raise PythonNotFoundError(f"interpreter {path} does not run: {why}")
+        return str(path)
+
+    major, minor = int(match[1]), int(match[2])
+    patch = int(match[3]) if match[3] is not None else None
+    wanted = f"{major}.{minor}" if patch is None else f"{major}.{minor}.{patch}"
+    tried: list[str] = []
+
+    def accept(path: str, source: str) -> bool:
+        found, why = _python_version(path, runner)
+        if found is None:
+            tried.append(f"{source} {path}: {why}")
+            return False
+        if found != wanted and not found.startswith(wanted + "."):
+            tried.append(f"{source} {path}: is Python {found}")
+            return False
+        return True
+
+    exe = f"python{major}.{minor}"
+    on_path = shutil.which(exe)
+    if on_path is None:
+        tried.append(f"{exe} on PATH: not found")
+    elif accept(on_path, "PATH"):
+        return on_path
+
+    candidates = [p for p in _pyenv_candidates(major, minor, patch) if p.exists()]
+    if not candidates:
+        tried.append(f"pyenv: no {_pyenv_root() / 'versions' / (wanted + '*')}")
+    for candidate in candidates:
+        if accept(str(candidate), "pyenv"):
+            return str(candidate)
+
+    uv = shutil.which("uv")
+    if uv is None:
+        tried.append("uv python find: uv not on PATH")
+    else:
+        done = runner([uv, "python", "find", wanted], timeout=_STEP_TIMEOUT)
+        found_path = done.stdout.strip().splitlines()[-1] if done.ok and done.stdout.strip() else ""
+        if not found_path:
+            tried.append(f"uv python find {wanted}: {done.describe_exit()}")
+        elif accept(found_path, "uv"):
+            return found_path
+
+    raise PythonNotFoundError(
+        f"no working Python {wanted} found; tried: " + "; ".join(tried),
+        hint=f"install it (e.g. `pyenv install {wanted}` or `uv python install {wanted}`) "
+        "or give the interpreter path instead of a version",
+    )
+
+
+# --------------------------------------------------------------------------- system libraries
+
+
+def _ldconfig_names(runner: Runner) -> set[str] | None:
+    ldconfig = shutil.which("ldconfig") or next(
+        (p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig") if Path(p).exists()), None
+    )
+    if ldconfig is None:
+        return None
+    done = runner([ldconfig, "-p"], timeout=_STEP_TIMEOUT)
+    if not done.ok:
+        return None
+    names: set[str] = set()
+    for line in done.stdout.splitlines()[1:]:
+        head = line.strip().split(" ", 1)[0]
+        if head:
+            names.add(head)
+    return names
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def _apt_retryable(done: Completed) -> bool:
+    text = done.stdout + done.stderr
+    return any(
+        marker in text
+        for marker in ("Unable to locate package", "has no installation candidate", "Failed to fetch", "404")
+    )
+
+
+def ensure_system_libs(libs: Sequence[str], runner: Runner = run, log: Log | None = None) -> None:
+    """Make sure each soname is known to `ldconfig -p`, installing via apt-get when root."""
+    emit = log or _stderr_log
+    if not libs:
+        return
+    present = _ldconfig_names(runner)
+    if present is None:
+        emit(f"warning: cannot run `ldconfig -p`; not checking system libraries {', '.join(libs)}")
+        return
+    missing = [lib for lib in libs if lib not in present]
+    if not missing:
+        return
+    unknown = [lib for lib in missing if lib not in SYSTEM_LIB_PACKAGES]
+    if unknown:
+        raise SystemLibError(
+            f"missing system librar{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}",
+            hint="install the distribution package that provides it",
+        )
+    packages = sorted({SYSTEM_LIB_PACKAGES[lib] for lib in missing})
+    command = f"sudo apt-get install -y {' '.join(packages)}"
+    apt = shutil.which("apt-get")
+    if apt is None or not _is_root():
+        reason = "apt-get is not available" if apt is None else "not running as root"
+        raise SystemLibError(
+            f"missing system library {', '.join(missing)} ({reason}); run: {command}", hint=f"run: {command}"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    argv = [apt, "install", "-y", "--no-install-recommends", *packages]
+    emit(f"installing system packages: {' '.join(packages)}")
+    done = runner(argv, timeout=900, env=env, on_stderr_line=emit)
+    if not done.ok and _apt_retryable(done):
+        emit("apt-get install failed; running apt-get update once and retrying")
+        runner([apt, "update"], timeout=900, env=env, on_stderr_line=emit)
+        done = runner(argv, timeout=900, env=env, on_stderr_line=emit)
+    if not done.ok:
+        raise SystemLibError(
+            f"`apt-get install -y {' '.join(packages)}` failed ({done.describe_exit()}): "
+            f"{_last_line(done.stderr or done.stdout)}",
+            hint=f"run: {command}",
+        )
+    present = _ldconfig_names(runner) or set()
+    still = [lib for lib in missing if lib not in present]
+    if still:
+        raise SystemLibError(
+            f"installed {' '.join(packages)} but {', '.join(still)} is still not known to ldconfig",
+            hint=f"run: {command}",
+        )
+
+
+# --------------------------------------------------------------------------- building
+
+
+def estimate_bytes(spec: EnvSpec) -> int:
+    """Rough disk need of a build: ~7 GB more when torch (with its CUDA wheels) is involved."""
+    names = {_requirement_name(r) for r in (*spec.requirements, *spec.no_deps)}
+    return BASE_ESTIMATE_BYTES + (TORCH_ESTIMATE_BYTES if names & _TORCH_NAMES else 0)
+
+
+def _requirement_name(requirement: str) -> str:
+    match = _REQ_NAME_RE.match(requirement)
+    return re.sub(r"[-_.]+", "-", match[1]).lower() if match else ""
+
+
+def check_disk_space(spec: EnvSpec, root: Path) -> None:
+    """Raise DiskSpaceError when `root`'s filesystem has less free space than the build needs."""
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = estimate_bytes(spec)
+    if free < need:
+        raise DiskSpaceError(
+            f"not enough disk space to build {spec.name} in {root}: {free / GB:.1f} GB free, "
+            f"about {need / GB:.0f} GB needed",
+            hint="free some space or set QATDOCTOR_ENVS to a directory on a larger disk",
+        )
+
+
+def _stderr_log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def installer_error_line(output: str) -> str:
+    """The most useful line of pip or uv output explaining why an install failed."""
+    lines = [line.rstrip() for line in output.splitlines() if line.strip() and not _NOISE_RE.match(line)]
+    for line in reversed(lines):  # the most specific pip messages first
+        if "requires a different Python" in line or "No matching distribution found" in line:
+            return line.strip()
+    for index, line in enumerate(lines):  # pip's resolver conflict: name the cause
+        if "The conflict is caused by:" in line:
+            causes = [c.strip() for c in lines[index + 1 : index + 4] if c.startswith("    ")]
+            if causes:
+                return "dependency conflict: " + "; ".join(causes)
+    for index, line in enumerate(lines):  # uv: "× No solution found ..." then "╰─▶ Because ..."
+        if "╰─▶" in line:
+            return " ".join([line.split("╰─▶", 1)[1].strip(), *(c.strip() for c in lines[index + 1 : index + 3])])
+    for line in reversed(lines):
+        stripped = line.strip()
+        if stripped.startswith(("ERROR:", "error:")) and "ResolutionImpossible" not in stripped:
+            return stripped
+    return _last_line("\n".join(lines))
+
+
+def _merged(argv: Sequence[str]) -> list[str]:
+    """argv run with stdout folded into stderr, so pip's progress ("Collecting ...") streams."""
+    return [shutil.which("sh") or "/bin/sh", "-c", 'exec "$@" 1>&2', "sh", *argv]
+
+
+def _build_environ() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    return env
+
+
+def _resolve_installer(installer: str) -> tuple[Literal["pip", "uv"], str | None]:
+    if installer not in ("auto", "pip", "uv"):
+        raise EnvBuildError(f"unknown installer {installer!r}: use auto, pip or uv")
+    uv = shutil.which("uv")
+    if installer == "pip" or (installer == "auto" and uv is None):
+        return "pip", None
+    if uv is None:
+        raise EnvBuildError("installer uv requested but `uv` is not on PATH", hint="pip install uv")
+    return "uv", uv
+
+
+def _rmtree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def remove_env(path: Path | str) -> None:
+    """Delete an env directory (refuses directories that do not look like a venv)."""
+    env = Path(path)
+    if env.name == "python" and env.parent.name == "bin":
+        env = env.parent.parent
+    if not env.exists() and not env.is_symlink():
+        return
+    looks_like_env = env.is_dir() and (
+        (env / "pyvenv.cfg").exists() or (env / STAMP_NAME).exists() or not any(env.iterdir())
+    )
+    if not looks_like_env:
+        raise EnvBuildError(f"refusing to remove {env}: it does not look like a qatdoctor environment")
+    _rmtree(env)
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path, name: str, emit: Log) -> Iterator[None]:
+    """Serialise builds of one env across processes."""
+    with (root / f".{name}.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            emit(f"[{name}] waiting for another build of this environment to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _Steps:
+    """Runs the build's subprocesses against one overall deadline, raising InstallError on failure."""
+
+    def __init__(self, runner: Runner, env: Mapping[str, str], emit: Log, name: str, timeout: float) -> None:
+        self.runner, self.env, self.emit, self.name = runner, env, emit, name
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+
+    def __call__(self, what: str, argv: Sequence[str], *, stream: bool = False) -> Completed:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise InstallError(f"building {self.name} timed out after {self.timeout:.0f}s (before: {what})")
+
+        def show(line: str) -> None:
+            if line.strip() and not _NOISE_RE.match(line):
+                self.emit(f"  {line}")
+
+        done = self.runner(
+            _merged(argv) if stream else argv,
+            timeout=left,
+            env=self.env,
+            on_stderr_line=show if stream else None,
+        )
+        if done.timed_out:
+            raise InstallError(f"building {self.name}: {what} timed out after {self.timeout:.0f}s overall")
+        if not done.ok:
+            detail = installer_error_line(done.stderr + "\n" + done.stdout)
+            raise InstallError(f"building {self.name}: {what} failed ({done.describe_exit()}): {detail}")
+        return done
+
+
+def build_env(
+    spec: EnvSpec,
+    root: Path,
+    *,
+    installer: str = "auto",
+    runner: Runner = run,
+    log: Log | None = None,
+    timeout: float = 1800,
+) -> Path:
+    """Build (or reuse, when its stamp matches) the env for `spec`; return its interpreter path."""
+    emit = log or _stderr_log
+    env = env_dir(spec, root)
+    python_in_env = interpreter_path(env)
+    if env_state(spec, root, runner=runner) == "built":
+        return python_in_env
+
+    kind, uv = _resolve_installer(installer)
+    root.mkdir(parents=True, exist_ok=True)
+    with _build_lock(root, spec.name, emit):
+        state = env_state(spec, root, runner=runner)
+        if state == "built":  # another process finished it while we waited
+            return python_in_env
+        base_python = find_python(spec.python, runner)
+        if state != "missing":
+            emit(f"[{spec.name}] removing {state} environment at {env}")
+            _rmtree(env)
+        check_disk_space(spec, root)
+        ensure_system_libs(spec.system_libs, runner, emit)
+        started = time.monotonic()
+        emit(f"[{spec.name}] building with {kind} from {base_python} into {env}")
+        try:
+            freeze = _install(
+                spec, env, base_python, kind, uv, _Steps(runner, _build_environ(), emit, spec.name, timeout)
+            )
+            _write_stamp(env, spec, kind, base_python, freeze, time.monotonic() - started)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _rmtree(env)
+            raise
+        emit(f"[{spec.name}] built in {time.monotonic() - started:.0f}s")
+    return python_in_env
+
+
+def _install(
+    spec: EnvSpec, env: Path, base_python: str, kind: Literal["pip", "uv"], uv: str | None, step: _Steps
+) -> list[str]:
+    python = str(interpreter_path(env))
+    if kind == "uv":
+        assert uv is not None
+        step("uv venv", [uv, "venv", "--seed", "--python", base_python, str(env)], stream=True)
+        install = [uv, "pip", "install", "--python", python]
+        freeze_argv = [uv, "pip", "freeze", "--python", python]
+    else:
+        step("python -m venv", [base_python, "-m", "venv", str(env)])
+        install = [python, "-m", "pip", "install", "--upgrade-strategy", "only-if-needed"]
+        freeze_argv = [python, "-m", "pip", "freeze", "--all"]
+    if spec.requirements:
+        step(f"{kind} install", [*install, *spec.requirements], stream=True)
+    if spec.no_deps:
+        step(f"{kind} install --no-deps", [*install, "--no-deps", *spec.no_deps], stream=True)
+    return step(f"{kind} freeze", freeze_argv).stdout.splitlines()
+
+
+def _write_stamp(env: Path, spec: EnvSpec, kind: str, base_python: str, freeze: list[str], seconds: float) -> None:
+    stamp = {
+        "format": STAMP_FORMAT,
+        "spec": asdict(spec),
+        "digest": spec.digest(),
+        "installer": kind,
+        "base_python": base_python,
+        "freeze": freeze,
+        "build_seconds": round(seconds, 1),
+        "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = env / (STAMP_NAME + ".tmp")
+    tmp.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(env / STAMP_NAME)

@@ -1,0 +1,154 @@
+"""`qatdoctor matrix ...`: validate, list, show and export the matrix."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from qatdoctor.exitcodes import ExitCode
+from qatdoctor.matrix import schema
+from qatdoctor.matrix.lint import lint
+from qatdoctor.matrix.load import MatrixError, load
+from qatdoctor.matrix.model import Matrix, Rule
+
+app = typer.Typer(help="Validate, list and show compat_matrix.toml.", no_args_is_help=True)
+
+PathArg = Annotated[Path | None, typer.Argument(help="Matrix file (default: $QATDOCTOR_MATRIX or the shipped one).")]
+MatrixOpt = Annotated[
+    Path | None, typer.Option("--matrix", "-m", envvar="QATDOCTOR_MATRIX", help="Matrix file to read.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _load(path: Path | None) -> Matrix:
+    from qatdoctor.cli import guarded
+
+    return guarded(lambda: load(path))
+
+
+@app.command()
+def validate(path: PathArg = None, as_json: JsonOpt = False) -> None:
+    """Check the schema, then lint for contradictions, unreachable ranges and dangling references."""
+    from qatdoctor.cli import say
+
+    try:
+        matrix = load(path)
+        problems = lint(matrix)
+        where = matrix.path
+    except MatrixError as error:
+        problems, where, matrix = error.problems, error.path, None
+    if as_json:
+        print(json.dumps({"path": where, "valid": not problems, "problems": [str(p) for p in problems]}, indent=2))
+    elif problems:
+        print(f"{where}: {len(problems)} problem(s)")
+        for problem in problems:
+            print(f"  {problem}")
+    else:
+        assert matrix is not None
+        print(
+            f"{where}: OK — matrix {matrix.matrix_version}: {len(matrix.aimet)} aimet-torch releases, "
+            f"{len(matrix.torch)} torch series, {len(matrix.cuda)} CUDA majors, {len(matrix.rules)} rules, "
+            f"{len(matrix.evidence)} evidence records"
+        )
+    if problems:
+        say("qatdoctor: matrix is invalid")
+        raise typer.Exit(int(ExitCode.MATRIX_INVALID))
+
+
+@app.command("list")
+def list_entries(
+    matrix: MatrixOpt = None,
+    kind: Annotated[str, typer.Option("--kind", "-k", help="rules, aimet, torch, cuda or evidence.")] = "rules",
+    as_json: JsonOpt = False,
+) -> None:
+    """List the entries of one table."""
+    m = _load(matrix)
+    rows: list[dict[str, Any]]
+    if kind == "rules":
+        rows = [
+            {"id": r.id, "kind": r.kind, "severity": r.severity, "scope": r.scope, "title": r.title} for r in m.rules
+        ]
+    elif kind == "aimet":
+        rows = [{"id": str(a.version), "released": a.released.isoformat(), "requires_python": str(a.requires_python),
+                 "torch": str(a.torch or "unbounded"), "apis": "+".join(a.apis)} for a in m.aimet]  # fmt: skip
+    elif kind == "torch":
+        rows = [{"id": t.series, "releases": " ".join(map(str, t.releases)), "python": " ".join(t.python),
+                 "pypi_cuda": t.pypi_cuda or ""} for t in m.torch]  # fmt: skip
+    elif kind == "cuda":
+        rows = [{"id": str(c.major), "driver_min": str(c.driver_min)} for c in m.cuda]
+    elif kind == "evidence":
+        rows = [
+            {"id": e.id, "date": e.date.isoformat(), "outcome": e.outcome, "summary": e.summary} for e in m.evidence
+        ]
+    else:
+        print(f"error: unknown --kind {kind!r} (rules, aimet, torch, cuda, evidence)", file=sys.stderr)
+        raise typer.Exit(int(ExitCode.USAGE))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print("  ".join(str(v) for v in row.values()))
+
+
+@app.command()
+def show(
+    entry_id: Annotated[str, typer.Argument(metavar="ID", help="A rule id, aimet-torch version or torch series.")],
+    matrix: MatrixOpt = None,
+) -> None:
+    """Show one entry in full (rule id, aimet-torch version, torch series or evidence id)."""
+    m = _load(matrix)
+    rule = m.rule(entry_id)
+    if rule is not None:
+        print(_describe_rule(rule))
+        return
+    for item in (*m.aimet, *m.torch, *m.evidence):
+        key = getattr(item, "id", None) or getattr(item, "series", None) or str(getattr(item, "version", ""))
+        if key == entry_id:
+            print(json.dumps(_plain(item), indent=2, default=str))
+            return
+    print(f"error: no matrix entry {entry_id!r} (try `qatdoctor matrix list`)", file=sys.stderr)
+    raise typer.Exit(int(ExitCode.BAD_INPUT))
+
+
+@app.command("schema")
+def export_schema() -> None:
+    """Print the matrix JSON Schema (the same as compat_matrix.schema.json)."""
+    print(json.dumps(schema.json_schema(), indent=2))
+
+
+def _plain(item: object) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(item) if is_dataclass(item) and not isinstance(item, type) else item
+
+
+def _describe_rule(rule: Rule) -> str:
+    lines = [
+        f"{rule.id}  [{rule.kind}, {rule.severity}, scope {rule.scope}"
+        + (f": {rule.model_feature}" if rule.model_feature else "")
+        + (", triage only" if rule.triage_only else "")
+        + "]",
+        rule.title,
+        "",
+        rule.summary,
+    ]
+    if rule.details:
+        lines += ["", rule.details]
+    lines += ["", "when: " + ", ".join(f"{c.fact} {c.raw}" for c in rule.when)]
+    for sig in rule.signatures:
+        lines.append(f"signature: {sig.type + ': ' if sig.type else ''}{sig.text or '/' + (sig.regex or '') + '/'}")
+    for probe in rule.probes:
+        lines.append(
+            f"probe: {probe.model}/{probe.stage} → {probe.status}" + (f" ({probe.check})" if probe.check else "")
+        )
+    for fix in rule.fixes:
+        lines.append(f"fix ({fix.kind}): {fix.summary}")
+        lines += [f"  $ {c}" for c in fix.commands]
+        if fix.code:
+            lines += ["  " + line for line in fix.code.rstrip().splitlines()]
+    lines += [f"source ({s.kind}): {s.ref}" + (f" — {s.note}" if s.note else "") for s in rule.sources]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The live probe: tiny models through the real AIMET pipeline, in the target interpreter."""

@@ -1,0 +1,378 @@
+"""From findings to moves: the smallest version change that lands on a known-good combination.
+
+Like pip-audit's fix loop, each candidate is checked by re-running the full evaluation on the facts it would
+produce, so a recommendation can never contradict a rule. Python, glibc, the driver and the GPUs are held
+fixed: pip cannot change them, so a candidate they rule out is never offered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from packaging.specifiers import SpecifierSet
+
+from qatdoctor.commands import CUDA_INDEX, Pin, constraints_lines, pip_install
+from qatdoctor.conditions import evaluate_all
+from qatdoctor.evaluate import Evaluation, cuda_from_local, evaluate
+from qatdoctor.matrix.model import AimetRelease, Matrix, Rule, TorchSeries
+from qatdoctor.model import Change, Fact, Facts, FactState, Finding, Recommendation, Severity, Status
+from qatdoctor.requirements import _major as cuda_major
+from qatdoctor.versions import ParsedVersion, in_range, try_parse_version
+
+PYPI = "pypi"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One concrete set of versions, and how it evaluated."""
+
+    aimet: AimetRelease
+    torch: ParsedVersion
+    series: TorchSeries
+    variant: str | None
+    torchvision: str
+    numpy: str | None
+    evaluation: Evaluation
+
+    def pins(self) -> list[Pin]:
+        local = f"+{self.variant}" if self.variant else ""
+        pins = [
+            Pin("aimet-torch", f"=={self.aimet.version}"),
+            Pin("torch", f"=={self.torch.comparable}{local}"),
+            Pin("torchvision", f"=={self.torchvision}{local}"),
+        ]
+        if self.numpy:
+            pins.append(Pin("numpy", self.numpy if self.numpy[:1] in "<>=!~" else f"=={self.numpy}"))
+        return pins
+
+    @property
+    def index_url(self) -> str | None:
+        return f"{CUDA_INDEX}/{self.variant}" if self.variant else None
+
+
+def is_clean(evaluation: Evaluation) -> bool:
+    """No error-severity failure, and at least one known-good combination matched."""
+    failed = any(
+        f.severity is Severity.ERROR and f.status in (Status.FAIL, Status.SILENT_FAIL) for f in evaluation.findings
+    )
+    return not failed and bool(evaluation.lands_on)
+
+
+def recommend(
+    evaluation: Evaluation, matrix: Matrix, *, python: str = "python", failing: Sequence[Finding] = ()
+) -> tuple[Recommendation, ...]:
+    """Alternatives (keep aimet-torch / keep torch / newest set) plus code fixes no version can replace.
+
+    `failing` are findings beyond the static ones (the probe's): rules they name must not match a candidate.
+    """
+    facts = evaluation.facts
+    avoid = tuple(r for f in failing if f.status is Status.FAIL and (r := matrix.rule(f.id)) is not None)
+    out: list[Recommendation] = []
+    if not is_clean(evaluation) or avoid:
+        out += _version_moves(facts, matrix, python, avoid)
+    out += _code_fixes((*evaluation.findings, *failing))
+    return tuple(out)
+
+
+def best_known_good(facts: Facts, matrix: Matrix, python: str = "python") -> Recommendation | None:
+    """The set to pin: the current one if clean, else the first alternative."""
+    evaluation = evaluate(facts, matrix, python=python)
+    if is_clean(evaluation):
+        return _current_as_recommendation(evaluation.facts, evaluation, python)
+    moves = _version_moves(evaluation.facts, matrix, python, ())
+    return moves[0] if moves else None
+
+
+def _version_moves(facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule, ...]) -> list[Recommendation]:
+    aimet_now = _version(facts, "aimet-torch")
+    torch_now = _version(facts, "torch")
+    current = matrix.aimet_release(aimet_now) if aimet_now else None
+
+    def acceptable(candidates: Iterable[Candidate]) -> list[Candidate]:
+        return [c for c in candidates if is_clean(c.evaluation) and not _still_matches(avoid, c)]
+
+    moves: list[tuple[str, Candidate]] = []
+    if current is not None and not current.yanked:
+        options = acceptable(_torch_options(facts, matrix, current))
+        if options:
+            moves.append(("keep-aimet", min(options, key=lambda c: (_hazards(c), *_torch_distance(c, torch_now)))))
+    if torch_now is not None and matrix.torch_series(torch_now.series) is not None:
+        options = acceptable(
+            c for a in _installable_aimets(facts, matrix) for c in _torch_options(facts, matrix, a, fixed=torch_now)
+        )
+        if options:
+            moves.append(
+                ("keep-torch", min(options, key=lambda c: (_hazards(c), *_aimet_distance(c.aimet, aimet_now))))
+            )
+    newest = _newest(facts, matrix, acceptable)
+    if newest is not None:
+        moves.append(("fresh" if aimet_now is None else "newest", newest))
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for kind, candidate in moves:
+        key = tuple(str(p) for p in candidate.pins())
+        if key not in seen:
+            seen.add(key)
+            out.append(_as_recommendation(kind, candidate, facts, python))
+    return out
+
+
+def _newest(
+    facts: Facts, matrix: Matrix, acceptable: Callable[[Iterable[Candidate]], list[Candidate]]
+) -> Candidate | None:
+    """The newest aimet-torch release with its newest known-good torch that installs here."""
+    for release in sorted(_installable_aimets(facts, matrix), key=lambda a: a.version.comparable, reverse=True):
+        options = acceptable(_torch_options(facts, matrix, release))
+        if options:
+            return max(options, key=lambda c: (-_hazards(c), c.torch.comparable))
+    return None
+
+
+def _still_matches(avoid: tuple[Rule, ...], candidate: Candidate) -> bool:
+    return any(evaluate_all(rule.when, candidate.evaluation.facts).value for rule in avoid)
+
+
+def _hazards(candidate: Candidate) -> int:
+    """Model-scoped known-bad rules that still apply to the candidate (fewer is better)."""
+    return sum(1 for f in candidate.evaluation.findings if f.status is Status.FAIL and f.severity is Severity.WARNING)
+
+
+def _version(facts: Facts, name: str) -> ParsedVersion | None:
+    value = facts.value(name)
+    return try_parse_version(value) if value else None
+
+
+def _python_minor(facts: Facts) -> str | None:
+    python = _version(facts, "python")
+    return python.series if python else None
+
+
+def _installable_aimets(facts: Facts, matrix: Matrix) -> Iterator[AimetRelease]:
+    python = _version(facts, "python")
+    for release in matrix.aimet:
+        if release.yanked:
+            continue
+        if python is not None and not in_range(python, release.requires_python):
+            continue
+        yield release
+
+
+def _torch_options(
+    facts: Facts, matrix: Matrix, aimet: AimetRelease, *, fixed: ParsedVersion | None = None
+) -> Iterator[Candidate]:
+    """Candidate torch builds for one aimet-torch release, each fully evaluated (lazily)."""
+    minor = _python_minor(facts)
+    for series in matrix.torch:
+        if minor is not None and minor not in series.python:
+            continue
+        if fixed is not None and series.series != fixed.series:
+            continue
+        releases = [r for r in series.releases if fixed is None or r.comparable == fixed.comparable]
+        if aimet.torch is not None:
+            releases = [r for r in releases if in_range(r, aimet.torch)]
+        if not releases:
+            continue
+        variant = _variant(facts, matrix, series, fixed)
+        if variant is None:
+            continue
+        # The newest patch of a series stands for the series, unless the user's own release is in it.
+        for release in sorted(releases, key=lambda r: r.comparable, reverse=True)[: 1 if fixed is None else None]:
+            yield _candidate(facts, matrix, aimet, series, release, None if variant == PYPI else variant)
+
+
+def _variant(facts: Facts, matrix: Matrix, series: TorchSeries, fixed: ParsedVersion | None) -> str | None:
+    """PYPI for PyPI's default build, a `cuXXX` tag when another build is needed, None when none fits."""
+    if fixed is not None and fixed.local and fixed.local != series.pypi_cuda:
+        return fixed.local
+    driver = _version(facts, "driver")
+    options = [PYPI, *(v for v in sorted(series.cuda_variants, reverse=True) if v != series.pypi_cuda)]
+    for option in options:
+        tag = series.pypi_cuda if option == PYPI else option
+        major = cuda_major(cuda_from_local(tag or ""))
+        needed = matrix.driver_min(major) if major is not None else None
+        if driver is None or needed is None or driver.comparable >= needed.driver_min.comparable:
+            return option
+    return None
+
+
+def _candidate(
+    facts: Facts,
+    matrix: Matrix,
+    aimet: AimetRelease,
+    series: TorchSeries,
+    torch: ParsedVersion,
+    variant: str | None,
+) -> Candidate:
+    vision = series.torchvision[str(torch)]
+    numpy = _numpy_for(facts, aimet.numpy)
+    local = f"+{variant}" if variant else ""
+    planned = _planned_facts(facts, aimet, f"{torch.comparable}{local}", vision, numpy, variant or series.pypi_cuda)
+    evaluation = evaluate(planned, matrix)
+    fixes = _numpy_pins(evaluation, matrix)
+    if fixes is not None and numpy is not None and not _is_range(numpy):
+        numpy = None
+    if fixes is not None:
+        numpy = str(SpecifierSet(",".join(s for s in (numpy if _is_range(numpy) else None, fixes) if s)))
+        planned = planned.with_values({"numpy": Fact.known(numpy, origin="planned")})
+        evaluation = evaluate(planned, matrix)
+    return Candidate(aimet, torch, series, variant, vision, numpy, evaluation)
+
+
+def _is_range(value: str | None) -> bool:
+    return bool(value) and value[:1] in "<>=!~"  # type: ignore[index]
+
+
+def _numpy_for(facts: Facts, spec: SpecifierSet | None) -> str | None:
+    """Keep the installed numpy when the release allows it; else plan the release's range."""
+    current = _version(facts, "numpy")
+    if current is not None and (spec is None or in_range(current, spec)):
+        return None
+    return str(spec) if spec is not None and str(spec) else None
+
+
+def _numpy_pins(evaluation: Evaluation, matrix: Matrix) -> str | None:
+    """A numpy pin that a failing rule prescribes for itself, if any."""
+    for finding in evaluation.findings:
+        rule = matrix.rule(finding.id)
+        if rule is None or finding.status is not Status.FAIL or finding.severity is not Severity.ERROR:
+            continue
+        for fix in rule.fixes:
+            if fix.kind == "pin" and fix.package == "numpy" and fix.spec is not None:
+                return str(fix.spec)
+    return None
+
+
+def _planned_facts(
+    facts: Facts, aimet: AimetRelease, torch: str, vision: str, numpy: str | None, build: str | None
+) -> Facts:
+    values = {k: v for k, v in facts.values.items() if k not in ("aimet-api", "cuda")}
+    values.update(
+        {
+            "aimet-torch": Fact.known(str(aimet.version), origin="planned"),
+            "torch": Fact.known(torch, origin="planned"),
+            "torchvision": Fact.known(vision, origin="planned"),
+        }
+    )
+    cuda = cuda_from_local(build) if build else None
+    values["cuda"] = Fact.known(cuda, origin="planned") if cuda else Fact.absent("CPU build", origin="planned")
+    if numpy is not None:
+        values["numpy"] = Fact.known(numpy, origin="planned")
+    # A planned install brings its own numpy, so an unknown numpy no longer blocks the plan.
+    elif facts.get("numpy").state is FactState.UNKNOWN and aimet.numpy is not None and str(aimet.numpy):
+        values["numpy"] = Fact.known(str(aimet.numpy), origin="planned")
+    return Facts(values, facts.gpus, facts.gpus_reason)
+
+
+def _torch_distance(candidate: Candidate, now: ParsedVersion | None) -> tuple[int, ...]:
+    """Same series first, then the nearest series, then the nearest patch (newer wins ties)."""
+    if now is None:
+        return (0, 0, -_ordinal(candidate.torch))
+    same = candidate.torch.series == now.series
+    series_gap = abs(_series_ordinal(candidate.torch) - _series_ordinal(now))
+    return (0 if same else 1, series_gap, abs(_ordinal(candidate.torch) - _ordinal(now)), -_ordinal(candidate.torch))
+
+
+def _aimet_distance(release: AimetRelease, now: ParsedVersion | None) -> tuple[int, ...]:
+    """Upgrades before downgrades, smallest step first."""
+    if now is None:
+        return (0, -_ordinal(release.version))
+    step = _ordinal(release.version) - _ordinal(now)
+    return (0 if step > 0 else 1, abs(step))
+
+
+def _ordinal(version: ParsedVersion) -> int:
+    release = (*version.comparable.release, 0, 0, 0)
+    return release[0] * 1_000_000 + release[1] * 1_000 + release[2]
+
+
+def _series_ordinal(version: ParsedVersion) -> int:
+    release = (*version.comparable.release, 0)
+    return release[0] * 1_000 + release[1]
+
+
+def _as_recommendation(kind: str, c: Candidate, facts: Facts, python: str) -> Recommendation:
+    changes = _changes(c, facts)
+    names = {ch.package for ch in changes}
+    torch = f"{c.torch.comparable}{'+' + c.variant if c.variant else ''}"
+    if kind == "keep-aimet":
+        summary = f"pin torch=={torch} (keep aimet-torch {c.aimet.version})"
+    elif kind == "keep-torch":
+        now = _version(facts, "aimet-torch")
+        verb = "upgrade" if now is None or c.aimet.version.comparable > now.comparable else "move"
+        summary = f"{verb} aimet-torch to {c.aimet.version} (keep torch {c.torch.comparable})"
+    else:
+        summary = f"install aimet-torch {c.aimet.version} with torch {torch}"
+    pins = [p for p in c.pins() if p.name in names] or c.pins()
+    notes = ["changes: " + ", ".join(f"{ch.package} {ch.current or '(none)'} → {ch.target}" for ch in changes)]
+    notes += [
+        f"still applies to some models: {f.title} ({f.id})"
+        for f in c.evaluation.findings
+        if f.status is Status.FAIL and f.origin == "matrix" and f.severity is Severity.WARNING
+    ]
+    notes += [f"not checked: {f.title} — {f.summary}" for f in c.evaluation.findings if f.status is Status.UNKNOWN]
+    return Recommendation(
+        id=f"rec.{kind}",
+        kind=kind,
+        summary=summary,
+        changes=tuple(changes),
+        commands=(pip_install(python, pins, c.index_url),),
+        constraints=tuple(constraints_lines(c.pins(), c.index_url)),
+        lands_on=c.evaluation.lands_on,
+        notes=tuple(notes) if changes else tuple(notes[1:]),
+    )
+
+
+def _changes(c: Candidate, facts: Facts) -> list[Change]:
+    """The pins the installed versions do not already satisfy (`2.2.2+cu121` satisfies `==2.2.2`)."""
+    out = []
+    for pin in c.pins():
+        now = facts.value(pin.name)
+        parsed = try_parse_version(now) if now else None
+        if parsed is None or not SpecifierSet(pin.spec).contains(parsed.version, prereleases=True):
+            out.append(Change(pin.name, now, pin.spec.removeprefix("==")))
+    return out
+
+
+def _current_as_recommendation(facts: Facts, evaluation: Evaluation, python: str) -> Recommendation:
+    pins = [
+        Pin(name, f"=={facts.value(name)}")
+        for name in ("aimet-torch", "torch", "torchvision", "numpy")
+        if facts.value(name)
+    ]
+    torch = _version(facts, "torch")
+    index = f"{CUDA_INDEX}/{torch.local}" if torch and torch.local and torch.local.startswith("cu") else None
+    return Recommendation(
+        id="rec.current",
+        kind="current",
+        summary="the installed set is known-good: pin it",
+        commands=(pip_install(python, pins, index),),
+        constraints=tuple(constraints_lines(pins, index)),
+        lands_on=evaluation.lands_on,
+    )
+
+
+def _code_fixes(findings: Iterable[Finding]) -> list[Recommendation]:
+    """Rules with a code fix: the change to make in the model (no version change replaces it)."""
+    out = []
+    seen: set[str] = set()
+    for finding in findings:
+        if finding.id in seen:
+            continue
+        seen.add(finding.id)
+        code = [fx for fx in finding.fixes if fx.kind == "code"]
+        if (
+            not code
+            or finding.status not in (Status.FAIL, Status.SILENT_FAIL)
+            or finding.origin not in ("matrix", "probe")
+        ):
+            continue
+        out.append(
+            Recommendation(
+                id=f"rec.code.{finding.id}",
+                kind="code",
+                summary=code[0].summary,
+                notes=(f"for: {finding.title}", *(fx.code or "" for fx in code[:1])),
+            )
+        )
+    return out

@@ -1,0 +1,38 @@
+"""Renderers: pure functions from a Report to text, JSON or markdown."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+
+from qatdoctor.jsonio import report_to_dict
+from qatdoctor.model import Report
+from qatdoctor.render import markdown, text
+
+
+class Format(str, enum.Enum):
+    """Output formats of the report commands."""
+
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def render(report: Report, fmt: Format, *, styled: bool = False) -> str:
+    """The report in the requested format."""
+    if fmt is Format.json:
+        return json.dumps(report_to_dict(report), indent=2) + "\n"
+    if fmt is Format.markdown:
+        return markdown.render(report)
+    if fmt is Format.text:
+        return text.render(report, styled=styled)
+    raise AssertionError(f"unhandled format {fmt}")  # pragma: no cover
+
+
+def wants_style(stream: object = sys.stdout) -> bool:
+    """Rich styling only on a terminal, and never with NO_COLOR or CI set."""
+    import os
+
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR") and not os.environ.get("CI")

@@ -1,0 +1,79 @@
+"""Matching the matrix's [[rule]] entries against facts, and turning rules into findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qatdoctor.conditions import Outcome, evaluate_all
+from qatdoctor.matrix.model import Matrix, Rule, RuleFix
+from qatdoctor.model import Facts, Finding, Fix, Severity, Status
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """A rule and how it evaluated against the facts."""
+
+    rule: Rule
+    outcome: Outcome
+
+
+def match_rules(facts: Facts, matrix: Matrix) -> list[RuleMatch]:
+    """Every non-triage rule that matched (True) or could not be decided (None)."""
+    matches = []
+    for rule in matrix.rules:
+        if rule.triage_only:
+            continue
+        outcome = evaluate_all(rule.when, facts)
+        if outcome.value is not False:
+            matches.append(RuleMatch(rule, outcome))
+    return matches
+
+
+def fix_from_rule(fix: RuleFix, python: str = "python") -> Fix:
+    """A matrix fix as a finding fix; version fixes get a pip command when the matrix gives none."""
+    commands = fix.commands
+    if not commands and fix.kind in ("upgrade", "pin") and fix.package and fix.spec is not None:
+        commands = (f'{python} -m pip install "{fix.package}{fix.spec}"',)
+    return Fix(kind=fix.kind, summary=fix.summary, commands=commands, code=fix.code)
+
+
+def rule_finding(
+    rule: Rule,
+    outcome: Outcome,
+    *,
+    confirmed: bool = False,
+    python: str = "python",
+    extra_evidence: tuple[str, ...] = (),
+) -> Finding:
+    """The finding for a matched (or undecided) rule.
+
+    A model-scoped rule is a hazard (warning) until the probe reproduces it in this environment.
+    """
+    severity = Severity(rule.severity)
+    summary = rule.summary
+    if rule.kind == "good":
+        status = Status.PASS
+    elif outcome.value is None:
+        status = Status.UNKNOWN
+        severity = Severity.INFO if rule.scope == "model" else severity
+        summary = f"Could not decide (needs {'; '.join(outcome.missing)}). {summary}"
+    else:
+        status = Status.FAIL
+    if rule.scope == "model" and rule.kind == "bad":
+        if confirmed:
+            summary = f"Reproduced by the probe in this environment. {summary}"
+        elif status is Status.FAIL:
+            severity = Severity.WARNING if severity is Severity.ERROR else severity
+            summary = f"Applies to models containing: {rule.model_feature}. {summary}"
+    evidence = (*outcome.matched, *outcome.missing, *extra_evidence)
+    return Finding(
+        id=rule.id,
+        title=rule.title,
+        severity=severity,
+        status=status,
+        origin="matrix",
+        summary=summary,
+        fixes=tuple(fix_from_rule(f, python) for f in rule.fixes),
+        sources=rule.sources,
+        evidence=evidence,
+    )
