@@ -13,7 +13,7 @@ from qatdoctor.errors import QatdoctorError
 from qatdoctor.evaluate import evaluate, verdict_of
 from qatdoctor.matrix.load import load
 from qatdoctor.matrix.model import Matrix
-from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report
+from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report, Status
 from qatdoctor.probe.interpret import probe_findings
 from qatdoctor.probe.run import DEFAULT_TIMEOUT, run_probe
 from qatdoctor.recommend import best_known_good, recommend
@@ -82,8 +82,8 @@ def diagnose(
     findings = (*evaluation.findings, *extra_findings)
     if probe is not None:
         findings = (*probe_findings(probe, evaluation.facts, matrix, evaluation.findings), *extra_findings)
-    beyond = tuple(f for f in findings if f.origin == "probe")
-    recommendations: tuple[Recommendation, ...] = recommend(evaluation, matrix, python=python, failing=beyond)
+    avoid = tuple(f for f in findings if f.origin == "probe" or _avoidable_by_version(f, matrix))
+    recommendations: tuple[Recommendation, ...] = recommend(evaluation, matrix, python=python, failing=avoid)
     timings = dict(timings or {})
     timings["evaluate"] = time.perf_counter() - started
     return Report(
@@ -97,6 +97,17 @@ def diagnose(
         probe=probe,
         timings=timings,
         notes=tuple(notes),
+    )
+
+
+def _avoidable_by_version(finding: Finding, matrix: Matrix) -> bool:
+    """A model-scoped hazard the matrix says a version change removes (e.g. the 1.x BN-subclass crash)."""
+    rule = matrix.rule(finding.id)
+    return (
+        rule is not None
+        and rule.scope == "model"
+        and finding.status is Status.FAIL
+        and any(fix.kind in ("upgrade", "pin") for fix in rule.fixes)
     )
 
 

@@ -34,6 +34,10 @@ class Candidate:
     torchvision: str
     numpy: str | None
     evaluation: Evaluation
+    matrix: Matrix
+
+    def evaluation_rule(self, rule_id: str) -> Rule | None:
+        return self.matrix.rule(rule_id)
 
     def pins(self) -> list[Pin]:
         local = f"+{self.variant}" if self.variant else ""
@@ -114,7 +118,7 @@ def _version_moves(facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule,
         key = tuple(str(p) for p in candidate.pins())
         if key not in seen:
             seen.add(key)
-            out.append(_as_recommendation(kind, candidate, facts, python))
+            out.append(_as_recommendation(kind, candidate, facts, python, avoid))
     return out
 
 
@@ -216,7 +220,7 @@ def _candidate(
         numpy = str(SpecifierSet(",".join(s for s in (numpy if _is_range(numpy) else None, fixes) if s)))
         planned = planned.with_values({"numpy": Fact.known(numpy, origin="planned")})
         evaluation = evaluate(planned, matrix)
-    return Candidate(aimet, torch, series, variant, vision, numpy, evaluation)
+    return Candidate(aimet, torch, series, variant, vision, numpy, evaluation, matrix)
 
 
 def _is_range(value: str | None) -> bool:
@@ -291,7 +295,9 @@ def _series_ordinal(version: ParsedVersion) -> int:
     return release[0] * 1_000 + release[1]
 
 
-def _as_recommendation(kind: str, c: Candidate, facts: Facts, python: str) -> Recommendation:
+def _as_recommendation(
+    kind: str, c: Candidate, facts: Facts, python: str, avoid: tuple[Rule, ...] = ()
+) -> Recommendation:
     changes = _changes(c, facts)
     names = {ch.package for ch in changes}
     torch = f"{c.torch.comparable}{'+' + c.variant if c.variant else ''}"
@@ -305,12 +311,12 @@ def _as_recommendation(kind: str, c: Candidate, facts: Facts, python: str) -> Re
         summary = f"install aimet-torch {c.aimet.version} with torch {torch}"
     pins = [p for p in c.pins() if p.name in names] or c.pins()
     notes = ["changes: " + ", ".join(f"{ch.package} {ch.current or '(none)'} → {ch.target}" for ch in changes)]
-    notes += [
-        f"still applies to some models: {f.title} ({f.id})"
-        for f in c.evaluation.findings
-        if f.status is Status.FAIL and f.origin == "matrix" and f.severity is Severity.WARNING
-    ]
-    notes += [f"not checked: {f.title} — {f.summary}" for f in c.evaluation.findings if f.status is Status.UNKNOWN]
+    if avoid:
+        notes.append("avoids: " + ", ".join(dict.fromkeys(r.id for r in avoid)))
+    notes += _hazard_notes(c, {r.model_feature for r in avoid if r.model_feature})
+    unchecked = [f.title for f in c.evaluation.findings if f.status is Status.UNKNOWN]
+    if unchecked:
+        notes.append("not checked (facts unknown): " + "; ".join(unchecked))
     return Recommendation(
         id=f"rec.{kind}",
         kind=kind,
@@ -323,6 +329,16 @@ def _as_recommendation(kind: str, c: Candidate, facts: Facts, python: str) -> Re
     )
 
 
+def _hazard_notes(c: Candidate, features: set[str]) -> list[str]:
+    """Model-scoped rules that still bite models with the features the user is fixing (e.g. bn-subclass)."""
+    notes = []
+    for finding in c.evaluation.findings:
+        rule = c.evaluation_rule(finding.id)
+        if rule is not None and rule.model_feature in features and finding.status is Status.FAIL:
+            notes.append(f"still needs the code fix for {rule.model_feature}: {finding.title} ({finding.id})")
+    return notes
+
+
 def _changes(c: Candidate, facts: Facts) -> list[Change]:
     """The pins the installed versions do not already satisfy (`2.2.2+cu121` satisfies `==2.2.2`)."""
     out = []
@@ -330,7 +346,8 @@ def _changes(c: Candidate, facts: Facts) -> list[Change]:
         now = facts.value(pin.name)
         parsed = try_parse_version(now) if now else None
         if parsed is None or not SpecifierSet(pin.spec).contains(parsed.version, prereleases=True):
-            out.append(Change(pin.name, now, pin.spec.removeprefix("==")))
+            shown = now or ("unknown" if facts.get(pin.name).state is FactState.UNKNOWN else None)
+            out.append(Change(pin.name, shown, pin.spec.removeprefix("==")))
     return out
 
 

@@ -43,18 +43,18 @@ def resolve_python(python: str | None) -> str:
     if os.sep not in python and not Path(python).is_dir():
         found = shutil.which(python)
         if found is None:
-            raise TargetError(f"target Python {python!r} does not exist (not found on PATH)")
+            raise TargetError(f"{python} does not exist (not found on PATH)")
         return found
     path = Path(python).expanduser().absolute()  # never resolve: a venv's python is a symlink
     if not path.exists():
-        raise TargetError(f"target Python {python} does not exist")
+        raise TargetError(f"{python} does not exist")
     if path.is_dir():
         candidate = path / "bin" / "python"
         if not candidate.exists():
-            raise TargetError(f"target Python {python} is a directory without bin/python")
+            raise TargetError(f"{python} is a directory without bin/python")
         path = candidate
     if not path.is_file() or not os.access(path, os.X_OK):
-        raise TargetError(f"target Python {path} is not executable")
+        raise TargetError(f"{path} is not executable")
     return str(path)
 
 

@@ -225,7 +225,7 @@ def probe_packages(unknown: dict[str, str]) -> dict[str, Any]:
 
 
 def probe_torch_build(unknown: dict[str, str], torch_installed: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {"cuda": None, "hip": None, "source": None}
+    result: dict[str, Any] = {"cuda": None, "hip": None, "version": None, "source": None}
     roots = package_dirs("torch")
     if not roots:
         if torch_installed:
@@ -241,6 +241,8 @@ def probe_torch_build(unknown: dict[str, str], torch_installed: bool) -> dict[st
     if not found:
         unknown["torch_build.cuda"] = "torch/version.py has no cuda entry"
     result["hip"] = assigned_string(text, "hip")[1]
+    # PyPI wheels record `2.2.2` in their metadata but `2.2.2+cu121` here: keep the local tag.
+    result["version"] = assigned_string(text, "__version__")[1]
     return result
 
 

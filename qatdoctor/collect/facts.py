@@ -6,26 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from qatdoctor.collect import CollectError
+from qatdoctor.collect._collector import COLLECTOR_VERSION, ENV_VARS, LIBRARIES, PACKAGES
 from qatdoctor.model import Fact, Facts, Gpu
 
-COLLECTOR_VERSION = 1
-PACKAGES = (
-    "aimet-torch",
-    "aimet-common",
-    "aimet-onnx",
-    "torch",
-    "torchvision",
-    "numpy",
-    "onnx",
-    "mmengine",
-    "mmcv",
-    "mmcv-lite",
-)
-LIBRARIES = ("liblapacke.so.3", "libcublas.so.12")
-ENV_VARS = ("AIMET_DEFAULT_API", "CUDA_VISIBLE_DEVICES")
 SECTIONS = ("python", "platform", "packages", "torch_build", "aimet_build", "nvidia", "libraries", "env")
 
-# Collector key (a section, or section.key) -> the facts it feeds; "gpus" is Facts.gpus.
+# Collector key (a section, or section.key) -> the facts it feeds; "gpus" is Facts.gpus. The collector
+# reports an unreadable aimet build file as "aimet_build.torch", so that one feeds both aimet facts.
 _FEEDS: dict[str, tuple[str, ...]] = {
     "python": ("python", "python-implementation", "python-abi", "python-executable"),
     "python.version": ("python",),
@@ -106,6 +93,9 @@ def facts_from_collector(payload: Mapping[str, Any]) -> Facts:
     torch_installed = None if packages is None else data.string(packages, "packages.torch") is not None
     if (torch_build := sections["torch_build"]) is not None:
         values["cuda"] = _cuda_fact(data, torch_build, torch_installed)
+        local = _torch_with_local(torch_build, values.get("torch"))
+        if local is not None:
+            values["torch"] = local
     if (aimet_build := sections["aimet_build"]) is not None:
         values.update(_aimet_facts(data, aimet_build, packages))
     if (libraries := sections["libraries"]) is not None:
@@ -170,6 +160,16 @@ def _platform_facts(data: _Payload, section: Mapping[str, Any]) -> dict[str, Fac
 
 def _package_facts(data: _Payload, section: Mapping[str, Any]) -> dict[str, Fact]:
     return {name: _known_or(data.string(section, f"packages.{name}"), "not installed") for name in PACKAGES}
+
+
+def _torch_with_local(torch_build: Mapping[str, Any], installed: Fact | None) -> Fact | None:
+    """torch's version.py `2.2.2+cu121` when its public part is the installed `2.2.2`."""
+    recorded = torch_build.get("version")
+    if not isinstance(recorded, str) or installed is None or not installed.is_known or installed.value is None:
+        return None
+    if recorded != installed.value and recorded.split("+", 1)[0] == installed.value.split("+", 1)[0]:
+        return Fact.known(recorded, detail="local tag from torch/version.py")
+    return None
 
 
 def _cuda_fact(data: _Payload, section: Mapping[str, Any], torch_installed: bool | None) -> Fact:

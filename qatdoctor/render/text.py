@@ -8,6 +8,7 @@ import shutil
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
 from qatdoctor.model import Finding, ProbeRun, Recommendation, Report, Severity, Status, Verdict
@@ -96,25 +97,29 @@ def _order(finding: Finding) -> tuple[int, int]:
 
 
 def _findings(console: Console, findings: tuple[Finding, ...]) -> None:
-    console.print(f"\n[bold]Findings[/] ({len(findings)})")
-    if not findings:
-        console.print("  none")
+    counts = {status: sum(1 for f in findings if f.status is status) for status in STATUS_WORD}
+    shown = ", ".join(f"{n} {STATUS_WORD[s][0].lower()}" for s, n in counts.items() if n)
+    console.print(f"\n[bold]Findings[/] ({shown or 'none'})")
     for finding in sorted(findings, key=_order):
         word, style = STATUS_WORD[finding.status]
-        severity = finding.severity.value
-        console.print(
-            f"  [{style}]{word}[/] [{SEVERITY_STYLE[finding.severity]}]{severity}[/] "
-            f"[bold]{escape(finding.title)}[/]  [dim]({escape(finding.id)})[/]"
-        )
-        console.print(f"      {escape(finding.summary)}", soft_wrap=False)
+        head = f"  [{style}]{word:<11}[/] [{SEVERITY_STYLE[finding.severity]}]{finding.severity.value:<7}[/] "
+        console.print(head + f"[bold]{escape(finding.title)}[/] [dim]({escape(finding.id)})[/]")
+        if finding.status is Status.UNKNOWN and finding.origin in ("requirements", "matrix"):
+            # undecided checks: one line saying what is missing is enough
+            console.print(
+                Padding(f"[dim]{escape(finding.summary.split(').', 1)[0][:200])}[/]", (0, 0, 0, 6), expand=False)
+            )
+            continue
+        console.print(Padding(escape(finding.summary), (0, 0, 0, 6), expand=False))
         for line in finding.evidence[:4]:
-            console.print(f"      [dim]evidence: {escape(line)}[/]")
+            console.print(Padding(f"[dim]evidence: {escape(line)}[/]", (0, 0, 0, 6), expand=False))
         for fix in finding.fixes:
-            console.print(f"      fix ({fix.kind}): {escape(fix.summary)}")
+            console.print(Padding(f"fix ({fix.kind}): {escape(fix.summary)}", (0, 0, 0, 6), expand=False))
             for command in fix.commands:
-                console.print(f"        $ {escape(command)}")
+                console.print(Padding(f"$ {escape(command)}", (0, 0, 0, 8), expand=False))
         if finding.sources:
-            console.print("      [dim]sources: " + escape(", ".join(s.ref for s in finding.sources[:4])) + "[/]")
+            refs = ", ".join(s.ref for s in finding.sources[:4])
+            console.print(Padding(f"[dim]sources: {escape(refs)}[/]", (0, 0, 0, 6), expand=False))
 
 
 def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None:
@@ -127,7 +132,7 @@ def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None
             console.print("     [dim]known-good: " + escape("; ".join(rec.lands_on)) + "[/]")
         for note in rec.notes:
             for line in note.splitlines():
-                console.print(f"     {escape(line)}")
+                console.print(f"     {escape(line)}", soft_wrap=True)
 
 
 def _cell(status: Status) -> str:
