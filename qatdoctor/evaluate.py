@@ -90,7 +90,10 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
     """All static findings for one environment."""
     facts = derive_facts(facts, matrix)
     aimet_version, torch_version = _parsed(facts, "aimet-torch"), _parsed(facts, "torch")
-    aimet = matrix.aimet_release(aimet_version) if aimet_version else None
+    # A GitHub-release build (`1.34.0.cu121`) is not the PyPI wheel the [[aimet]] entry describes.
+    aimet = matrix.aimet_release(aimet_version) if aimet_version and not aimet_version.variant else None
+    python_version = _parsed(facts, "python")
+    aimet = aimet.for_python(python_version.series) if aimet and python_version else aimet
     series = matrix.torch_series(torch_version.series) if torch_version else None
 
     findings: list[Finding] = [
@@ -162,7 +165,13 @@ def _coverage(
                     "qatdoctor cannot place it in any range; every rule about it is undecided.",
                 )
             )
-    if aimet_version is not None and aimet is None:
+    if aimet_version is not None and aimet_version.variant:
+        out.append(_outside(
+            "coverage.aimet-torch",
+            f"aimet-torch {aimet_version.raw} is a GitHub-release build ({aimet_version.variant})",
+            "The matrix describes the PyPI wheels; this build's own pins are not checked (rules still apply).",
+        ))  # fmt: skip
+    elif aimet_version is not None and aimet is None:
         newest = max(a.version.comparable for a in matrix.aimet) if matrix.aimet else None
         beyond = newest is not None and aimet_version.comparable > newest
         out.append(_outside(

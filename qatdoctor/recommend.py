@@ -66,17 +66,26 @@ def is_clean(evaluation: Evaluation) -> bool:
 def recommend(
     evaluation: Evaluation, matrix: Matrix, *, python: str = "python", failing: Sequence[Finding] = ()
 ) -> tuple[Recommendation, ...]:
-    """Alternatives (keep aimet-torch / keep torch / newest set) plus code fixes no version can replace.
+    """Alternatives (keep aimet-torch / keep torch / newest set) plus the code fixes to make.
 
-    `failing` are findings beyond the static ones (the probe's): rules they name must not match a candidate.
+    `failing` are findings beyond the static ones: reproduced failures (errors) must not match a candidate;
+    model-scoped hazards that a version change removes get extra alternatives that avoid them too.
     """
     facts = evaluation.facts
-    avoid = tuple(r for f in failing if f.status is Status.FAIL and (r := matrix.rule(f.id)) is not None)
-    out: list[Recommendation] = []
-    if not is_clean(evaluation) or avoid:
-        out += _version_moves(facts, matrix, python, avoid)
-    out += _code_fixes((*evaluation.findings, *failing))
-    return tuple(out)
+    hard = tuple(r for f in failing if _is_error(f) and (r := matrix.rule(f.id)) is not None)
+    soft = tuple(r for f in failing if not _is_error(f) and (r := matrix.rule(f.id)) is not None)
+    moves: list[Recommendation] = []
+    if not is_clean(evaluation) or hard:
+        moves += _version_moves(facts, matrix, python, hard)
+    if soft:
+        moves += _version_moves(facts, matrix, python, (*hard, *soft))
+    unique = list({rec.commands: rec for rec in reversed(moves)}.values())[::-1]
+    # Code fixes for what was reproduced or motivates a move; mere hazards keep theirs inside the finding.
+    return (*unique, *_code_fixes(f for f in (*failing, *evaluation.findings) if _is_error(f) or f in failing))
+
+
+def _is_error(finding: Finding) -> bool:
+    return finding.status is Status.FAIL and finding.severity is Severity.ERROR
 
 
 def best_known_good(facts: Facts, matrix: Matrix, python: str = "python") -> Recommendation | None:
@@ -106,8 +115,15 @@ def _version_moves(facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule,
             c for a in _installable_aimets(facts, matrix) for c in _torch_options(facts, matrix, a, fixed=torch_now)
         )
         if options:
+            api_now = facts.value("aimet-api")
             moves.append(
-                ("keep-torch", min(options, key=lambda c: (_hazards(c), *_aimet_distance(c.aimet, aimet_now))))
+                (
+                    "keep-torch",
+                    min(
+                        options,
+                        key=lambda c: (_api_change(c, api_now), _hazards(c), *_aimet_distance(c.aimet, aimet_now)),
+                    ),
+                )
             )
     newest = _newest(facts, matrix, acceptable)
     if newest is not None:
@@ -135,6 +151,11 @@ def _newest(
 
 def _still_matches(avoid: tuple[Rule, ...], candidate: Candidate) -> bool:
     return any(evaluate_all(rule.when, candidate.evaluation.facts).value for rule in avoid)
+
+
+def _api_change(candidate: Candidate, api_now: str | None) -> int:
+    """Moving between the legacy v1 and the v2 QuantSim API means code changes: prefer staying."""
+    return int(api_now is not None and candidate.evaluation.facts.value("aimet-api") != api_now)
 
 
 def _hazards(candidate: Candidate) -> int:
@@ -374,16 +395,10 @@ def _code_fixes(findings: Iterable[Finding]) -> list[Recommendation]:
     out = []
     seen: set[str] = set()
     for finding in findings:
-        if finding.id in seen:
+        code = [fx for fx in finding.fixes if fx.kind == "code"]
+        if finding.id in seen or not code or finding.status not in (Status.FAIL, Status.SILENT_FAIL):
             continue
         seen.add(finding.id)
-        code = [fx for fx in finding.fixes if fx.kind == "code"]
-        if (
-            not code
-            or finding.status not in (Status.FAIL, Status.SILENT_FAIL)
-            or finding.origin not in ("matrix", "probe")
-        ):
-            continue
         out.append(
             Recommendation(
                 id=f"rec.code.{finding.id}",

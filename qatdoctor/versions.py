@@ -94,7 +94,12 @@ def parse_specifier(raw: str, *, what: str = "range") -> SpecifierSet:
 
 
 def in_range(version: ParsedVersion, spec: SpecifierSet) -> bool:
-    """Whether the version's release segment lies in the range (pre-releases included)."""
+    """Whether the version's release segment lies in the range (pre-releases included).
+
+    A range that itself names a local build (`==2.1.2+cu118`) is compared with the full version.
+    """
+    if any("+" in s.version for s in spec):
+        return spec.contains(version.version, prereleases=True)
     return spec.contains(version.comparable, prereleases=True)
 
 

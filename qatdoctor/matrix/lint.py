@@ -116,8 +116,6 @@ def _references(matrix: Matrix) -> Iterator[Problem]:
                 yield Problem(where, f"unknown probe stage {probe.stage!r} (known: {', '.join(PROBE_STAGES)})")
             if probe.check is not None and probe.check not in PROBE_CHECKS:
                 yield Problem(where, f"unknown probe check {probe.check!r} (known: {', '.join(PROBE_CHECKS)})")
-        if rule.kind == "bad" and not rule.signatures and not rule.probes and rule.triage_only:
-            yield Problem(_where(rule), "triage-only rule without a signature can never match")
     for record in matrix.evidence:
         if record.file and not (base / record.file).is_file():
             yield Problem(f"evidence {record.id!r} → file", f"{record.file} does not exist next to the matrix")

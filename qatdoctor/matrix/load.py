@@ -26,6 +26,7 @@ from qatdoctor.matrix.model import (
     Signature,
     TorchSeries,
     V1Requirements,
+    WheelVariant,
 )
 from qatdoctor.model import Source
 from qatdoctor.versions import parse_version
@@ -168,6 +169,15 @@ def _aimet(e: Mapping[str, Any]) -> AimetRelease:
         )
         if v1
         else None,
+        python_wheels={
+            minor: WheelVariant(
+                glibc_min=parse_version(w["glibc_min"]) if "glibc_min" in w else None,
+                cuda_major=w.get("cuda_major"),
+                numpy=_spec(w.get("numpy")),
+                wheel=w.get("wheel"),
+            )
+            for minor, w in e.get("python_wheels", {}).items()
+        },
         system_libs=tuple(e.get("system_libs", ())),
         built_with_torch=parse_version(e["built_with_torch"]) if "built_with_torch" in e else None,
         wheel=e.get("wheel"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from packaging.specifiers import SpecifierSet
@@ -24,6 +24,16 @@ class V1Requirements:
 
 
 @dataclass(frozen=True)
+class WheelVariant:
+    """How the wheel for another CPython minor differs from the CPython 3.10 one."""
+
+    glibc_min: ParsedVersion | None = None
+    cuda_major: int | None = None
+    numpy: SpecifierSet | None = None
+    wheel: str | None = None
+
+
+@dataclass(frozen=True)
 class AimetRelease:
     """One aimet-torch release on PyPI and what its wheel declares or was built for."""
 
@@ -38,11 +48,26 @@ class AimetRelease:
     cuda_major: int | None = None
     glibc_min: ParsedVersion | None = None
     v1: V1Requirements | None = None
+    python_wheels: Mapping[str, WheelVariant] = field(default_factory=lambda: MappingProxyType({}))
     system_libs: tuple[str, ...] = ()
     built_with_torch: ParsedVersion | None = None
     wheel: str | None = None
     yanked: str | None = None
     notes: str | None = None
+
+
+    def for_python(self, minor: str | None) -> AimetRelease:
+        """This release as seen from a CPython minor: the fields of that minor's wheel where it differs."""
+        variant = self.python_wheels.get(minor or "")
+        if variant is None:
+            return self
+        return replace(
+            self,
+            glibc_min=variant.glibc_min or self.glibc_min,
+            cuda_major=variant.cuda_major if variant.cuda_major is not None else self.cuda_major,
+            numpy=variant.numpy or self.numpy,
+            wheel=variant.wheel or self.wheel,
+        )
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ class TableSpec:
     key: str | None = None
     doc: str = ""
     nested: Mapping[str, TableSpec] = field(default_factory=dict)
+    keyed: bool = False
 
 
 # ---- value checks -------------------------------------------------------------------------------------
@@ -85,6 +86,10 @@ class TableSpec:
 
 def _is_str(v: Any) -> str | None:
     return None if isinstance(v, str) and v.strip() else "must be a non-empty string"
+
+
+def _is_table(v: Any) -> str | None:
+    return None if isinstance(v, dict) else "must be a table"
 
 
 def _is_bool(v: Any) -> str | None:
@@ -298,6 +303,11 @@ AIMET = TableSpec(
         "cuda_major": f({"type": "integer"}, _is_int, doc="CUDA major its compiled parts link"),
         "glibc_min": f(VERSION, _is_version, doc="manylinux floor of the CPython 3.10 wheel"),
         "v1": f({"type": "object"}, lambda v: None if isinstance(v, dict) else "must be a table"),
+        "python_wheels": f(
+            {"type": "object", "additionalProperties": {"type": "object"}},
+            _map_of(_matches(PY_MINOR, "a CPython minor like 3.8"), _is_table),
+            doc="wheels for other CPython minors that differ from the 3.10 one (glibc floor, CUDA, numpy)",
+        ),
         "system_libs": f(_arr(STR), _list_of(_is_str)),
         "built_with_torch": f(VERSION, _is_version, doc="torch recorded in the wheel's _version.py"),
         "wheel": f(STR, _is_str),
@@ -308,6 +318,16 @@ AIMET = TableSpec(
     key="version",
     doc="One aimet-torch release.",
     nested={
+        "python_wheels": TableSpec(
+            "wheel",
+            {
+                "glibc_min": f(VERSION, _is_version),
+                "cuda_major": f({"type": "integer"}, _is_int),
+                "numpy": f(SPEC, _is_spec),
+                "wheel": f(STR, _is_str),
+            },
+            keyed=True,
+        ),
         "v1": TableSpec(
             "v1",
             {
@@ -316,7 +336,7 @@ AIMET = TableSpec(
                 "python": f(SPEC, _is_spec),
                 "extra": f(STR, _is_str),
             },
-        )
+        ),
     },
 )
 TORCH = TableSpec(
@@ -445,7 +465,10 @@ def _check_table(where: str, entry: Mapping[str, Any], spec: TableSpec, problems
         value = entry.get(name)
         if value is None:
             continue
-        if isinstance(value, dict):
+        if isinstance(value, dict) and sub.keyed:
+            for key, item in value.items():
+                _check_sub(f"{where} → {name}.{key}", item, sub, problems)
+        elif isinstance(value, dict):
             _check_sub(f"{where} → {name}", value, sub, problems)
         elif isinstance(value, list):
             for i, item in enumerate(value):
@@ -499,7 +522,9 @@ def json_schema() -> dict[str, Any]:
     def obj(spec: TableSpec) -> dict[str, Any]:
         props = {name: dict(fs.json) for name, fs in spec.fields.items()}
         for name, sub in spec.nested.items():
-            if name in props and props[name].get("type") == "object":
+            if name in props and sub.keyed:
+                props[name] = {"type": "object", "additionalProperties": obj(sub)}
+            elif name in props and props[name].get("type") == "object":
                 props[name] = obj(sub)
         out: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": props}
         required = [name for name, fs in spec.fields.items() if fs.required]

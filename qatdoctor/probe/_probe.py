@@ -22,32 +22,29 @@ def _drop_own_directory():
     """`python _probe.py` puts this file's directory first on sys.path: nothing beside it may shadow a module."""
     try:
         here = os.path.dirname(os.path.realpath(__file__))
-        if sys.path and sys.path[0] and os.path.realpath(sys.path[0]) == here:
+        first = sys.path[0] if sys.path else None
+        if first is not None and os.path.realpath(first or os.getcwd()) == here:
             del sys.path[0]
-        elif sys.path and sys.path[0] == "" and os.path.realpath(os.getcwd()) == here:
-            del sys.path[0]
-    except Exception:  # noqa: S110 - best effort, never fatal
+    except Exception:
         pass
 
 
 _drop_own_directory()
 sys.dont_write_bytecode = True  # no __pycache__ writes from this process
 
+import contextlib  # noqa: E402 - only after this file's directory left sys.path
+
 
 def _redirect_stdout():
     """Keep the real stdout for the JSON result; everything else that prints lands on stderr."""
-    try:
+    with contextlib.suppress(Exception):
         sys.stdout.flush()
-    except Exception:  # noqa: S110
-        pass
     try:
         real = os.dup(1)
     except OSError:
         real = None
-    try:
+    with contextlib.suppress(OSError):
         os.dup2(2, 1)
-    except OSError:
-        pass
     sys.stdout = sys.stderr
     return real
 
@@ -99,7 +96,7 @@ def _event(**fields):
     try:
         sys.stderr.write(EVENT_PREFIX + json.dumps(fields, sort_keys=True) + "\n")
         sys.stderr.flush()
-    except Exception:  # noqa: S110
+    except Exception:
         pass
 
 
@@ -109,10 +106,8 @@ def _write_result(result):
     except Exception as exc:  # a value that is not JSON: say so rather than print nothing
         text = json.dumps({"probe": PROBE_VERSION, "probe_error": _error(exc), "cases": []}) + "\n"
     data = text.encode("ascii")
-    try:
+    with contextlib.suppress(Exception):
         sys.stderr.flush()
-    except Exception:  # noqa: S110
-        pass
     if _REAL_STDOUT is None:
         return
     try:
@@ -135,7 +130,7 @@ def _short_path(path):
     try:
         if os.path.realpath(path) == os.path.realpath(__file__):
             return os.path.basename(path)
-    except Exception:  # noqa: S110
+    except Exception:
         pass
     parts = path.split("/")
     for index in range(len(parts) - 1, -1, -1):  # a source checkout: cut at the last known package directory
@@ -160,10 +155,14 @@ def _error(exc):
     frames = []
     try:
         for frame in traceback.extract_tb(exc.__traceback__)[-MAX_FRAMES:]:
-            frames.append("%s:%s in %s" % (_short_path(frame.filename), frame.lineno, frame.name))
-    except Exception:  # noqa: S110
+            frames.append(f"{_short_path(frame.filename)}:{frame.lineno} in {frame.name}")
+    except Exception:
         pass
     return {"type": type(exc).__name__, "message": message, "frames": frames}
+
+
+def _count(number, noun):
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _rounded(seconds):
@@ -179,8 +178,8 @@ def _fmt(value):
     if value == 0:
         return "0"
     if abs(value) >= 1e-3:
-        return "%.3g" % value
-    return "%.2e" % value
+        return f"{value:.3g}"
+    return f"{value:.2e}"
 
 
 # --- versions and API selection -----------------------------------------------------------------------------
@@ -194,7 +193,7 @@ def _dist_version(*names):
     for name in names:
         try:
             return metadata.version(name)
-        except Exception:  # noqa: S112 - PackageNotFoundError, or a broken dist-info
+        except Exception:
             continue
     return None
 
@@ -219,7 +218,7 @@ def _select_api(aimet_version):
     if major is not None and major < 2:
         reason = "aimet-torch 1.x only has the legacy API"
         if requested:
-            reason += " (AIMET_DEFAULT_API=%s is not read by 1.x)" % requested
+            reason += f" (AIMET_DEFAULT_API={requested} is not read by 1.x)"
         return "v1", requested, legacy, reason
     if wanted == "v1":
         modules = {
@@ -231,9 +230,9 @@ def _select_api(aimet_version):
     if major is None:
         reason = "aimet-torch version unknown: the default modules (aimet_torch.quantsim)"
     else:
-        reason = "aimet-torch %d.x default API (v2)" % major
+        reason = f"aimet-torch {major}.x default API (v2)"
         if requested and wanted != "v2":
-            reason += " (AIMET_DEFAULT_API=%s is neither v1 nor v2)" % requested
+            reason += f" (AIMET_DEFAULT_API={requested} is neither v1 nor v2)"
     return "v2", requested, legacy, reason
 
 
@@ -454,16 +453,16 @@ def _check_prepare(torch, original, prepared, x, uses_batch_stats):
     problems = []
     try:
         baked = _baked_batch_norms(torch, prepared)
+        names = ", ".join(baked[:4]) + (", …" if len(baked) > 4 else "")
         if baked and uses_batch_stats:
             findings.append(
                 (
                     "training_false_baked",
-                    "graph calls batch_norm with training=False (%d node%s: %s)"
-                    % (len(baked), "" if len(baked) == 1 else "s", ", ".join(baked[:4])),
+                    f"graph calls batch_norm with training=False ({_count(len(baked), 'node')}: {names})",
                 )
             )
     except Exception as exc:
-        problems.append("training_false_baked could not run: %s: %s" % (type(exc).__name__, exc))
+        problems.append(f"training_false_baked could not run: {type(exc).__name__}: {exc}")
     try:
         prep = copy.deepcopy(prepared).train()
         orig = copy.deepcopy(original).train()
@@ -471,10 +470,10 @@ def _check_prepare(torch, original, prepared, x, uses_batch_stats):
             diff = _max_abs_diff(prep(x), orig(x))
         if diff > TRAIN_TOLERANCE:
             findings.append(
-                ("train_output_mismatch", "max|Δ| %s between prepared and original in train mode" % _fmt(diff))
+                ("train_output_mismatch", f"max|Δ| {_fmt(diff)} between prepared and original in train mode")
             )
     except Exception as exc:
-        problems.append("train_output_mismatch could not run: %s: %s" % (type(exc).__name__, exc))
+        problems.append(f"train_output_mismatch could not run: {type(exc).__name__}: {exc}")
     if findings:
         return "silent-fail", findings[0][0], "; ".join(text for _, text in findings), None
     if problems:
@@ -530,7 +529,7 @@ def _run_stage(case, stage, body, totals):
         result.update(status=outcome.status, check=outcome.check, measured=outcome.measured, reason=outcome.reason)
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # noqa: BLE001 - SystemExit from inside AIMET is data too
+    except BaseException as exc:
         result.update(status="fail", error=_error(exc))
     seconds = time.perf_counter() - started
     result["seconds"] = _rounded(seconds)
@@ -547,7 +546,7 @@ def _skip(case, stage, reason):
     _event(event="stage-end", model=case["model"], mode=case["mode"], stage=stage, status="skipped")
 
 
-def _run_case(torch, api, classes, model_id, mode, x, totals):
+def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
     description, expected_folds, uses_batch_stats = next((m[1], m[2], m[3]) for m in MODELS if m[0] == model_id)
     case = {"model": model_id, "mode": mode, "description": description, "stages": []}
     state = {}
@@ -566,7 +565,7 @@ def _run_case(torch, api, classes, model_id, mode, x, totals):
     except Exception as exc:  # cannot happen with these models; still data
         error = _error(exc)
         for stage in STAGES:
-            _skip(case, stage, "model could not be built: %s: %s" % (error["type"], error["message"][:200]))
+            _skip(case, stage, "model could not be built: {}: {}".format(error["type"], error["message"][:200]))
         return case
 
     def prepare():
@@ -607,7 +606,7 @@ def _run_case(torch, api, classes, model_id, mode, x, totals):
             raise _StageOutcome(
                 "silent-fail",
                 "bn_stats_frozen",
-                "0 of %d BatchNorm buffers changed during the QAT step" % len(before),
+                f"0 of {len(before)} BatchNorm buffers changed during the QAT step",
             )
 
     chain = (("quantsim", quantsim), ("compute_encodings", compute_encodings), ("qat_step", qat_step))
@@ -618,7 +617,7 @@ def _run_case(torch, api, classes, model_id, mode, x, totals):
             continue
         ok, _, _ = _run_stage(case, stage, body, totals)
         if not ok:
-            blocker = "%s failed" % stage
+            blocker = f"{stage} failed"
 
     def fold():
         model = state["fold_source"]
@@ -634,7 +633,7 @@ def _run_case(torch, api, classes, model_id, mode, x, totals):
             folded = len(pairs)
         except TypeError:
             raise _StageOutcome(
-                "unknown", reason="fold_all_batch_norms returned %s, not a list of pairs" % type(pairs).__name__
+                "unknown", reason=f"fold_all_batch_norms returned {type(pairs).__name__}, not a list of pairs"
             ) from None
         diff = _max_abs_diff(before, after)
         scale = _max_abs(before)
@@ -645,17 +644,27 @@ def _run_case(torch, api, classes, model_id, mode, x, totals):
             raise _StageOutcome(
                 "silent-fail",
                 "not_folded",
-                "%d conv-BN pair%s folded, expected %d" % (folded, "" if folded == 1 else "s", expected_folds),
+                f"{_count(folded, 'conv-BN pair')} folded, expected {expected_folds}",
             )
         if changed:
-            extra = " (%d of %d conv-BN pairs folded)" % (folded, expected_folds) if partial_shared else ""
+            extra = f" ({folded} of {expected_folds} conv-BN pairs folded)" if partial_shared else ""
             raise _StageOutcome(
                 "silent-fail",
                 "fold_output_changed",
-                "fold changed the output by max|Δ| %s (output scale %s)%s" % (_fmt(diff), _fmt(scale), extra),
+                f"fold changed the output by max|Δ| {_fmt(diff)} (output scale {_fmt(scale)}){extra}",
             )
 
-    _run_stage(case, "fold", fold, totals)
+    earlier = fold_cache.get(model_id)
+    if earlier is None:
+        fold_cache[model_id] = (_run_stage(case, "fold", fold, totals)[2], mode)
+    else:  # the fold input does not depend on the mode: reuse the first case's result
+        _event(event="stage-start", model=model_id, mode=mode, stage="fold", status=None)
+        reused = dict(earlier[0], seconds=0.0)
+        reused["reason"] = reused["reason"] or (
+            f"same as the {earlier[1]} case: fold always runs on a fresh copy of the model in eval mode"
+        )
+        case["stages"].append(reused)
+        _event(event="stage-end", model=model_id, mode=mode, stage="fold", status=reused["status"])
     return case
 
 
@@ -679,14 +688,16 @@ def _parse_args(argv):
             known = MODEL_IDS if name == "--models" else MODES
             unknown = [v for v in items if v not in known]
             if unknown:
-                notes.append("unknown %s ignored: %s (known: %s)" % (name[2:], ", ".join(unknown), ", ".join(known)))
+                notes.append(
+                    "unknown {} ignored: {} (known: {})".format(name[2:], ", ".join(unknown), ", ".join(known))
+                )
             chosen = [v for v in known if v in items]  # canonical order
             if name == "--models":
                 models = chosen
             else:
                 modes = chosen
         else:
-            notes.append("unknown argument ignored: %s" % arg)
+            notes.append(f"unknown argument ignored: {arg}")
         index += 1
     return models, modes, notes
 
@@ -700,15 +711,13 @@ def _import_stack(result, timings):
     t0 = time.perf_counter()
     try:
         import torch
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         timings["import_torch"] = _rounded(time.perf_counter() - t0)
         _event(event="import-end", what="torch", status="fail")
         result["import"] = {"status": "fail", "seconds": _rounded(time.perf_counter() - started), "error": _error(exc)}
         return None, None
-    try:
+    with contextlib.suppress(Exception):
         torch.set_num_threads(1)
-    except Exception:  # noqa: S110
-        pass
     timings["import_torch"] = _rounded(time.perf_counter() - t0)
     _event(event="import-end", what="torch", status="pass")
     versions["torch"] = str(getattr(torch, "__version__", versions.get("torch", "unknown")))
@@ -731,7 +740,7 @@ def _import_stack(result, timings):
         folding = importlib.import_module(modules["batch_norm_fold"])
         api = _Api(preparer.prepare_model, quantsim.QuantizationSimModel, folding.fold_all_batch_norms)
         result["api"]["quantsim_module"] = getattr(api.sim_class, "__module__", modules["quantsim"])
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         timings["import_aimet"] = _rounded(time.perf_counter() - t0)
         _event(event="import-end", what="aimet_torch", status="fail")
         result["import"] = {"status": "fail", "seconds": _rounded(time.perf_counter() - started), "error": _error(exc)}
@@ -755,7 +764,11 @@ def _probe(argv):
         found = _dist_version(*names)
         if found:
             versions[key] = found
-    selected, requested, _, reason = _select_api(versions.get("aimet-torch"))
+    if "aimet-torch" in versions:
+        selected, requested, _, reason = _select_api(versions["aimet-torch"])
+    else:
+        selected, requested = None, os.environ.get("AIMET_DEFAULT_API") or None
+        reason = "not determined: no aimet-torch distribution found and aimet_torch was not imported"
     result = {
         "probe": PROBE_VERSION,
         "versions": versions,
@@ -773,18 +786,18 @@ def _probe(argv):
         classes = _define_models(torch)
         torch.manual_seed(INPUT_SEED)
         x = torch.randn(INPUT_SHAPE)
-        totals = {}
+        totals, fold_cache = {}, {}
         t0 = time.perf_counter()
         for model_id in models:
             for mode in modes:
-                result["cases"].append(_run_case(torch, api, classes, model_id, mode, x, totals))
+                result["cases"].append(_run_case(torch, api, classes, model_id, mode, x, totals, fold_cache))
         timings["cases"] = _rounded(time.perf_counter() - t0)
         for stage in STAGES:
             if stage in totals:
                 timings["stage." + stage] = _rounded(totals[stage])
     except KeyboardInterrupt:
         result["probe_error"] = {"type": "KeyboardInterrupt", "message": "interrupted", "frames": []}
-    except BaseException as exc:  # noqa: BLE001 - a bug here must still produce JSON
+    except BaseException as exc:
         result["probe_error"] = _error(exc)
     return result
 
@@ -792,11 +805,25 @@ def _probe(argv):
 def main():
     try:
         result = _probe(sys.argv[1:])
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         result = {"probe": PROBE_VERSION, "probe_error": _error(exc), "cases": []}
     result.setdefault("timings", {})["total"] = _rounded(time.perf_counter() - _START)
     _write_result(result)
 
 
+def _exit_now():
+    """Skip interpreter teardown: with torch and AIMET loaded it takes ~2 s and has nothing left to do."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)  # C stdio buffers (C++ prints redirected to stderr)
+    except Exception:
+        pass
+    os._exit(0)
+
+
 if __name__ == "__main__":
     main()
+    _exit_now()

@@ -116,7 +116,7 @@ def _findings(console: Console, findings: tuple[Finding, ...]) -> None:
         for fix in finding.fixes:
             console.print(Padding(f"fix ({fix.kind}): {escape(fix.summary)}", (0, 0, 0, 6), expand=False))
             for command in fix.commands:
-                console.print(Padding(f"$ {escape(command)}", (0, 0, 0, 8), expand=False))
+                console.print(f"        $ {escape(command)}", soft_wrap=True)
         if finding.sources:
             refs = ", ".join(s.ref for s in finding.sources[:4])
             console.print(Padding(f"[dim]sources: {escape(refs)}[/]", (0, 0, 0, 6), expand=False))
@@ -127,7 +127,7 @@ def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None
     for number, rec in enumerate(recs, 1):
         console.print(f"  {number}. [bold]{escape(rec.summary)}[/]  [dim]({rec.kind})[/]")
         for command in rec.commands:
-            console.print(f"     $ {escape(command)}")
+            console.print(f"     $ {escape(command)}", soft_wrap=True)
         if rec.lands_on:
             console.print("     [dim]known-good: " + escape("; ".join(rec.lands_on)) + "[/]")
         for note in rec.notes:
