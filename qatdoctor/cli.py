@@ -258,3 +258,4 @@ def _write(path: Path, text: str) -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,8 +15,7 @@ from qatdoctor.evaluate import evaluate, verdict_of
 from qatdoctor.matrix.load import load
 from qatdoctor.matrix.model import Matrix
 from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report, Status
-from qatdoctor.probe.interpret import probe_findings
-from qatdoctor.probe.run import DEFAULT_TIMEOUT, run_probe
+from qatdoctor.probe.run import DEFAULT_TIMEOUT
 from qatdoctor.recommend import best_known_good, recommend
 from qatdoctor.runner import Runner, run
 from qatdoctor.versions import try_parse_version
@@ -81,6 +81,8 @@ def diagnose(
     evaluation = evaluate(facts, matrix, python=python)
     findings = (*evaluation.findings, *extra_findings)
     if probe is not None:
+        from qatdoctor.probe.interpret import probe_findings
+
         findings = (*probe_findings(probe, evaluation.facts, matrix, evaluation.findings), *extra_findings)
     avoid = tuple(f for f in findings if f.origin == "probe" or _avoidable_by_version(f, matrix))
     recommendations: tuple[Recommendation, ...] = recommend(evaluation, matrix, python=python, failing=avoid)
@@ -112,21 +114,19 @@ def _avoidable_by_version(finding: Finding, matrix: Matrix) -> bool:
 
 
 def run_check(options: Options) -> Report:
-    """`qatdoctor check`: collect, probe (unless disabled), evaluate, recommend."""
-    matrix = load_matrix(options.matrix)
-    facts, timings = target_facts(options)
-    probe: ProbeRun | None = None
+    """`qatdoctor check`: collect, probe (unless disabled), evaluate, recommend.
+
+    The collector, the probe and the matrix parser run side by side: they share nothing until evaluation.
+    """
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        collecting = pool.submit(target_facts, options)
+        probing = pool.submit(_timed_probe, options) if options.probe else None
+        matrix = load_matrix(options.matrix)
+        facts, timings = collecting.result()
+        probe, probe_seconds = probing.result() if probing is not None else (None, 0.0)
     notes: list[str] = []
-    if options.probe:
-        started = time.perf_counter()
-        probe = run_probe(
-            resolve_python(options.python),
-            runner=options.runner,
-            timeout=options.probe_timeout,
-            models=options.probe_models,
-            progress=options.progress,
-        )
-        timings["probe"] = time.perf_counter() - started
+    if probe is not None:
+        timings["probe"] = probe_seconds
         if options.assume:
             notes.append("the probe ran on the real environment; --assume changed only the matrix checks")
     else:
@@ -140,6 +140,20 @@ def run_check(options: Options) -> Report:
         timings=timings,
         notes=notes,
     )
+
+
+def _timed_probe(options: Options) -> tuple[ProbeRun, float]:
+    from qatdoctor.probe.run import run_probe
+
+    started = time.perf_counter()
+    probe = run_probe(
+        resolve_python(options.python),
+        runner=options.runner,
+        timeout=options.probe_timeout,
+        models=options.probe_models,
+        progress=options.progress,
+    )
+    return probe, time.perf_counter() - started
 
 
 def run_probe_only(options: Options) -> Report:

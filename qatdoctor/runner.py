@@ -5,6 +5,7 @@ Every layer that runs a subprocess takes a `Runner`, so tests inject recorded ou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -73,8 +74,70 @@ def run(
     on_stderr_line: Callable[[str], None] | None = None,
 ) -> Completed:
     """Run argv to completion or timeout; the whole process group is killed on timeout."""
+    return start(argv, timeout=timeout, env=env, cwd=cwd, stdin=stdin, on_stderr_line=on_stderr_line).wait()
+
+
+class Pending:
+    """A started process; `wait()` collects it (or kills it at its deadline) exactly once."""
+
+    def __init__(
+        self,
+        argv: tuple[str, ...],
+        proc: subprocess.Popen[str] | None,
+        timeout: float,
+        on_stderr_line: Callable[[str], None] | None = None,
+        start_error: str | None = None,
+    ) -> None:
+        self.argv, self.proc, self.timeout, self.start_error = argv, proc, timeout, start_error
+        self.started = time.monotonic()
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._pumps: list[threading.Thread] = []
+        self._done: Completed | None = None
+        if proc is not None:
+            assert proc.stdout is not None and proc.stderr is not None
+            for stream, sink, on_line in ((proc.stdout, self._out, None), (proc.stderr, self._err, on_stderr_line)):
+                pump = threading.Thread(target=_pump, args=(stream, sink, on_line), daemon=True)
+                pump.start()
+                self._pumps.append(pump)
+
+    def wait(self) -> Completed:
+        if self._done is not None:
+            return self._done
+        if self.proc is None:
+            self._done = Completed(self.argv, None, "", "", 0.0, start_error=self.start_error)
+            return self._done
+        timed_out = False
+        try:
+            self.proc.wait(timeout=max(0.0, self.started + self.timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(self.proc)
+            self.proc.wait()
+        for pump in self._pumps:
+            pump.join(timeout=5)
+        self._done = Completed(
+            argv=self.argv,
+            returncode=None if timed_out else self.proc.returncode,
+            stdout="".join(self._out),
+            stderr="".join(self._err),
+            seconds=time.monotonic() - self.started,
+            timed_out=timed_out,
+        )
+        return self._done
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdin: str | None = None,
+    on_stderr_line: Callable[[str], None] | None = None,
+) -> Pending:
+    """Start argv in its own process group; its output is read in the background."""
     args = tuple(argv)
-    started = time.monotonic()
     try:
         proc = subprocess.Popen(
             args,
@@ -89,47 +152,20 @@ def run(
             start_new_session=True,
         )
     except OSError as exc:
-        return Completed(args, None, "", "", 0.0, start_error=exc.strerror or str(exc))
-
-    out_chunks: list[str] = []
-    err_chunks: list[str] = []
-
-    def pump(stream: IO[str], sink: list[str], on_line: Callable[[str], None] | None) -> None:
-        for line in stream:
-            sink.append(line)
-            if on_line is not None:
-                on_line(line.rstrip("\n"))
-
-    assert proc.stdout is not None and proc.stderr is not None
-    pumps = [
-        threading.Thread(target=pump, args=(proc.stdout, out_chunks, None), daemon=True),
-        threading.Thread(target=pump, args=(proc.stderr, err_chunks, on_stderr_line), daemon=True),
-    ]
-    for thread in pumps:
-        thread.start()
+        return Pending(args, None, timeout, start_error=exc.strerror or str(exc))
+    pending = Pending(args, proc, timeout, on_stderr_line)
     if stdin is not None and proc.stdin is not None:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             proc.stdin.write(stdin)
             proc.stdin.close()
-        except BrokenPipeError:
-            pass
-    timed_out = False
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        proc.wait()
-    for thread in pumps:
-        thread.join(timeout=5)
-    return Completed(
-        argv=args,
-        returncode=None if timed_out else proc.returncode,
-        stdout="".join(out_chunks),
-        stderr="".join(err_chunks),
-        seconds=time.monotonic() - started,
-        timed_out=timed_out,
-    )
+    return pending
+
+
+def _pump(stream: IO[str], sink: list[str], on_line: Callable[[str], None] | None) -> None:
+    for line in stream:
+        sink.append(line)
+        if on_line is not None:
+            on_line(line.rstrip("\n"))
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

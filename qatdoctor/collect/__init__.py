@@ -7,10 +7,10 @@ import os
 import re
 import shutil
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from qatdoctor import prefetch
 from qatdoctor.errors import QatdoctorError
 from qatdoctor.model import Facts
 from qatdoctor.runner import Completed, Runner, run
@@ -30,8 +30,7 @@ class TargetError(CollectError):
 
 def collector_path() -> Path:
     """The collector script on disk (wheels install it as a plain file beside this module)."""
-    resource = resources.files(__name__).joinpath("_collector.py")
-    return resource if isinstance(resource, Path) else Path(__file__).with_name("_collector.py")
+    return Path(__file__).with_name("_collector.py")
 
 
 def resolve_python(python: str | None) -> str:
@@ -63,7 +62,9 @@ def collect(python: str | None = None, *, runner: Runner = run, timeout: float =
     from qatdoctor.collect.facts import facts_from_collector
 
     target = resolve_python(python)
-    completed = runner([target, str(collector_path())], timeout=timeout, env=dict(os.environ))
+    argv = [target, str(collector_path())]
+    prefetched = prefetch.take(argv) if runner is run else None
+    completed = prefetched.wait() if prefetched is not None else runner(argv, timeout=timeout, env=dict(os.environ))
     return facts_from_collector(parse_output(target, completed, timeout))
 
 

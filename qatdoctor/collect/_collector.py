@@ -205,22 +205,63 @@ def probe_platform(unknown: dict[str, str]) -> dict[str, Any]:
     return result
 
 
-def probe_packages(unknown: dict[str, str]) -> dict[str, Any]:
-    from importlib import metadata
+_DIST_DIR = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+?)(?:-py\d[\d.]*)?\.(?:dist|egg)-info$", re.IGNORECASE)
 
-    result: dict[str, Any] = dict.fromkeys(PACKAGES)
-    for name in PACKAGES:
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def scan_distributions(wanted: list[str]) -> tuple[dict[str, str], list[str]]:
+    """name -> version from the *.dist-info / *.egg-info directories on sys.path, first entry wins.
+
+    This is what importlib.metadata.version() finds, without its ~45 ms import; the version comes from the
+    directory name (pip writes `name-version.dist-info`). Returns what it found and the names it could not
+    decide here (zip/egg path entries), for the slow path.
+    """
+    found: dict[str, str] = {}
+    targets = {canonical(n): n for n in wanted}
+    undecided = False
+    for entry in sys.path:
+        if len(found) == len(targets):
+            break
         try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
+            names = os.listdir(entry or ".")
+        except NotADirectoryError:
+            undecided = True  # a zip or egg on sys.path: let importlib.metadata look inside
             continue
-        except Exception as exc:
-            unknown[f"packages.{name}"] = "reading its metadata failed: " + describe(exc)
+        except OSError:
             continue
-        if version:
-            result[name] = str(version)
-        else:
-            unknown[f"packages.{name}"] = "installed, but its metadata has no version"
+        for item in names:
+            match = _DIST_DIR.match(item)
+            if match is None:
+                continue
+            key = canonical(match.group("name"))
+            if key in targets and targets[key] not in found:
+                found[targets[key]] = match.group("version")
+    missing = [n for n in wanted if n not in found] if undecided else []
+    return found, missing
+
+
+def probe_packages(unknown: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = dict.fromkeys(PACKAGES)
+    found, slow = scan_distributions(list(PACKAGES))
+    result.update(found)
+    if slow:
+        from importlib import metadata
+
+        for name in slow:
+            try:
+                version = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+            except Exception as exc:
+                unknown[f"packages.{name}"] = "reading its metadata failed: " + describe(exc)
+                continue
+            if version:
+                result[name] = str(version)
+            else:
+                unknown[f"packages.{name}"] = "installed, but its metadata has no version"
     return result
 
 

@@ -152,3 +152,13 @@ def _describe_rule(rule: Rule) -> str:
             lines += ["  " + line for line in fix.code.rstrip().splitlines()]
     lines += [f"source ({s.kind}): {s.ref}" + (f" — {s.note}" if s.note else "") for s in rule.sources]
     return "\n".join(lines)
+
+
+@app.command("compile")
+def compile_command(path: PathArg = None) -> None:
+    """Write the compiled sidecar (compat_matrix.json) that makes loading fast; run after editing the TOML."""
+    from qatdoctor.cli import guarded, say
+    from qatdoctor.matrix.load import compile_matrix, default_path
+
+    target = guarded(lambda: compile_matrix(path or default_path()))
+    say(f"qatdoctor: wrote {target}")

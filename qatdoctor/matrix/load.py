@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -95,13 +97,69 @@ def read_document(path: Path) -> tuple[dict[str, Any], bytes]:
 
 
 def load(path: Path | None = None) -> Matrix:
-    """Read, validate and build the matrix; raise MatrixError listing every problem."""
+    """Read, validate and build the matrix; raise MatrixError listing every problem.
+
+    A compiled sidecar (`compat_matrix.json`, written by `qatdoctor matrix compile`) whose recorded hash
+    matches the TOML is used instead of parsing it: tomllib is pure Python and the parse dominates `check`.
+    """
     path = path or default_path()
+    compiled = _compiled(path)
+    if compiled is not None:
+        doc, digest = compiled
+        return build(doc, path=str(path), sha256=digest)
     doc, raw = read_document(path)
     problems = schema.validate(doc)
     if problems:
         raise MatrixError(str(path), problems)
     return build(doc, path=str(path), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def compiled_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def compile_matrix(path: Path) -> Path:
+    """Validate the TOML and write its sidecar JSON (dates as ISO strings) next to it."""
+    doc, raw = read_document(path)
+    problems = schema.validate(doc)
+    if problems:
+        raise MatrixError(str(path), problems)
+    build(doc, path=str(path))
+    target = compiled_path(path)
+    payload = {"source_sha256": hashlib.sha256(raw).hexdigest(), "document": doc}
+    target.write_text(json.dumps(payload, default=_iso, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
+    return target
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def _compiled(path: Path) -> tuple[dict[str, Any], str] | None:
+    """The sidecar's document if it was compiled from exactly these TOML bytes."""
+    sidecar = compiled_path(path)
+    try:
+        payload = json.loads(sidecar.read_bytes())
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(payload, dict) or payload.get("source_sha256") != digest:
+        return None
+    doc = payload.get("document")
+    if not isinstance(doc, dict):
+        return None
+    _restore_dates(doc)
+    return doc, digest
+
+
+def _restore_dates(doc: dict[str, Any]) -> None:
+    doc["updated"] = dt.date.fromisoformat(doc["updated"])
+    for table, key in (("aimet", "released"), ("torch", "released"), ("evidence", "date")):
+        for entry in doc.get(table, []):
+            if key in entry:
+                entry[key] = dt.date.fromisoformat(entry[key])
 
 
 def build(doc: Mapping[str, Any], *, path: str = "<memory>", sha256: str = "") -> Matrix:

@@ -154,8 +154,10 @@ def _error(exc):
         message = message[: MAX_MESSAGE - 1] + "…"
     frames = []
     try:
-        for frame in traceback.extract_tb(exc.__traceback__)[-MAX_FRAMES:]:
-            frames.append(f"{_short_path(frame.filename)}:{frame.lineno} in {frame.name}")
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if not frame.filename.startswith("<frozen importlib"):  # import machinery: noise
+                frames.append(f"{_short_path(frame.filename)}:{frame.lineno} in {frame.name}")
+        frames = frames[-MAX_FRAMES:]
     except Exception:
         pass
     return {"type": type(exc).__name__, "message": message, "frames": frames}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sys
 
 from qatdoctor.jsonio import report_to_dict
 from qatdoctor.model import Report
-from qatdoctor.render import markdown, text
 
 
 class Format(str, enum.Enum):
@@ -24,15 +24,17 @@ def render(report: Report, fmt: Format, *, styled: bool = False) -> str:
     if fmt is Format.json:
         return json.dumps(report_to_dict(report), indent=2) + "\n"
     if fmt is Format.markdown:
+        from qatdoctor.render import markdown
+
         return markdown.render(report)
     if fmt is Format.text:
+        from qatdoctor.render import text  # rich is only imported for the human format
+
         return text.render(report, styled=styled)
     raise AssertionError(f"unhandled format {fmt}")  # pragma: no cover
 
 
 def wants_style(stream: object = sys.stdout) -> bool:
     """Rich styling only on a terminal, and never with NO_COLOR or CI set."""
-    import os
-
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty()) and not os.environ.get("NO_COLOR") and not os.environ.get("CI")
