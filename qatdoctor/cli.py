@@ -170,11 +170,20 @@ def probe_command(
     strict: StrictOpt = False,
     probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
     models: ModelsOpt = None,
+    evidence: Annotated[
+        Path | None, typer.Option("--evidence", help="Also write the run as an evidence file (for the matrix).")
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run only the probe (tiny models through prepare/QuantSim/QAT/fold) and print its table."""
     options = _options(python, None, matrix, probe=True, probe_timeout=probe_timeout, models=models)
     report = guarded(lambda: core.run_probe_only(options), debug=debug)
+    if evidence is not None:
+        from qatdoctor import evidence as ev
+
+        cell = ev.make_cell(report.facts, report.probe)
+        guarded(lambda: ev.write(evidence, [cell], ev.host_of(report.facts)), debug=debug)
+        say(f"qatdoctor: wrote evidence {evidence} (cell {cell.id}: {cell.outcome})")
     emit(report, fmt, strict)
 
 

@@ -72,8 +72,10 @@ def recommend(
     model-scoped hazards that a version change removes get extra alternatives that avoid them too.
     """
     facts = evaluation.facts
-    hard = tuple(r for f in failing if _is_error(f) and (r := matrix.rule(f.id)) is not None)
-    soft = tuple(r for f in failing if not _is_error(f) and (r := matrix.rule(f.id)) is not None)
+    # Only rules a version change can remove constrain the search; the rest need code fixes on every version.
+    movable = [(f, r) for f in failing if (r := matrix.rule(f.id)) is not None and _has_version_fix(r)]
+    hard = tuple(r for f, r in movable if _is_error(f))
+    soft = tuple(r for f, r in movable if not _is_error(f))
     moves: list[Recommendation] = []
     if not is_clean(evaluation) or hard:
         moves += _version_moves(facts, matrix, python, hard)
@@ -82,6 +84,10 @@ def recommend(
     unique = list({rec.commands: rec for rec in reversed(moves)}.values())[::-1]
     # Code fixes for what was reproduced or motivates a move; mere hazards keep theirs inside the finding.
     return (*unique, *_code_fixes(f for f in (*failing, *evaluation.findings) if _is_error(f) or f in failing))
+
+
+def _has_version_fix(rule: Rule) -> bool:
+    return any(fix.kind in ("upgrade", "pin") for fix in rule.fixes)
 
 
 def _is_error(finding: Finding) -> bool:

@@ -162,3 +162,20 @@ def compile_command(path: PathArg = None) -> None:
 
     target = guarded(lambda: compile_matrix(path or default_path()))
     say(f"qatdoctor: wrote {target}")
+
+
+@app.command("merge-evidence")
+def merge_evidence_command(
+    files: Annotated[list[Path], typer.Argument(help="Evidence files written by `probe --evidence` or `sweep`.")],
+    matrix: MatrixOpt = None,
+) -> None:
+    """Record evidence cells as [[evidence]] entries in the matrix (replacing records with the same id)."""
+    from qatdoctor.cli import guarded, say
+    from qatdoctor.matrix.load import compile_matrix, default_path
+    from qatdoctor.matrix.merge import merge_evidence
+
+    target = matrix or default_path()
+    written = guarded(lambda: merge_evidence(target, files))
+    guarded(lambda: compile_matrix(target))
+    for record in written:
+        say(f"qatdoctor: recorded evidence {record}")

@@ -88,8 +88,13 @@ def read_document(path: Path) -> tuple[dict[str, Any], bytes]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MatrixError(where, f"not UTF-8 (byte {exc.start})") from None
+    return parse_toml(text, where), data
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """tomllib, with its errors as MatrixError."""
     try:
-        return tomllib.loads(text), data
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(where, f"not valid TOML: {exc}") from None
     except RecursionError:

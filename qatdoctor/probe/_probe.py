@@ -3,15 +3,26 @@
 Usage: TARGET_PYTHON _probe.py [--models m1,m2] [--modes train,eval]   (with OMP_NUM_THREADS=1)
 
 Contract (qatdoctor/probe/run.py depends on it):
-* self-contained: stdlib + torch + aimet_torch only, Python 3.8+; writes no file anywhere; never raises;
-* everything torch/AIMET print goes to stderr (fd 1 is pointed at fd 2 at start); the one JSON object with the
-  result is written to the real stdout at the very end; the exit status is 0 whenever that JSON was written;
-* progress lines `@qatdoctor-probe {json}` on stderr (import-start/import-end, stage-start/stage-end), flushed,
+* self-contained: stdlib + torch + aimet_torch only, Python 3.8+; writes no file; never raises; exit status 0;
+* everything torch/AIMET print goes to stderr (fd 1 is pointed at fd 2 first thing); ONE JSON object (one line)
+  is written to the real stdout at the very end;
+* progress on stderr, one flushed line each, `@qatdoctor-probe {json}`: {"event": "import-start"|"import-end",
+  "what": "torch"|"aimet_torch"} and {"event": "stage-start"|"stage-end", "model", "mode", "stage", "status"},
   so that a crash or a hang can be placed exactly.
+
+Output: {"probe": 1, "versions": {"python", "torch", "aimet-torch", "numpy", "torchvision"} (those found),
+"api": {"selected": "v1"|"v2"|null, "requested": $AIMET_DEFAULT_API|null, "quantsim_module", "reason"},
+"import": {"status": "pass"|"fail", "seconds", "error"}, "cases": [{"model", "mode", "description", "stages":
+[{"stage", "status", "seconds", "error", "check", "measured", "reason"}]}], "timings": {"import_torch",
+"import_aimet", "cases", "stage.<name>", "total"}}, plus "notes" (ignored arguments) and "probe_error" (a bug in
+this script) when there are any. An error is {"type", "message" (at most 2000 chars, package directories cut),
+"frames": the last 8 as "aimet_torch/x.py:12 in forward"}.
 
 Every failure is data: a stage is `pass`, `fail` (it raised), `silent-fail` (no exception, but a check found the
 result wrong: `check` and `measured` say which and by how much), `skipped` (`reason`) or `unknown` (the check
-itself could not run, `reason`).
+itself could not run, `reason`). Stages per case: prepare, quantsim, compute_encodings, qat_step (each needs the
+one before), fold (independent: it runs on a fresh copy of the model in eval mode, so its result is computed once
+per model and shared by the modes).
 """
 
 import os
@@ -56,6 +67,7 @@ import inspect  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
@@ -142,6 +154,9 @@ def _short_path(path):
     return parts[-1]
 
 
+_PACKAGE_DIR = re.compile(r"(?:[A-Za-z]:)?[/\\][^\s'\"()<>:]*?[/\\](?:site|dist)-packages[/\\]")
+
+
 def _error(exc):
     """An exception as data: type, message (at most MAX_MESSAGE chars) and the last frames, paths shortened."""
     try:
@@ -150,6 +165,7 @@ def _error(exc):
         message = repr(exc)
     if not message and getattr(exc, "args", None):
         message = repr(exc.args)
+    message = _PACKAGE_DIR.sub("", message)  # "(/home/u/venv/lib/…/site-packages/torch/a.py)" -> "(torch/a.py)"
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 1] + "…"
     frames = []
@@ -518,15 +534,14 @@ class _StageOutcome(Exception):
 
 
 def _run_stage(case, stage, body, totals):
-    """Run one stage body; records its result in the case and returns (ok, value)."""
+    """Run one stage body; records its result in the case and returns (ok, result): ok = later stages may run."""
     model, mode = case["model"], case["mode"]
     _event(event="stage-start", model=model, mode=mode, stage=stage, status=None)
     result = {"stage": stage, "status": "pass", "seconds": 0.0, "error": None, "check": None, "measured": None,
               "reason": None}  # fmt: skip
-    value = None
     started = time.perf_counter()
     try:
-        value = body()
+        body()
     except _StageOutcome as outcome:
         result.update(status=outcome.status, check=outcome.check, measured=outcome.measured, reason=outcome.reason)
     except KeyboardInterrupt:
@@ -538,7 +553,7 @@ def _run_stage(case, stage, body, totals):
     totals[stage] = totals.get(stage, 0.0) + seconds
     case["stages"].append(result)
     _event(event="stage-end", model=model, mode=mode, stage=stage, status=result["status"])
-    return result["status"] not in ("fail", "skipped"), value, result
+    return result["status"] not in ("fail", "skipped"), result
 
 
 def _skip(case, stage, reason):
@@ -577,7 +592,7 @@ def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
         if status != "pass":
             raise _StageOutcome(status, check, measured, reason)
 
-    ok, _, _ = _run_stage(case, "prepare", prepare, totals)
+    ok, _ = _run_stage(case, "prepare", prepare, totals)
     prepared = state.get("prepared")
 
     def quantsim():
@@ -617,7 +632,7 @@ def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
         if blocker is not None:
             _skip(case, stage, blocker)
             continue
-        ok, _, _ = _run_stage(case, stage, body, totals)
+        ok, _ = _run_stage(case, stage, body, totals)
         if not ok:
             blocker = f"{stage} failed"
 
@@ -658,7 +673,7 @@ def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
 
     earlier = fold_cache.get(model_id)
     if earlier is None:
-        fold_cache[model_id] = (_run_stage(case, "fold", fold, totals)[2], mode)
+        fold_cache[model_id] = (_run_stage(case, "fold", fold, totals)[1], mode)
     else:  # the fold input does not depend on the mode: reuse the first case's result
         _event(event="stage-start", model=model_id, mode=mode, stage="fold", status=None)
         reused = dict(earlier[0], seconds=0.0)

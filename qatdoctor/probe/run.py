@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -109,7 +110,10 @@ def run_probe(
         argv += ["--models", ",".join(models)]
     events = _Events(progress)
     progress("probe: starting (tiny models through the real AIMET pipeline)")
-    done = runner(argv, timeout=timeout, env=probe_env(), on_stderr_line=events)
+    # torch._dynamo (imported by aimet-torch 2.x) creates its cache dir on import: keep it in a temp dir.
+    with tempfile.TemporaryDirectory(prefix="qatdoctor-probe-") as scratch:
+        env = {**probe_env(), "TORCHINDUCTOR_CACHE_DIR": scratch, "TRITON_CACHE_DIR": scratch}
+        done = runner(argv, timeout=timeout, env=env, on_stderr_line=events)
     return interpret_completed(done, events, timeout)
 
 

@@ -69,15 +69,18 @@ CHECKS = {
 # --- helpers -------------------------------------------------------------------------------------------------
 
 
-def run_probe(python: str, *args: str, cwd: Path, timeout: float = 300) -> tuple[dict[str, Any], str, str, int]:
+def run_probe(
+    python: str, *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], str, str, int]:
     """Run the script as qatdoctor does; returns (payload, raw stdout, stderr, exit status)."""
+    environ = {k: v for k, v in os.environ.items() if k != "AIMET_DEFAULT_API"}
     proc = subprocess.run(
         [python, str(SCRIPT), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=cwd,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**environ, "OMP_NUM_THREADS": "1", **(env or {})},
         check=False,
     )
     assert proc.stdout.endswith("\n") and proc.stdout.count("\n") == 1, f"one JSON line on stdout: {proc.stdout!r}"
@@ -107,6 +110,7 @@ def check_error(error: Any) -> None:
     assert isinstance(error, dict) and set(error) == {"type", "message", "frames"}
     assert isinstance(error["type"], str) and error["type"]
     assert isinstance(error["message"], str) and len(error["message"]) <= 2000
+    assert "site-packages/" not in error["message"], "package directories are cut from messages too"
     assert isinstance(error["frames"], list) and len(error["frames"]) <= 8
     for frame in error["frames"]:
         assert isinstance(frame, str) and " in " in frame
@@ -365,3 +369,16 @@ def test_broken_env_import_failure_is_data(real_runs: dict[str, Any]) -> None:
     assert payload["versions"]["aimet-torch"] == "2.42.0"
     assert payload["versions"]["torch"].startswith("2.2.2")
     assert [e["what"] for e in events(stderr) if e["event"] == "import-end"] == ["torch", "aimet_torch"]
+
+
+@pytest.mark.integration
+def test_aimet_2_42_0_has_no_v1_api_to_select(tmp_path: Path) -> None:
+    payload, _, _, code = run_probe(
+        refenv_python("aimet-2.42.0"), "--models", "baseline", cwd=tmp_path, env={"AIMET_DEFAULT_API": "v1"}
+    )
+    assert code == 0
+    check_contract(payload)
+    assert (payload["api"]["selected"], payload["api"]["requested"]) == ("v1", "v1")
+    error = payload["import"]["error"]
+    assert (error["type"], error["message"]) == ("ModuleNotFoundError", "No module named 'aimet_torch.v1'")
+    assert not any(frame.startswith("<frozen importlib") for frame in error["frames"])
