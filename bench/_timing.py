@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def ref_env_python(name: str) -> str | None:
     """The interpreter of a reference environment, if it is built."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "refenvs.py"), "path", name], capture_output=True, text=True, check=False
+        [sys.executable, str(ROOT / "scripts" / "refenvs.py"), "path", name],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return done.stdout.strip() or None if done.returncode == 0 else None
 

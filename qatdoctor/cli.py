@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -136,6 +137,12 @@ def _root(
     """Diagnose aimet-torch / torch / CUDA / Python combinations, and fix them."""
 
 
+TargetDriverOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target-driver", metavar="VERSION", help="Check against the driver of the machine that will run it."
+    ),
+]
 ProbeTimeoutOpt = Annotated[
     float, typer.Option("--probe-timeout", min=1, help="Seconds before a hung probe is killed (a finding).")
 ]
@@ -154,10 +161,16 @@ def check(
     probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Run the live probe in the target.")] = True,
     probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
     models: ModelsOpt = None,
+    expect_cuda: Annotated[
+        str | None,
+        typer.Option("--expect-cuda", metavar="MAJOR.MINOR", help="Fail unless torch is this CUDA build."),
+    ] = None,
+    target_driver: TargetDriverOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Diagnose an environment: collect facts, run the probe, check the matrix, recommend fixes."""
     options = _options(python, assume, matrix, probe=probe, probe_timeout=probe_timeout, models=models)
+    options = replace(options, expect_cuda=expect_cuda, target_driver=target_driver)
     report = guarded(lambda: core.run_check(options), debug=debug)
     emit(report, fmt, strict)
 
@@ -222,6 +235,30 @@ def resolve(
 
 
 @app.command()
+def explain(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[FILE|-]",
+            help="Traceback, log, pip list/freeze, collect_env output or issue body; - or nothing reads stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    matrix: MatrixOpt = None,
+    fmt: FormatOpt = Format.text,
+    strict: StrictOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Triage pasted text: match known error signatures, read the versions it states, explain the fix."""
+    from qatdoctor.explain import run_explain
+
+    if source in (None, "-") and sys.stdin.isatty():
+        say("qatdoctor: reading the text to explain from stdin (end with Ctrl-D)")
+    report = guarded(lambda: run_explain(source, matrix), debug=debug)
+    emit(report, fmt, strict)
+
+
+@app.command()
 def pin(
     python: PythonOpt = None,
     assume: AssumeOpt = None,
@@ -233,13 +270,14 @@ def pin(
         bool, typer.Option("--fresh", help="Ignore installed aimet-torch/torch: pick the best set for this Python.")
     ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="constraints or json.")] = "constraints",
+    target_driver: TargetDriverOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Print a pip constraints file for the recommended known-good set (for container builds)."""
     if fmt not in ("constraints", "json"):
         say(f"error: --format must be constraints or json, not {fmt!r}")
         raise typer.Exit(int(ExitCode.USAGE))
-    options = _options(python, assume, matrix)
+    options = replace(_options(python, assume, matrix), target_driver=target_driver)
     rec = guarded(lambda: core.run_pin(options, fresh=fresh), debug=debug)
     header = [f"# qatdoctor {__version__}: {rec.summary}", *(f"# known-good: {g}" for g in rec.lands_on)]
     if fmt == "json":
@@ -257,6 +295,41 @@ def pin(
         say(f"  $ {command}")
 
 
+@app.command()
+def report(
+    python: PythonOpt = None,
+    matrix: MatrixOpt = None,
+    from_report: Annotated[
+        Path | None, typer.Option("--from-report", help="Re-evaluate a saved JSON report (or report bundle).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the bundle here.")] = None,
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Run the live probe in the target.")] = True,
+    probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
+    fmt: FormatOpt = Format.markdown,
+    debug: DebugOpt = False,
+) -> None:
+    """An issue-ready, redacted bundle: facts, matrix, verdict, findings, probe table, and the JSON to replay."""
+    from qatdoctor.redact import redact
+
+    options = _options(python, None, matrix, probe=probe, probe_timeout=probe_timeout)
+    result = guarded(lambda: core.run_report(options, from_report), debug=debug)
+    body = render(result, fmt)
+    if fmt is Format.markdown:
+        saved = render(result, Format.json)
+        body += (
+            "\n<details><summary>qatdoctor JSON (replay with <code>qatdoctor report --from-report FILE</code>)"
+            "</summary>\n\n```json\n" + saved.rstrip() + "\n```\n</details>\n"
+        )
+    body = redact(body)
+    if output is None:
+        sys.stdout.write(body)
+    else:
+        guarded(lambda: _write(output, body), debug=debug)
+        say(f"qatdoctor: wrote {output}")
+    if result.verdict is Verdict.PROBLEMS:
+        raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
 def _write(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
@@ -267,4 +340,3 @@ def _write(path: Path, text: str) -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
-

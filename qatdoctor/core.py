@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from qatdoctor.assume import apply_assumptions, what_if_facts
 from qatdoctor.collect import collect, resolve_python
-from qatdoctor.errors import QatdoctorError
+from qatdoctor.errors import InputError, QatdoctorError
 from qatdoctor.evaluate import evaluate, verdict_of
+from qatdoctor.expectations import expect_cuda, with_target_driver
+from qatdoctor.jsonio import facts_from_dict, probe_from_dict
 from qatdoctor.matrix.load import load
 from qatdoctor.matrix.model import Matrix
 from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report, Status
@@ -40,6 +45,8 @@ class Options:
     probe: bool = True
     probe_timeout: float = DEFAULT_TIMEOUT
     probe_models: Sequence[str] = ()
+    expect_cuda: str | None = None
+    target_driver: str | None = None
 
 
 def load_matrix(path: Path | None) -> Matrix:
@@ -56,7 +63,8 @@ def target_facts(options: Options) -> tuple[Facts, dict[str, float]]:
     options.progress(f"collecting facts from {options.python or 'the current interpreter'}")
     facts = collect(options.python, runner=options.runner, timeout=options.collect_timeout)
     timings = {"collect": time.perf_counter() - started}
-    return apply_assumptions(facts, options.assume), timings
+    facts = with_target_driver(apply_assumptions(facts, options.assume), options.target_driver)
+    return facts, timings
 
 
 def pip_python(facts: Facts) -> str:
@@ -72,6 +80,7 @@ def diagnose(
     target: str,
     probe: ProbeRun | None = None,
     extra_findings: Sequence[Finding] = (),
+    expected_cuda: str | None = None,
     timings: dict[str, float] | None = None,
     notes: Sequence[str] = (),
 ) -> Report:
@@ -79,6 +88,7 @@ def diagnose(
     started = time.perf_counter()
     python = pip_python(facts)
     evaluation = evaluate(facts, matrix, python=python)
+    extra_findings = (*extra_findings, *expect_cuda(evaluation.facts, expected_cuda))
     findings = (*evaluation.findings, *extra_findings)
     if probe is not None:
         from qatdoctor.probe.interpret import probe_findings
@@ -137,6 +147,7 @@ def run_check(options: Options) -> Report:
         command="check",
         target=facts.value("python-executable") or options.python or "current interpreter",
         probe=probe,
+        expected_cuda=options.expect_cuda,
         timings=timings,
         notes=notes,
     )
@@ -208,6 +219,40 @@ def run_pin(options: Options, *, fresh: bool) -> Recommendation:
             hint="check `qatdoctor check` for what rules it out, or point --matrix at a newer matrix",
         )
     return recommendation
+
+
+def run_report(options: Options, from_report: Path | None = None) -> Report:
+    """`qatdoctor report`: a full check, or a saved JSON report re-evaluated against the current matrix."""
+    if from_report is None:
+        return replace(run_check(options), command="report")
+    payload = read_saved_report(from_report)
+    matrix = load_matrix(options.matrix)
+    facts = facts_from_dict(payload["facts"])
+    probe = probe_from_dict(payload.get("probe"))
+    saved = payload.get("matrix") or {}
+    notes = [
+        f"re-evaluated {from_report.name}: saved with matrix {saved.get('version', '?')} "
+        f"(verdict then: {payload.get('verdict', '?')}); evaluated now with matrix {matrix.matrix_version}",
+        *(str(note) for note in payload.get("notes") or []),
+    ]
+    target = f"{payload.get('target', 'unknown')} (from {from_report.name})"
+    return diagnose(facts, matrix, command="report", target=target, probe=probe, notes=notes)
+
+
+def read_saved_report(path: Path) -> dict[str, Any]:
+    """A report saved with `--format json`, or the JSON block of a `qatdoctor report` markdown bundle."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    block = re.search(r"```json\n(.*?)\n```", text, re.DOTALL)
+    try:
+        payload = json.loads(block.group(1) if block else text)
+    except ValueError as error:
+        raise InputError(f"{path} is not a qatdoctor JSON report ({error})") from None
+    if not isinstance(payload, dict) or payload.get("schema_version") != 1 or "facts" not in payload:
+        raise InputError(f"{path} is not a qatdoctor JSON report (schema_version 1 with facts)")
+    return payload
 
 
 def _assumed(facts: Facts) -> set[str]:

@@ -151,6 +151,13 @@ class Finding:
     evidence: tuple[str, ...] = ()
 
 
+def finding_order(finding: Finding) -> tuple[int, int]:
+    """Failures first, then unknowns, then passes; errors before warnings before info."""
+    status = {Status.FAIL: 0, Status.SILENT_FAIL: 0, Status.UNKNOWN: 1, Status.PASS: 2}.get(finding.status, 3)
+    severity = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}[finding.severity]
+    return status, severity
+
+
 @dataclass(frozen=True)
 class Change:
     """One package move inside a recommendation."""

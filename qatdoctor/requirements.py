@@ -218,7 +218,10 @@ def _driver(ctx: Context) -> Iterator[Finding]:
         return
     needed = ctx.matrix.driver_min(major)
     driver = ctx.facts.get("driver")
-    if needed is None or driver.state is FactState.ABSENT:
+    if needed is None:
+        return
+    if driver.state is FactState.ABSENT:
+        yield _not_applicable("req.driver", f"NVIDIA driver for CUDA {major} (needs >= {needed.driver_min})")
         return
     if driver.state is FactState.UNKNOWN:
         yield _unknown("req.driver", f"the NVIDIA driver against CUDA {major}", "driver", ctx.facts, needed.sources)
@@ -248,7 +251,12 @@ def _driver(ctx: Context) -> Iterator[Finding]:
 def _gpu_arch(ctx: Context) -> Iterator[Finding]:
     gpus = ctx.facts.gpus
     torch = _version(ctx.facts, "torch")
-    if ctx.torch is None or torch is None or not gpus:
+    if ctx.torch is None or torch is None:
+        return
+    if gpus == ():
+        yield _not_applicable("req.gpu-arch", f"GPU architectures of torch {torch}")
+        return
+    if not gpus:
         return
     variant = torch.local if torch.local and torch.local.startswith("cu") else ctx.torch.pypi_cuda
     arch = ctx.torch.variant_sm.get(variant or "", ()) or (ctx.torch.sm if variant == ctx.torch.pypi_cuda else ())
@@ -266,6 +274,19 @@ def _gpu_arch(ctx: Context) -> Iterator[Finding]:
                 sources=ctx.torch.sources,
                 evidence=(f"cc {gpu.compute_capability} not covered by {' '.join(arch)}",),
             )
+
+
+def _not_applicable(check_id: str, what: str) -> Finding:
+    """GPU checks on a host without a GPU (a container build): neither pass nor fail."""
+    return Finding(
+        id=check_id,
+        title=f"Not applicable here: {what}",
+        severity=Severity.INFO,
+        status=Status.NOT_APPLICABLE,
+        origin="requirements",
+        summary="This host has no NVIDIA driver/GPU. Give the machine that will run the environment with "
+        "--target-driver VERSION (and --assume gpu=CC) to check it.",
+    )
 
 
 def runs_on(capability: str, arch: tuple[str, ...]) -> bool:

@@ -91,7 +91,7 @@ class Statement:
         return f"line {self.line} ({self.source}): {self.text}"
 
 
-_Maker = Callable[[str, str, int, str], "Statement | None"]
+_Maker = Callable[[str, str, int, str], Statement | None]
 
 
 class VersionExtractor:
@@ -204,14 +204,15 @@ def _structured(text: str, make: _Maker) -> Iterator[Statement | None]:
             yield make(name, match["v"], STRUCTURED, "collect_env")
     if match := _OS_UBUNTU.match(stripped):
         yield _ubuntu(match["v"], make)
-    if (match := _ROW.match(text)) and (name := PACKAGES.get(match["name"].lower())):
+    if (match := _ROW.match(text)) and (package := PACKAGES.get(match["name"].lower())):
         if match["pinned"] is not None:
-            yield make(name, match["pinned"], STRUCTURED, "pip freeze" if not match["tool"] else "collect_env")
+            yield make(package, match["pinned"], STRUCTURED, "pip freeze" if not match["tool"] else "collect_env")
         elif _row_columns_ok(match["rest"] or ""):
-            source = "conda list" if (match["rest"] or "").strip() else "package list"
-            yield make(name, match["version"], STRUCTURED, "collect_env" if match["tool"] else source)
-    if (match := _WHEEL_URL.match(text)) and (name := PACKAGES.get(match["name"].lower())):
-        yield make(name, match["version"], STRUCTURED, "pip freeze")
+            rest = (match["rest"] or "").split()
+            source = "conda list" if rest and rest[0][0] not in "/~." else "package list"
+            yield make(package, match["version"], STRUCTURED, "collect_env" if match["tool"] else source)
+    if (match := _WHEEL_URL.match(text)) and (package := PACKAGES.get(match["name"].lower())):
+        yield make(package, match["version"], STRUCTURED, "pip freeze")
     for pattern, name in _MESSAGES:
         for match in pattern.finditer(text):
             yield make(name, match["v"], STRUCTURED, "error message")
@@ -254,5 +255,3 @@ def _prose(text: str, make: _Maker) -> Iterator[Statement | None]:
 def _ubuntu(release: str, make: _Maker) -> Statement | None:
     glibc = UBUNTU_GLIBC.get(".".join(release.split(".")[:2]))
     return make("glibc", glibc, INFERRED, f"inferred: Ubuntu {release} ships glibc {glibc}") if glibc else None
-
-

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from qatdoctor.matrix.model import Rule, Signature
-from qatdoctor.signatures import TextMatch, anchor, find_signature, normalize_window
+from qatdoctor.signatures import anchor, find_signature, normalize_window
 
 CONTEXT = 1024  # raw characters kept on each side of an anchor: a signature plus its exception type fits
 CARRY = 2 * CONTEXT
@@ -26,6 +26,11 @@ class Hit:
     strictness: int
     line: int
     evidence: str
+    last_line: int = 0
+
+    def overlaps(self, other: Hit) -> bool:
+        """Whether the two matches share an input line (one message matched by two rules)."""
+        return self.line <= max(other.line, other.last_line) and other.line <= max(self.line, self.last_line)
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -93,15 +98,15 @@ class SignatureScanner:
             match = find_signature(entry.signature, window)
             if match is None:
                 continue
-            line, evidence = _evidence(raw, entry.signature, match)
+            line, spanned, evidence = _evidence(raw, entry.signature)
             line += self._lines_before + buffer.count("\n", 0, lo)
-            hit = Hit(entry.rule, entry.signature, match.strictness, line, evidence)
+            hit = Hit(entry.rule, entry.signature, match.strictness, line, evidence, line + spanned)
             if known is None or hit.rank < known.rank:
                 self.hits[entry.rule.id] = hit
 
 
-def _evidence(raw: str, signature: Signature, match: TextMatch) -> tuple[int, str]:
-    """1-based line number within `raw` and the trimmed, whitespace-normalized line(s) the match spans."""
+def _evidence(raw: str, signature: Signature) -> tuple[int, int, str]:
+    """1-based line number within `raw`, lines spanned after it, and the trimmed, normalized matched line(s)."""
     norm_starts: list[int] = []
     raw_starts: list[int] = []
     words: list[str] = []
@@ -127,8 +132,9 @@ def _evidence(raw: str, signature: Signature, match: TextMatch) -> tuple[int, st
         first, last = to_raw(exact.start), to_raw(max(exact.start, exact.end - 1))
     line_start = raw.rfind("\n", 0, first) + 1
     line_end = raw.find("\n", last)
-    text = " ".join(raw[line_start : len(raw) if line_end == -1 else line_end].split())
+    line_end = len(raw) if line_end == -1 else line_end
+    text = " ".join(raw[line_start:line_end].split())
     if len(text) > EVIDENCE_MAX:
         begin = len(" ".join(raw[line_start:first].split()))
         text = ("…" if begin else "") + text[begin : begin + EVIDENCE_MAX - 2].rstrip() + "…"
-    return raw.count("\n", 0, line_start) + 1, text
+    return raw.count("\n", 0, line_start) + 1, raw.count("\n", line_start, line_end), text

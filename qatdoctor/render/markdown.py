@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qatdoctor.model import Report, Status
+from qatdoctor.model import Report, Status, finding_order
 
 
 def _cell(text: str) -> str:
@@ -32,7 +32,7 @@ def render(report: Report) -> str:
         )  # fmt: skip
         lines.append(f"| gpus | {_cell(shown)} |")
     lines += ["", f"#### Findings ({len(report.findings)})", ""]
-    for f in report.findings:
+    for f in sorted(report.findings, key=finding_order):
         lines.append(f"- **{f.status.value.upper()}** ({f.severity.value}) {f.title} `{f.id}`")
         lines.append(f"  - {f.summary}")
         for fix in f.fixes:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from qatdoctor.model import Finding, ProbeRun, Recommendation, Report, Severity, Status, Verdict
+from qatdoctor.model import Finding, ProbeRun, Recommendation, Report, Severity, Status, Verdict, finding_order
 
 VERDICT_STYLE = {Verdict.OK: "bold green", Verdict.PROBLEMS: "bold red", Verdict.UNKNOWN: "bold yellow"}
 STATUS_WORD = {
@@ -90,17 +90,11 @@ def _facts(console: Console, report: Report, table_box: box.Box) -> None:
     console.print(table)
 
 
-def _order(finding: Finding) -> tuple[int, int]:
-    status_rank = {Status.FAIL: 0, Status.SILENT_FAIL: 0, Status.UNKNOWN: 1, Status.PASS: 2}.get(finding.status, 3)
-    severity_rank = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}[finding.severity]
-    return status_rank, severity_rank
-
-
 def _findings(console: Console, findings: tuple[Finding, ...]) -> None:
     counts = {status: sum(1 for f in findings if f.status is status) for status in STATUS_WORD}
     shown = ", ".join(f"{n} {STATUS_WORD[s][0].lower()}" for s, n in counts.items() if n)
     console.print(f"\n[bold]Findings[/] ({shown or 'none'})")
-    for finding in sorted(findings, key=_order):
+    for finding in sorted(findings, key=finding_order):
         word, style = STATUS_WORD[finding.status]
         head = f"  [{style}]{word:<11}[/] [{SEVERITY_STYLE[finding.severity]}]{finding.severity.value:<7}[/] "
         console.print(head + f"[bold]{escape(finding.title)}[/] [dim]({escape(finding.id)})[/]")

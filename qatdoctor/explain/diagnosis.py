@@ -1,0 +1,212 @@
+"""Signature hits + stated versions → findings: what the log shows, and what the versions say."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from packaging.specifiers import SpecifierSet
+
+from qatdoctor.assume import VERSION_NAMES
+from qatdoctor.conditions import Outcome, evaluate_all
+from qatdoctor.core import diagnose, matrix_info, pip_python
+from qatdoctor.evaluate import derive_facts, verdict_of
+from qatdoctor.explain.extract import INFERRED, Statement
+from qatdoctor.explain.scan import Hit
+from qatdoctor.matrix.model import Matrix, Rule
+from qatdoctor.model import Fact, Facts, Finding, Report, Severity, Status, Verdict
+from qatdoctor.rules import rule_finding
+from qatdoctor.versions import in_range, try_parse_version
+
+NOT_STATED = "not stated in the input"
+LIBS = ("lib:liblapacke.so.3", "lib:libcublas.so.12")
+AIMET_FACTS = ("aimet-torch", "aimet-api")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Everything read from the input."""
+
+    hits: Sequence[Hit]
+    statements: Sequence[Statement]
+    characters: int
+    replaced: int
+    mentions_aimet: bool
+    versions_truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The value used for one fact, and the other values the input also states for it."""
+
+    statement: Statement
+    conflicts: tuple[Statement, ...]
+
+    def evidence(self) -> str:
+        text = self.statement.where()
+        for other in self.conflicts:
+            text += f"; also stated as {other.value} on {other.where()}"
+        return text
+
+
+def choose(statements: Sequence[Statement]) -> dict[str, Chosen]:
+    """Per fact the most trusted statement (structured > prose > inferred, then first), with conflicts."""
+    by_name: dict[str, list[Statement]] = {}
+    for statement in statements:
+        by_name.setdefault(statement.name, []).append(statement)
+    chosen: dict[str, Chosen] = {}
+    for name, group in by_name.items():
+        best = min(group, key=lambda s: (s.rank, s.line))
+        conflicts = tuple(s for s in group if s is not best and not _consistent(s.value, best.value))
+        chosen[name] = Chosen(best, conflicts)
+    aimet = try_parse_version(chosen["aimet-torch"].statement.value) if "aimet-torch" in chosen else None
+    api = {s.value for s in by_name.get("aimet-api", [])}
+    if "aimet-api" in chosen and (len(api) > 1 or (aimet is not None and aimet.comparable.major < 2)):
+        del chosen["aimet-api"]  # 1.x has only the legacy API; both APIs mentioned tells nothing
+    return chosen
+
+
+def _consistent(a: str, b: str) -> bool:
+    """`3.10` and `3.10.14`, `2.2.2` and `2.2.2+cu121`, `2.31` and `<2.32` agree; different releases do not."""
+    if a.startswith("<") != b.startswith("<"):
+        bound, value = (a, b) if a.startswith("<") else (b, a)
+        parsed = try_parse_version(value)
+        return parsed is not None and in_range(parsed, SpecifierSet(bound))
+    left, right = try_parse_version(a), try_parse_version(b)
+    if left is None or right is None:
+        return a == b
+    short, long = sorted((left.version.release, right.version.release), key=len)
+    return long[: len(short)] == short
+
+
+def stated_facts(chosen: dict[str, Chosen], matrix: Matrix) -> Facts:
+    """Facts as `resolve` builds them: what the input states, everything else unknown ('not stated')."""
+    values: dict[str, Fact] = {
+        name: Fact.unknown(NOT_STATED, origin="stated")
+        for name in (*VERSION_NAMES, *LIBS)
+        if name not in ("cuda", "aimet-api")
+    }
+    for name, pick in chosen.items():
+        statement = pick.statement
+        origin = "inferred" if statement.rank == INFERRED else "stated"
+        if statement.value == "absent":
+            values[name] = Fact.absent(f"the input shows: {statement.text}", origin=origin)
+        else:
+            values[name] = Fact.known(statement.value, origin=origin, detail=pick.evidence())
+    facts = derive_facts(Facts(values, gpus=None, gpus_reason=NOT_STATED), matrix)
+    if "cuda" not in facts.values:
+        facts = facts.with_values({"cuda": Fact.unknown(NOT_STATED, origin="stated")})
+    return facts
+
+
+def log_findings(scan: Scan, facts: Facts, python: str) -> list[Finding]:
+    """A finding per rule whose signature matched, strict-first; a rule the versions rule out comes last."""
+    judged = [(hit, evaluate_all(hit.rule.when, facts)) for hit in scan.hits]
+    supported = [hit for hit, outcome in judged if outcome.value is not False]
+    # a message two rules share goes to the one the versions allow
+    kept = [(h, o) for h, o in judged if o.value is not False or not any(h.overlaps(s) for s in supported)]
+    kept.sort(key=lambda ho: (ho[1].value is False, ho[0].strictness, ho[1].value is None, ho[0].line))
+    return [_log_finding(hit, outcome, scan, python) for hit, outcome in kept]
+
+
+def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str) -> Finding:
+    rule = hit.rule
+    seen = f"line {hit.line}: {hit.evidence}"
+    base = rule_finding(rule, Outcome(True, outcome.matched), python=python, extra_evidence=(seen, *outcome.missing))
+    where = f"The input shows this error (line {hit.line}, {_STRICTNESS[hit.strictness]})."
+    if outcome.value is False:
+        stated = _range(rule)
+        summary = (
+            f"{where} But the stated versions are outside this rule's range ({stated}): the message matches, the "
+            f"versions say otherwise, so the fix below may not apply. {rule.summary}"
+        )
+        return replace(base, origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary)
+    if outcome.value is None and not scan.mentions_aimet and any(c.fact in AIMET_FACTS for c in rule.when):
+        summary = (
+            f"{where} But the input never mentions AIMET, and this is an AIMET failure ({_range(rule)}): the same "
+            f"message may come from other code. {rule.summary}"
+        )
+        return replace(base, origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary)
+    if outcome.value:
+        context = f" It applies to the stated environment: {'; '.join(outcome.matched)}."
+    else:
+        context = (
+            f" The input does not state everything the rule depends on ({_range(rule)}), "
+            "so this rests on the message alone."
+        )
+    feature = rule.model_feature if rule.scope == "model" else None
+    model = f" Applies to models containing: {feature}." if feature else ""
+    summary = f"{where}{context}{model} {rule.summary}"
+    return replace(base, origin="log", status=Status.FAIL, severity=Severity(rule.severity), summary=summary)
+
+
+_STRICTNESS = {0: "exception type and message match", 1: "message matches", 2: "pattern matches"}
+
+
+def _range(rule: Rule) -> str:
+    return ", ".join(f"{c.fact} {c.raw}" for c in rule.when) or "any version"
+
+
+def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str, float]) -> Report:
+    """The report: log findings first (origin `log`), then what the stated versions imply (origin matrix etc.)."""
+    chosen = choose(scan.statements)
+    facts = stated_facts(chosen, matrix)
+    python = pip_python(facts)
+    from_log = log_findings(scan, facts, python)
+    notes = _notes(scan, chosen, from_log)
+    extracted: dict[str, str] = {}
+    for name, pick in sorted(chosen.items(), key=lambda item: item[1].statement.line):
+        extracted[name] = pick.statement.value
+        extracted[f"{name}.evidence"] = pick.evidence()
+    if "aimet-torch" in chosen or "torch" in chosen:
+        report = diagnose(facts, matrix, command="explain", target=target, extra_findings=from_log, timings=timings)
+        logged = {f.id for f in from_log}
+        from_versions = [f for f in report.findings if f.origin != "log" and f.id not in logged and _decided(f)]
+        undecided = sum(1 for f in report.findings if f.origin in ("matrix", "requirements") and not _decided(f))
+        if undecided:
+            notes.append(f"{undecided} matrix checks need versions the input does not state (not shown)")
+        findings = (*from_log, *from_versions)
+        report = replace(report, findings=findings)
+    else:
+        findings = tuple(from_log)
+        report = Report(
+            command="explain", verdict=Verdict.UNKNOWN, facts=facts, findings=findings, recommendations=(),
+            matrix=matrix_info(matrix), target=target, timings=timings,
+        )  # fmt: skip
+    failed = any(f.origin == "log" and f.status is Status.FAIL for f in findings)
+    verdict = Verdict.PROBLEMS if failed or verdict_of(findings) is Verdict.PROBLEMS else Verdict.UNKNOWN
+    if verdict is Verdict.UNKNOWN and not from_log:
+        report = replace(report, recommendations=())  # nothing matched: no fix to offer
+    return replace(report, verdict=verdict, notes=tuple(notes), extracted=extracted)
+
+
+def _decided(finding: Finding) -> bool:
+    """Version findings worth showing in a triage: decided ones, and coverage gaps; not 'needs X' checks."""
+    if finding.id.startswith("env."):
+        return False
+    return finding.status is not Status.UNKNOWN or finding.origin == "coverage"
+
+
+def _notes(scan: Scan, chosen: dict[str, Chosen], from_log: Sequence[Finding]) -> list[str]:
+    notes: list[str] = []
+    if scan.characters == 0:
+        return ["empty input: nothing to explain"]
+    if scan.replaced > max(16, scan.characters // 100):
+        share = 100 * scan.replaced // scan.characters
+        notes.append(f"the input does not look like text ({share}% of it is not valid UTF-8)")
+    if not from_log:
+        notes.append("no known error signature matched the input; qatdoctor does not guess a cause")
+    else:
+        notes.append("findings from the input text have origin 'log'; the others follow from the stated versions")
+    if not chosen:
+        notes.append("no versions found in the input (paste `pip list` or `python -m torch.utils.collect_env`)")
+    for name, pick in chosen.items():
+        if pick.conflicts:
+            others = ", ".join(f"{s.value} (line {s.line}, {s.source})" for s in pick.conflicts)
+            notes.append(
+                f"{name} is stated with different values: using {pick.statement.value} "
+                f"(line {pick.statement.line}, {pick.statement.source}) over {others}"
+            )
+    if scan.versions_truncated:
+        notes.append("versions were read from the first 16 MiB and the last 1 MiB of the input")
+    return notes
