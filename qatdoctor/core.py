@@ -93,7 +93,10 @@ def diagnose(
     if probe is not None:
         from qatdoctor.probe.interpret import probe_findings
 
-        findings = (*probe_findings(probe, evaluation.facts, matrix, evaluation.findings), *extra_findings)
+        findings = (
+            *probe_findings(probe, evaluation.facts, matrix, evaluation.findings, python=python),
+            *extra_findings,
+        )
     avoid = tuple(f for f in findings if f.origin == "probe" or _avoidable_by_version(f, matrix))
     recommendations: tuple[Recommendation, ...] = recommend(evaluation, matrix, python=python, failing=avoid)
     timings = dict(timings or {})

@@ -71,7 +71,9 @@ def _explains(rule: Rule, seen: Observation, facts: Facts) -> bool:
     return any(signature_matches(sig, text, seen.error.type) for sig in rule.signatures)
 
 
-def probe_findings(probe: ProbeRun, facts: Facts, matrix: Matrix, static: Sequence[Finding]) -> list[Finding]:
+def probe_findings(
+    probe: ProbeRun, facts: Facts, matrix: Matrix, static: Sequence[Finding], *, python: str = "python"
+) -> list[Finding]:
     """Merge the probe into the static findings; returns the full, new list."""
     if probe.state in ("crashed", "timeout"):
         return [*static, _died(probe)]
@@ -89,7 +91,8 @@ def probe_findings(probe: ProbeRun, facts: Facts, matrix: Matrix, static: Sequen
         rule = matrix.rule(rule_id)
         assert rule is not None
         evidence = tuple(o.describe() for o in items)
-        confirmed[rule_id] = rule_finding(rule, evaluate_all(rule.when, facts), confirmed=True, extra_evidence=evidence)
+        outcome = evaluate_all(rule.when, facts)
+        confirmed[rule_id] = rule_finding(rule, outcome, confirmed=True, python=python, extra_evidence=evidence)
     merged = [_not_reproduced(f, probe, matrix) for f in static if f.id not in confirmed]
     merged += [_as_confirmed(f) for f in confirmed.values()]
     merged += _unexplained(unexplained)

@@ -56,12 +56,15 @@ class _Events:
             self.importing = None
         elif kind == "stage-start":
             self.current = (str(event.get("model")), str(event.get("mode")), str(event.get("stage")))
+            if not any(f[:2] == self.current[:2] for f in self.finished):
+                self.progress(f"probe: {self.current[0]} ({self.current[1]} mode)")
         elif kind == "stage-end" and self.current is not None:
             model, mode, stage = self.current
             status = str(event.get("status"))
             self.finished.append((model, mode, stage, status))
             self.current = None
-            self.progress(f"probe: {model}/{mode} {stage}: {status}")
+            if status not in ("pass", "skipped"):
+                self.progress(f"probe: {model}/{mode} {stage}: {status}")
 
     def where(self) -> str:
         if self.current is not None:

@@ -32,8 +32,10 @@ FACT_ORDER = (
 def render(report: Report, *, styled: bool = False) -> str:
     """The report as text; `styled` adds colour and box drawing."""
     buffer = io.StringIO()
-    width = shutil.get_terminal_size((100, 24)).columns if styled else 100
+    # Piped output is never hard-wrapped (grep-able, copy-pasteable); only tables need a width.
+    width = shutil.get_terminal_size((100, 24)).columns if styled else 140
     console = Console(
+        soft_wrap=not styled,
         file=buffer, width=width, force_terminal=styled, no_color=not styled, highlight=False, emoji=False,
         color_system="standard" if styled else None,
     )  # fmt: skip
@@ -90,6 +92,14 @@ def _facts(console: Console, report: Report, table_box: box.Box) -> None:
     console.print(table)
 
 
+def _indented(console: Console, markup: str, indent: int = 6) -> None:
+    """A paragraph under a heading: wrapped with a hanging indent on a terminal, one long line when piped."""
+    if console.soft_wrap:
+        console.print(" " * indent + markup)
+    else:
+        console.print(Padding(markup, (0, 0, 0, indent), expand=False))
+
+
 def _findings(console: Console, findings: tuple[Finding, ...]) -> None:
     counts = {status: sum(1 for f in findings if f.status is status) for status in STATUS_WORD}
     shown = ", ".join(f"{n} {STATUS_WORD[s][0].lower()}" for s, n in counts.items() if n)
@@ -100,20 +110,18 @@ def _findings(console: Console, findings: tuple[Finding, ...]) -> None:
         console.print(head + f"[bold]{escape(finding.title)}[/] [dim]({escape(finding.id)})[/]")
         if finding.status is Status.UNKNOWN and finding.origin in ("requirements", "matrix"):
             # undecided checks: one line saying what is missing is enough
-            console.print(
-                Padding(f"[dim]{escape(finding.summary.split(').', 1)[0][:200])}[/]", (0, 0, 0, 6), expand=False)
-            )
+            _indented(console, f"[dim]{escape(finding.summary.split(').', 1)[0][:200])}[/]")
             continue
-        console.print(Padding(escape(finding.summary), (0, 0, 0, 6), expand=False))
+        _indented(console, escape(finding.summary))
         for line in finding.evidence[:4]:
-            console.print(Padding(f"[dim]evidence: {escape(line)}[/]", (0, 0, 0, 6), expand=False))
+            _indented(console, f"[dim]evidence: {escape(line)}[/]")
         for fix in finding.fixes:
-            console.print(Padding(f"fix ({fix.kind}): {escape(fix.summary)}", (0, 0, 0, 6), expand=False))
+            _indented(console, f"fix ({fix.kind}): {escape(fix.summary)}")
             for command in fix.commands:
                 console.print(f"        $ {escape(command)}", soft_wrap=True)
         if finding.sources:
             refs = ", ".join(s.ref for s in finding.sources[:4])
-            console.print(Padding(f"[dim]sources: {escape(refs)}[/]", (0, 0, 0, 6), expand=False))
+            _indented(console, f"[dim]sources: {escape(refs)}[/]")
 
 
 def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None:
@@ -147,7 +155,9 @@ def _probe(console: Console, probe: ProbeRun, table_box: box.Box) -> None:
                 console.print(f"    {escape(line)}")
         return
     stages = list(dict.fromkeys(s.stage for case in probe.cases for s in case.stages))
-    table = Table("model", "mode", *stages, box=table_box)
+    table = Table(box=table_box)
+    for column in ("model", "mode", *stages):
+        table.add_column(column, no_wrap=True)
     for case in probe.cases:
         cells = {s.stage: _cell(s.status) for s in case.stages}
         table.add_row(case.model, case.mode, *(cells.get(stage, "") for stage in stages))
