@@ -233,7 +233,7 @@ def find_python(version: str, runner: Runner = run) -> str:
         if accept(str(candidate), "pyenv"):
             return str(candidate)
 
-    uv = shutil.which("uv")
+    uv = find_uv()
     if uv is None:
         tried.append("uv python find: uv not on PATH")
     else:
@@ -403,10 +403,25 @@ def _build_environ() -> dict[str, str]:
     return env
 
 
+def find_uv() -> str | None:
+    """`uv` on PATH, else the one installed beside this interpreter (`pip install uv` into qatdoctor's venv)."""
+    return shutil.which("uv") or _uv_beside_python()
+
+
+def _uv_beside_python() -> str | None:
+    beside = Path(sys.executable).parent / "uv"
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
+def resolve_installer(installer: str) -> Literal["pip", "uv"]:
+    """What `installer` (auto, pip, uv) means here: auto is uv when it is available, else pip."""
+    return _resolve_installer(installer)[0]
+
+
 def _resolve_installer(installer: str) -> tuple[Literal["pip", "uv"], str | None]:
     if installer not in ("auto", "pip", "uv"):
         raise EnvBuildError(f"unknown installer {installer!r}: use auto, pip or uv")
-    uv = shutil.which("uv")
+    uv = find_uv()
     if installer == "pip" or (installer == "auto" and uv is None):
         return "pip", None
     if uv is None:

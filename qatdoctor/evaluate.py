@@ -102,8 +102,14 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
     ]
     requirement_findings = check_requirements(Context(facts, matrix, aimet, series))
     matches = match_rules(facts, matrix)
+    # A matched rule explains the requirement check it covers; an undecided one says the same "unknown".
     covered = {c for m in matches if m.outcome.value and m.rule.kind == "bad" for c in m.rule.covers}
-    findings += [f for f in requirement_findings if not (f.id in covered and f.status is Status.FAIL)]
+    undecided = {c for m in matches if m.outcome.value is None and m.rule.kind == "bad" for c in m.rule.covers}
+    findings += [
+        f
+        for f in requirement_findings
+        if not (f.id in covered and f.status is Status.FAIL) and not (f.id in undecided and f.status is Status.UNKNOWN)
+    ]
     findings += [rule_finding(m.rule, m.outcome, python=python) for m in matches if m.rule.kind == "bad"]
 
     lands_on = [m.rule.id for m in matches if m.rule.kind == "good" and m.outcome.value]

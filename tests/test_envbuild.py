@@ -107,6 +107,7 @@ def which_table(table: dict[str, str | None]) -> Callable[[str], str | None]:
 @pytest.fixture
 def no_uv(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(envbuild.shutil, "which", which_table({}))
+    monkeypatch.setattr(envbuild, "_uv_beside_python", lambda: None)
 
 
 @pytest.fixture
@@ -211,6 +212,7 @@ def test_find_python_rejects_wrong_version_and_falls_back_to_uv(
 def test_find_python_not_found_lists_what_was_tried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "nopyenv"))
     monkeypatch.setattr(envbuild.shutil, "which", which_table({"python3.9": "/shims/python3.9"}))
+    monkeypatch.setattr(envbuild, "_uv_beside_python", lambda: None)
     with pytest.raises(PythonNotFoundError) as info:
         find_python("3.9", FakeRunner(version_by_path({"/shims/": "FAIL"})))
     message = info.value.message
