@@ -20,7 +20,7 @@ from qatdoctor.exitcodes import ExitCode
 from qatdoctor.matrix import commands as matrix_commands
 from qatdoctor.matrix.load import MatrixError
 from qatdoctor.model import Report, Verdict
-from qatdoctor.probe.run import DEFAULT_TIMEOUT
+from qatdoctor.probe import DEFAULT_TIMEOUT
 from qatdoctor.render import Format, render, wants_style
 
 EPILOG = (

@@ -20,7 +20,7 @@ from qatdoctor.jsonio import facts_from_dict, probe_from_dict
 from qatdoctor.matrix.load import load
 from qatdoctor.matrix.model import Matrix
 from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report, Status
-from qatdoctor.probe.run import DEFAULT_TIMEOUT
+from qatdoctor.probe import DEFAULT_TIMEOUT
 from qatdoctor.recommend import best_known_good, recommend
 from qatdoctor.runner import Runner, run
 from qatdoctor.versions import try_parse_version

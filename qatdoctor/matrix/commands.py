@@ -10,8 +10,6 @@ from typing import Annotated, Any
 import typer
 
 from qatdoctor.exitcodes import ExitCode
-from qatdoctor.matrix import schema
-from qatdoctor.matrix.lint import lint
 from qatdoctor.matrix.load import MatrixError, load
 from qatdoctor.matrix.model import Matrix, Rule
 
@@ -34,6 +32,7 @@ def _load(path: Path | None) -> Matrix:
 def validate(path: PathArg = None, as_json: JsonOpt = False) -> None:
     """Check the schema, then lint for contradictions, unreachable ranges and dangling references."""
     from qatdoctor.cli import say
+    from qatdoctor.matrix.lint import lint
 
     try:
         matrix = load(path)
@@ -117,6 +116,8 @@ def show(
 @app.command("schema")
 def export_schema() -> None:
     """Print the matrix JSON Schema (the same as compat_matrix.schema.json)."""
+    from qatdoctor.matrix import schema
+
     print(json.dumps(schema.json_schema(), indent=2))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 
 from qatdoctor.errors import QatdoctorError
-from qatdoctor.matrix import schema
+from qatdoctor.matrix import vocab
 from qatdoctor.matrix.model import (
     AimetRelease,
     Condition,
@@ -48,10 +48,10 @@ EVIDENCE_PREFIX = "evidence:"
 class MatrixError(QatdoctorError):
     """The matrix file is missing, not TOML, or does not follow the schema."""
 
-    def __init__(self, path: str, problems: list[schema.Problem] | str) -> None:
+    def __init__(self, path: str, problems: list[vocab.Problem] | str) -> None:
         self.path = path
-        self.problems = [schema.Problem("", problems)] if isinstance(problems, str) else problems
-        first = self.problems[0] if self.problems else schema.Problem("", "invalid")
+        self.problems = [vocab.Problem("", problems)] if isinstance(problems, str) else problems
+        first = self.problems[0] if self.problems else vocab.Problem("", "invalid")
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(f"invalid matrix {path}: {first}{more}")
 
@@ -113,10 +113,17 @@ def load(path: Path | None = None) -> Matrix:
         doc, digest = compiled
         return build(doc, path=str(path), sha256=digest)
     doc, raw = read_document(path)
-    problems = schema.validate(doc)
+    problems = _validate(doc)
     if problems:
         raise MatrixError(str(path), problems)
     return build(doc, path=str(path), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _validate(doc: dict[str, Any]) -> list[vocab.Problem]:
+    """Schema validation, imported only when a TOML is parsed (the compiled sidecar was validated already)."""
+    from qatdoctor.matrix.schema import validate
+
+    return validate(doc)
 
 
 def compiled_path(path: Path) -> Path:
@@ -126,7 +133,7 @@ def compiled_path(path: Path) -> Path:
 def compile_matrix(path: Path) -> Path:
     """Validate the TOML and write its sidecar JSON (dates as ISO strings) next to it."""
     doc, raw = read_document(path)
-    problems = schema.validate(doc)
+    problems = _validate(doc)
     if problems:
         raise MatrixError(str(path), problems)
     build(doc, path=str(path))
@@ -169,7 +176,7 @@ def _restore_dates(doc: dict[str, Any]) -> None:
 
 def build(doc: Mapping[str, Any], *, path: str = "<memory>", sha256: str = "") -> Matrix:
     """Turn a schema-valid document into a Matrix, checking the rules that span fields."""
-    problems: list[schema.Problem] = []
+    problems: list[vocab.Problem] = []
     matrix = Matrix(
         path=path,
         sha256=sha256,
@@ -188,7 +195,7 @@ def build(doc: Mapping[str, Any], *, path: str = "<memory>", sha256: str = "") -
     return matrix
 
 
-def _check_evidence_refs(matrix: Matrix, problems: list[schema.Problem]) -> None:
+def _check_evidence_refs(matrix: Matrix, problems: list[vocab.Problem]) -> None:
     """`evidence:<id>` sources must name an [[evidence]] record of the same matrix."""
     known = {e.id for e in matrix.evidence}
     entries: list[tuple[str, tuple[Source, ...]]] = [
@@ -200,11 +207,11 @@ def _check_evidence_refs(matrix: Matrix, problems: list[schema.Problem]) -> None
     for where, sources in entries:
         for source in sources:
             if source.ref.startswith(EVIDENCE_PREFIX) and source.ref[len(EVIDENCE_PREFIX) :] not in known:
-                problems.append(schema.Problem(f"{where} → sources", f"unknown evidence record {source.ref!r}"))
+                problems.append(vocab.Problem(f"{where} → sources", f"unknown evidence record {source.ref!r}"))
 
 
 def _sources(entry: Mapping[str, Any]) -> tuple[Source, ...]:
-    return tuple(Source(s["kind"], s["ref"], s.get("note")) for s in entry[schema.SOURCES_FIELD])
+    return tuple(Source(s["kind"], s["ref"], s.get("note")) for s in entry[vocab.SOURCES_FIELD])
 
 
 def _spec(value: str | None) -> SpecifierSet | None:
@@ -249,14 +256,14 @@ def _aimet(e: Mapping[str, Any]) -> AimetRelease:
     )
 
 
-def _torch(e: Mapping[str, Any], problems: list[schema.Problem]) -> TorchSeries:
+def _torch(e: Mapping[str, Any], problems: list[vocab.Problem]) -> TorchSeries:
     releases = tuple(parse_version(r) for r in e["releases"])
     where = f"torch {e['series']!r}"
     for release in releases:
         if release.series != e["series"]:
-            problems.append(schema.Problem(f"{where} → releases", f"{release} is not in series {e['series']}"))
+            problems.append(vocab.Problem(f"{where} → releases", f"{release} is not in series {e['series']}"))
         if str(release) not in e["torchvision"]:
-            problems.append(schema.Problem(f"{where} → torchvision", f"no torchvision pair for {release}"))
+            problems.append(vocab.Problem(f"{where} → torchvision", f"no torchvision pair for {release}"))
     return TorchSeries(
         series=e["series"],
         releases=releases,
@@ -280,33 +287,33 @@ def _cuda(e: Mapping[str, Any]) -> CudaDriver:
 
 
 def _condition(fact: str, raw: str) -> Condition:
-    if raw in schema.PRESENCE:
+    if raw in vocab.PRESENCE:
         return Condition(fact, raw, presence=raw)
-    if fact in schema.CHOICE_FACTS:
+    if fact in vocab.CHOICE_FACTS:
         return Condition(fact, raw, values=tuple(v.strip() for v in raw.split("|")))
     return Condition(fact, raw, spec=SpecifierSet(raw))
 
 
-def _rule(e: Mapping[str, Any], problems: list[schema.Problem]) -> Rule:
+def _rule(e: Mapping[str, Any], problems: list[vocab.Problem]) -> Rule:
     where = f"rule {e['id']!r}"
     scope = e.get("scope", "environment")
     if scope == "model" and "model_feature" not in e:
-        problems.append(schema.Problem(f"{where} → model_feature", "required when scope = 'model'"))
+        problems.append(vocab.Problem(f"{where} → model_feature", "required when scope = 'model'"))
     if e["kind"] == "good" and e["severity"] != "info":
-        problems.append(schema.Problem(f"{where} → severity", "known-good rules must have severity 'info'"))
+        problems.append(vocab.Problem(f"{where} → severity", "known-good rules must have severity 'info'"))
     if not e["when"]:
-        problems.append(schema.Problem(f"{where} → when", "must name at least one fact"))
+        problems.append(vocab.Problem(f"{where} → when", "must name at least one fact"))
     signatures = []
     for i, s in enumerate(e.get("signature", [])):
         if "text" not in s and "regex" not in s:
-            problems.append(schema.Problem(f"{where} → signature[{i}]", "needs `text` or `regex`"))
+            problems.append(vocab.Problem(f"{where} → signature[{i}]", "needs `text` or `regex`"))
         signatures.append(Signature(text=s.get("text"), regex=s.get("regex"), type=s.get("type"), note=s.get("note")))
     fixes = []
     for i, fx in enumerate(e.get("fix", [])):
         if fx["kind"] in ("upgrade", "pin") and not ("package" in fx and "spec" in fx):
-            problems.append(schema.Problem(f"{where} → fix[{i}]", f"a {fx['kind']} fix needs `package` and `spec`"))
+            problems.append(vocab.Problem(f"{where} → fix[{i}]", f"a {fx['kind']} fix needs `package` and `spec`"))
         if fx["kind"] == "code" and "code" not in fx:
-            problems.append(schema.Problem(f"{where} → fix[{i}]", "a code fix needs `code`"))
+            problems.append(vocab.Problem(f"{where} → fix[{i}]", "a code fix needs `code`"))
         fixes.append(
             RuleFix(
                 kind=fx["kind"],

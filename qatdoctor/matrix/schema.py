@@ -14,17 +14,18 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-SCHEMA_VERSION = 1
+from qatdoctor.matrix.vocab import (
+    CHOICE_FACTS,
+    CONDITION_FACTS,
+    LIBRARY_FACTS,
+    PRESENCE,
+    SOURCES_FIELD,
+    VERSION_FACTS,
+    Problem,
+)
 
-# Facts a rule's `when` may test, and what kind of value each takes.
-VERSION_FACTS = (
-    "aimet-torch", "aimet-common", "aimet-onnx", "torch", "torchvision", "numpy", "onnx",
-    "mmengine", "mmcv", "python", "cuda", "driver", "glibc",
-)  # fmt: skip
-CHOICE_FACTS: Mapping[str, tuple[str, ...]] = {"aimet-api": ("v1", "v2")}
-LIBRARY_FACTS = ("lib:liblapacke.so.3", "lib:libcublas.so.12")
-PRESENCE = ("present", "absent")
-CONDITION_FACTS = (*VERSION_FACTS, *CHOICE_FACTS, *LIBRARY_FACTS)
+SCHEMA_VERSION = 1
+__all__ = ["CHOICE_FACTS", "CONDITION_FACTS", "LIBRARY_FACTS", "PRESENCE", "SOURCES_FIELD", "VERSION_FACTS", "Problem"]
 
 SOURCE_KINDS = ("issue", "pr", "release-notes", "pypi", "wheel", "docs", "repo", "probe", "measurement")
 FIX_KINDS = ("upgrade", "pin", "system", "code", "config", "install")
@@ -43,17 +44,6 @@ RULE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 CUDA_TAG = re.compile(r"^(cu\d{3}|cpu)$")
 PY_MINOR = re.compile(r"^3\.\d{1,2}t?$")
 SM = re.compile(r"^\d{1,2}\.\d$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One schema or lint problem, located in the file."""
-
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
 
 
 Check = Callable[[Any], "str | None"]
@@ -213,7 +203,6 @@ SOURCE = TableSpec(
     },
     doc="Where a fact comes from.",
 )
-SOURCES_FIELD = "sources"
 
 
 def _condition_check(v: Any) -> str | None:

@@ -14,10 +14,10 @@ from typing import Any
 from qatdoctor.errors import InputError, QatdoctorError
 from qatdoctor.jsonio import probe_from_dict
 from qatdoctor.model import ErrorInfo, ProbeCase, ProbeRun, StageResult, Status
+from qatdoctor.probe import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from qatdoctor.runner import Completed, Runner, run
 
 EVENT_PREFIX = "@qatdoctor-probe "
-DEFAULT_TIMEOUT = 600.0
 
 
 class ProbeError(QatdoctorError):

@@ -1,0 +1,29 @@
+"""The matrix's fixed vocabulary and its problem type, importable without the schema machinery."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Facts a rule's `when` may test, and what kind of value each takes.
+VERSION_FACTS = (
+    "aimet-torch", "aimet-common", "aimet-onnx", "torch", "torchvision", "numpy", "onnx",
+    "mmengine", "mmcv", "python", "cuda", "driver", "glibc",
+)  # fmt: skip
+CHOICE_FACTS: Mapping[str, tuple[str, ...]] = {"aimet-api": ("v1", "v2")}
+LIBRARY_FACTS = ("lib:liblapacke.so.3", "lib:libcublas.so.12")
+PRESENCE = ("present", "absent")
+CONDITION_FACTS = (*VERSION_FACTS, *CHOICE_FACTS, *LIBRARY_FACTS)
+
+SOURCES_FIELD = "sources"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One schema or lint problem, located in the file."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
