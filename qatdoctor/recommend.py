@@ -17,7 +17,7 @@ from qatdoctor.conditions import evaluate_all
 from qatdoctor.evaluate import Evaluation, cuda_from_local, evaluate
 from qatdoctor.matrix.model import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.model import Change, Fact, Facts, FactState, Finding, Recommendation, Severity, Status
-from qatdoctor.requirements import _major as cuda_major
+from qatdoctor.requirements import cuda_major
 from qatdoctor.versions import ParsedVersion, in_range, try_parse_version
 
 PYPI = "pypi"
@@ -34,10 +34,6 @@ class Candidate:
     torchvision: str
     numpy: str | None
     evaluation: Evaluation
-    matrix: Matrix
-
-    def evaluation_rule(self, rule_id: str) -> Rule | None:
-        return self.matrix.rule(rule_id)
 
     def pins(self) -> list[Pin]:
         local = f"+{self.variant}" if self.variant else ""
@@ -140,7 +136,7 @@ def _version_moves(facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule,
         key = tuple(str(p) for p in candidate.pins())
         if key not in seen:
             seen.add(key)
-            out.append(_as_recommendation(kind, candidate, facts, python, avoid))
+            out.append(_as_recommendation(kind, candidate, facts, python, avoid, matrix))
     return out
 
 
@@ -247,7 +243,7 @@ def _candidate(
         numpy = str(SpecifierSet(",".join(s for s in (numpy if _is_range(numpy) else None, fixes) if s)))
         planned = planned.with_values({"numpy": Fact.known(numpy, origin="planned")})
         evaluation = evaluate(planned, matrix)
-    return Candidate(aimet, torch, series, variant, vision, numpy, evaluation, matrix)
+    return Candidate(aimet, torch, series, variant, vision, numpy, evaluation)
 
 
 def _is_range(value: str | None) -> bool:
@@ -323,7 +319,7 @@ def _series_ordinal(version: ParsedVersion) -> int:
 
 
 def _as_recommendation(
-    kind: str, c: Candidate, facts: Facts, python: str, avoid: tuple[Rule, ...] = ()
+    kind: str, c: Candidate, facts: Facts, python: str, avoid: tuple[Rule, ...], matrix: Matrix
 ) -> Recommendation:
     changes = _changes(c, facts)
     names = {ch.package for ch in changes}
@@ -340,7 +336,7 @@ def _as_recommendation(
     notes = ["changes: " + ", ".join(f"{ch.package} {ch.current or '(none)'} → {ch.target}" for ch in changes)]
     if avoid:
         notes.append("avoids: " + ", ".join(dict.fromkeys(r.id for r in avoid)))
-    notes += _hazard_notes(c, {r.model_feature for r in avoid if r.model_feature})
+    notes += _hazard_notes(c, matrix, {r.model_feature for r in avoid if r.model_feature})
     unchecked = [f.title for f in c.evaluation.findings if f.status is Status.UNKNOWN]
     if unchecked:
         notes.append("not checked (facts unknown): " + "; ".join(unchecked))
@@ -356,11 +352,11 @@ def _as_recommendation(
     )
 
 
-def _hazard_notes(c: Candidate, features: set[str]) -> list[str]:
+def _hazard_notes(c: Candidate, matrix: Matrix, features: set[str]) -> list[str]:
     """Model-scoped rules that still bite models with the features the user is fixing (e.g. bn-subclass)."""
     notes = []
     for finding in c.evaluation.findings:
-        rule = c.evaluation_rule(finding.id)
+        rule = matrix.rule(finding.id)
         if rule is not None and rule.model_feature in features and finding.status is Status.FAIL:
             notes.append(f"still needs the code fix for {rule.model_feature}: {finding.title} ({finding.id})")
     return notes

@@ -131,7 +131,7 @@ def _cuda_major(ctx: Context) -> Iterator[Finding]:
     if cuda.state is FactState.UNKNOWN:
         yield _unknown("req.cuda-major", "torch's CUDA build against aimet-torch's binaries", "cuda", ctx.facts)
         return
-    major = _major(cuda.value) if cuda.is_known else None
+    major = cuda_major(cuda.value) if cuda.is_known else None
     if major is not None and major != aimet.cuda_major:
         yield _fail(
             ctx,
@@ -183,7 +183,7 @@ def _v1(ctx: Context) -> Iterator[Finding]:
     for fact, spec in (("torch", v1.torch), ("python", v1.python)):
         yield from _spec_check(ctx, "req.v1", fact, spec, "legacy v1 API requirement")
     cuda = ctx.facts.get("cuda")
-    major = _major(cuda.value) if cuda.is_known else None
+    major = cuda_major(cuda.value) if cuda.is_known else None
     if v1.cuda_major is not None and major is not None and major != v1.cuda_major:
         yield _fail(
             ctx,
@@ -213,7 +213,7 @@ def _torchvision_pair(ctx: Context) -> Iterator[Finding]:
 
 def _driver(ctx: Context) -> Iterator[Finding]:
     cuda = ctx.facts.get("cuda")
-    major = _major(cuda.value) if cuda.is_known else None
+    major = cuda_major(cuda.value) if cuda.is_known else None
     if major is None:
         return
     needed = ctx.matrix.driver_min(major)
@@ -299,7 +299,8 @@ def runs_on(capability: str, arch: tuple[str, ...]) -> bool:
     return False
 
 
-def _major(cuda: str | None) -> int | None:
+def cuda_major(cuda: str | None) -> int | None:
+    """`12.1` → 12."""
     if not cuda:
         return None
     head = cuda.split(".")[0]
