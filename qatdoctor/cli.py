@@ -74,7 +74,7 @@ def _exit_code_for(error: QatdoctorError) -> ExitCode:
         return ExitCode.BAD_INPUT
     if isinstance(error, core.NoKnownGoodError):
         return ExitCode.PROBLEMS
-    if type(error).__name__ == "EnvBuildError":
+    if any(cls.__name__ == "EnvBuildError" for cls in type(error).__mro__):  # and its subclasses
         return ExitCode.ENV_BUILD_FAILED
     return ExitCode.INTERNAL
 
@@ -328,6 +328,86 @@ def report(
         say(f"qatdoctor: wrote {output}")
     if result.verdict is Verdict.PROBLEMS:
         raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+InstallerOpt = Annotated[
+    str, typer.Option("--installer", help="auto (uv when available, else venv + pip), uv or pip.")
+]
+
+
+@app.command()
+def verify(
+    python: PythonOpt = None,
+    assume: AssumeOpt = None,
+    matrix: MatrixOpt = None,
+    fmt: FormatOpt = Format.text,
+    pick: Annotated[int, typer.Option("--pick", min=1, help="Verify the N-th version recommendation.")] = 1,
+    reproduce: Annotated[
+        bool, typer.Option("--reproduce", help="Build the environment's own (or the --assume'd) set as is.")
+    ] = False,
+    installer: InstallerOpt = "auto",
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the throwaway environment (its path is printed).")] = False,
+    probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
+    models: ModelsOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Build the recommended set in a throwaway env, probe it, and show what it fixes (exit 0 = fixed)."""
+    from qatdoctor import verify as verify_module
+    from qatdoctor.verify_render import render as render_verify
+
+    base = _options(python, assume, matrix, probe=True, probe_timeout=probe_timeout, models=models)
+    options = verify_module.VerifyOptions(base, pick=pick, reproduce=reproduce, installer=installer, keep=keep)
+    result = guarded(lambda: verify_module.run_verify(options), debug=debug)
+    sys.stdout.write(render_verify(result, fmt, styled=fmt is Format.text and wants_style(sys.stdout)))
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def sweep(
+    aimet: Annotated[str, typer.Option("--aimet", help="aimet-torch versions or a range, e.g. '>=2.0,<2.5'.")],
+    torch: Annotated[str, typer.Option("--torch", help="torch versions or a range (newest patch per series).")],
+    python: Annotated[
+        str | None, typer.Option("--python", "-p", help="Python minors, e.g. 3.10,3.11 (default: auto per cell).")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Cells built and probed at once.")] = 1,
+    installer: InstallerOpt = "auto",
+    keep_envs: Annotated[bool, typer.Option("--keep-envs", help="Keep each cell's environment (disk!).")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Evidence file to write (default: sweep-<time>.json).")
+    ] = None,
+    with_: Annotated[
+        list[str] | None, typer.Option("--with", metavar="REQ", help="Extra requirement in every cell. Repeatable.")
+    ] = None,
+    emit_ci_matrix: Annotated[
+        bool, typer.Option("--emit-ci-matrix", help="Print the grid as a GitHub Actions strategy.matrix and exit.")
+    ] = False,
+    matrix: MatrixOpt = None,
+    fmt: FormatOpt = Format.text,
+    probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
+    models: ModelsOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Probe an aimet-torch × torch × Python grid and write an evidence file (for `matrix merge-evidence`)."""
+    from qatdoctor import sweep as sweep_module
+
+    options = sweep_module.SweepOptions(
+        aimet=aimet, torch=torch, python=python, jobs=jobs, installer=installer, keep_envs=keep_envs, output=output,
+        extra=tuple(with_ or ()), matrix=matrix, probe_timeout=probe_timeout,
+        models=tuple(_options(None, None, None, models=models).probe_models), progress=progress,
+    )  # fmt: skip
+    if emit_ci_matrix:
+        ci, grid = guarded(lambda: sweep_module.ci_matrix(options), debug=debug)
+        for skip in grid.skipped:
+            say(f"qatdoctor: skipping {skip.id}: {'; '.join(skip.reasons)}")
+        print(json.dumps(ci))
+        return
+    result = guarded(lambda: sweep_module.run_sweep(options), debug=debug)
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(sweep_module.to_dict(result), indent=2) + "\n")
+    else:
+        sys.stdout.write(sweep_module.render_text(result))
+    if result.failed_builds:
+        raise typer.Exit(int(ExitCode.ENV_BUILD_FAILED))
 
 
 def _write(path: Path, text: str) -> None:

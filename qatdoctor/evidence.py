@@ -108,17 +108,23 @@ def cell_to_dict(cell: Cell) -> dict[str, Any]:
     }
 
 
-def write(path: Path, cells: Sequence[Cell], host: Mapping[str, str]) -> None:
-    """Write an evidence file (only `path` is touched)."""
+def write(
+    path: Path, cells: Sequence[Cell], host: Mapping[str, str], *, extra: Mapping[str, Any] | None = None
+) -> None:
+    """Write an evidence file (only `path` is touched); `extra` adds top-level keys (a sweep's grid, skips)."""
     payload = {
         "qatdoctor_evidence": FORMAT,
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "qatdoctor_version": __version__,
         "host": dict(host),
+        **{k: v for k, v in (extra or {}).items() if k not in ("qatdoctor_evidence", "cells", "host")},
         "cells": [cell_to_dict(c) for c in cells],
     }
     try:
-        path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
     except OSError as error:
         raise InputError(f"cannot write {path}: {error.strerror}") from None
 

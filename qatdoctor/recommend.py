@@ -203,9 +203,13 @@ def _torch_options(
         variant = _variant(facts, matrix, series, fixed)
         if variant is None:
             continue
+        if variant == PYPI:
+            # An installed `+cu118` satisfies a plain `torch==X`: name the default build explicitly to replace it.
+            local = (installed.local or "") if (installed := _version(facts, "torch")) else ""
+            variant = series.pypi_cuda if local.startswith("cu") and local != series.pypi_cuda else None
         # The newest patch of a series stands for the series, unless the user's own release is in it.
         for release in sorted(releases, key=lambda r: r.comparable, reverse=True)[: 1 if fixed is None else None]:
-            yield _candidate(facts, matrix, aimet, series, release, None if variant == PYPI else variant)
+            yield _candidate(facts, matrix, aimet, series, release, variant)
 
 
 def _variant(facts: Facts, matrix: Matrix, series: TorchSeries, fixed: ParsedVersion | None) -> str | None:
@@ -273,7 +277,8 @@ def _numpy_pins(evaluation: Evaluation, matrix: Matrix) -> str | None:
 def _planned_facts(
     facts: Facts, aimet: AimetRelease, torch: str, vision: str, numpy: str | None, build: str | None
 ) -> Facts:
-    values = {k: v for k, v in facts.values.items() if k not in ("aimet-api", "cuda")}
+    # The API the user chose (assumed, or AIMET_DEFAULT_API) carries over; a derived one is re-derived.
+    values = {k: v for k, v in facts.values.items() if k != "cuda" and not (k == "aimet-api" and v.origin == "derived")}
     values.update(
         {
             "aimet-torch": Fact.known(str(aimet.version), origin="planned"),
@@ -345,7 +350,7 @@ def _as_recommendation(
         kind=kind,
         summary=summary,
         changes=tuple(changes),
-        commands=(pip_install(python, pins, c.index_url),),
+        commands=(pip_install(python, pins, c.index_url if any("+" in p.spec for p in pins) else None),),
         constraints=tuple(constraints_lines(c.pins(), c.index_url)),
         lands_on=c.evaluation.lands_on,
         notes=tuple(notes) if changes else tuple(notes[1:]),

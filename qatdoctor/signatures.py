@@ -60,10 +60,15 @@ class TextMatch:
     start: int
     end: int
     strictness: int
+    message: int = -1  # where the message itself starts, when `start` is its exception type
+
+    @property
+    def text_start(self) -> int:
+        return self.start if self.message < 0 else self.message
 
 
-def find_signature(signature: Signature, text: str, near: int = 0) -> TextMatch | None:
-    """Search normalized `text` for the signature at or after `near`; a missing exception type loosens the match.
+def find_signature(signature: Signature, text: str) -> TextMatch | None:
+    """Search normalized `text` for the signature; a missing exception type loosens the match.
 
     For `type` + `text`, the type must introduce the message (`RuntimeError: The function ...`, possibly
     module-qualified or a few lines earlier for multi-line messages) to count as strictness 0; without it the
@@ -71,24 +76,23 @@ def find_signature(signature: Signature, text: str, near: int = 0) -> TextMatch 
     """
     if signature.text is not None:
         needle = normalize(signature.text)
-        at = text.find(needle, near)
-        if at == -1:
+        at = text.find(needle)
+        if at == -1 or (signature.regex is not None and not _compiled(signature.regex).search(text)):
             return None
-        end = at + len(needle)
-        if signature.regex is not None and not _compiled(signature.regex).search(text):
-            return None
-        if signature.type is not None:
+        loose = TextMatch(at, at + len(needle), 1)
+        while signature.type is not None and at != -1:  # prefer an occurrence its exception type introduces
             typed = type_before(text, at, signature.type)
             if typed != -1:
-                return TextMatch(typed, end, 0)
-        return TextMatch(at, end, 1)
+                return TextMatch(typed, at + len(needle), 0, at)
+            at = text.find(needle, at + 1)
+        return loose
     assert signature.regex is not None
-    found = _compiled(signature.regex).search(text, near)
+    found = _compiled(signature.regex).search(text)
     if found is None:
         return None
     start = found.start()
     if signature.type is not None and (typed := type_before(text, start, signature.type)) != -1:
-        start = typed
+        return TextMatch(typed, found.end(), signature.strictness, start)
     return TextMatch(start, found.end(), signature.strictness)
 
 
@@ -107,17 +111,19 @@ def type_before(text: str, at: int, error_type: str) -> int:
     return -1
 
 
-def anchor(signature: Signature) -> str | None:
-    """A whitespace-free literal every match of the signature contains, for a fast `str.find` prefilter.
+def required_tokens(signature: Signature) -> tuple[str, ...]:
+    """The whitespace-free literals (four characters or more) every match of the signature contains."""
+    runs = [normalize(signature.text)] if signature.text is not None else _required_literals(signature.regex or "")
+    return tuple(dict.fromkeys(token for run in runs for token in run.split() if len(token) >= 4))
 
-    The longest such token, preferring ones with punctuation or digits (rarer in ordinary log text);
+
+def anchor(signature: Signature) -> str | None:
+    """The required literal to `str.find` for this signature: the longest, preferring punctuation or digits.
+
     None when a regex has no required literal of at least four characters.
     """
-    runs = [normalize(signature.text)] if signature.text is not None else _required_literals(signature.regex or "")
-    tokens = [token for run in runs for token in run.split() if len(token) >= 4]
-    if not tokens:
-        return None
-    return max(tokens, key=lambda t: (len(t) + (8 if not t.isalpha() else 0), t))
+    tokens = required_tokens(signature)
+    return max(tokens, key=lambda t: (len(t) + (8 if not t.isalpha() else 0), t)) if tokens else None
 
 
 def _required_literals(pattern: str) -> list[str]:

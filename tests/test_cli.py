@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -105,10 +104,10 @@ def test_shipped_matrix_validates_and_lists() -> None:
 
 def test_pin_writes_only_the_file_asked_for(tmp_path: Path) -> None:
     target = tmp_path / "constraints.txt"
-    before = set(os.listdir(tmp_path))
+    before = {p.name for p in tmp_path.iterdir()}
     result = invoke("pin", *SUPPORT[:4], "-a", "python=3.10.13", "--output", str(target))
     assert result.exit_code == 0, result.stderr
-    assert set(os.listdir(tmp_path)) - before == {"constraints.txt"}
+    assert {p.name for p in tmp_path.iterdir()} - before == {"constraints.txt"}
     lines = [line for line in target.read_text().splitlines() if not line.startswith("#")]
     assert "aimet-torch==1.32.2" in lines and any(line.startswith("torch==") for line in lines)
     assert result.stdout == ""

@@ -25,7 +25,7 @@ def test_expect_cuda(cuda: Fact, expected: str, status: Status) -> None:
 
 
 def test_expect_cuda_needs_major_minor() -> None:
-    with pytest.raises(InputError, match="MAJOR.MINOR"):
+    with pytest.raises(InputError, match=r"MAJOR\.MINOR"):
         expect_cuda(Facts({}), "12")
 
 

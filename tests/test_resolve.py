@@ -79,7 +79,7 @@ ROWS = [
     ),
     pytest.param(
         Row({"aimet-torch": "2.42.0", "torch": "2.2.2", "python": "3.11.7", "numpy": "2.4.6"}, Verdict.PROBLEMS,
-            "aimet-2.42-torch-2.2-import-error", recommends=("keep-aimet",), command_has=('"torch==2.14.1"',)),
+            "aimet-2.42-torch-2.2-import-error", recommends=("keep-aimet",), command_has=('"torch==2.5.1"',)),
         id="measured-2.42.0-with-torch-2.2.2",
     ),
     pytest.param(
@@ -149,8 +149,8 @@ ROWS = [
     ),
     pytest.param(
         Row({"aimet-torch": "2.42.0", "torch": "2.15.0", "torchvision": "0.29.2", "python": "3.11.7",
-             "numpy": "2.4.6"}, Verdict.UNKNOWN, "coverage.untested-combination"),
-        id="torch-2.15-untested-with-2.42.0",
+             "numpy": "2.4.6"}, Verdict.OK, "good-measured-aimet-2.42.0-torch-2.15.0-py311"),
+        id="torch-2.15-measured-with-2.42.0",
     ),
     pytest.param(
         Row({"aimet-torch": "1.31.2", "torch": "1.13.1", "python": "3.8.18", "glibc": "2.31"}, Verdict.OK,

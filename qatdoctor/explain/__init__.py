@@ -24,11 +24,9 @@ def scan_stream(stream: BinaryIO, matrix: Matrix, *, chunk_size: int = CHUNK) ->
     scanner = SignatureScanner(rule for rule in matrix.rules if rule.kind == "bad" and rule.signatures)
     extractor = VersionExtractor()
     characters = replaced = 0
-    mentions_aimet = False
     for text in iter_text(stream, chunk_size):
         characters += len(text)
-        replaced += text.count("\ufffd")
-        mentions_aimet = mentions_aimet or any(word in text for word in ("aimet", "AIMET", "Aimet"))
+        replaced += 0 if text.isascii() else text.count("\ufffd")
         scanner.feed(text)
         extractor.feed(text)
     scanner.finish()
@@ -38,7 +36,7 @@ def scan_stream(stream: BinaryIO, matrix: Matrix, *, chunk_size: int = CHUNK) ->
         statements=extractor.statements,
         characters=characters,
         replaced=replaced,
-        mentions_aimet=mentions_aimet,
+        mentions_aimet=extractor.mentions_aimet,
         versions_truncated=extractor.truncated,
     )
 

@@ -11,7 +11,7 @@ from qatdoctor.assume import VERSION_NAMES
 from qatdoctor.conditions import Outcome, evaluate_all
 from qatdoctor.core import diagnose, matrix_info, pip_python
 from qatdoctor.evaluate import derive_facts, verdict_of
-from qatdoctor.explain.extract import INFERRED, Statement
+from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
 from qatdoctor.explain.scan import Hit
 from qatdoctor.matrix.model import Matrix, Rule
 from qatdoctor.model import Fact, Facts, Finding, Report, Severity, Status, Verdict
@@ -57,6 +57,8 @@ def choose(statements: Sequence[Statement]) -> dict[str, Chosen]:
     chosen: dict[str, Chosen] = {}
     for name, group in by_name.items():
         best = min(group, key=lambda s: (s.rank, s.line))
+        same = [s for s in group if s.rank == best.rank and _consistent(s.value, best.value)]
+        best = max(same, key=lambda s: (_specificity(s.value), -s.line))  # `3.10.14` over `3.10`
         conflicts = tuple(s for s in group if s is not best and not _consistent(s.value, best.value))
         chosen[name] = Chosen(best, conflicts)
     aimet = try_parse_version(chosen["aimet-torch"].statement.value) if "aimet-torch" in chosen else None
@@ -64,6 +66,11 @@ def choose(statements: Sequence[Statement]) -> dict[str, Chosen]:
     if "aimet-api" in chosen and (len(api) > 1 or (aimet is not None and aimet.comparable.major < 2)):
         del chosen["aimet-api"]  # 1.x has only the legacy API; both APIs mentioned tells nothing
     return chosen
+
+
+def _specificity(value: str) -> tuple[int, bool]:
+    parsed = try_parse_version(value)
+    return (len(parsed.version.release), parsed.local is not None) if parsed else (0, False)
 
 
 def _consistent(a: str, b: str) -> bool:
@@ -118,15 +125,16 @@ def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str) -> Finding
         stated = _range(rule)
         summary = (
             f"{where} But the stated versions are outside this rule's range ({stated}): the message matches, the "
-            f"versions say otherwise, so the fix below may not apply. {rule.summary}"
+            f"versions say otherwise, so no fix is offered. {rule.summary}"
         )
-        return replace(base, origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary)
-    if outcome.value is None and not scan.mentions_aimet and any(c.fact in AIMET_FACTS for c in rule.when):
+        return _unsupported(base, summary)
+    aimet_rule = any(c.fact in AIMET_FACTS for c in rule.when)
+    if outcome.value is None and aimet_rule and not (scan.mentions_aimet or hit.near_aimet):
         summary = (
             f"{where} But the input never mentions AIMET, and this is an AIMET failure ({_range(rule)}): the same "
             f"message may come from other code. {rule.summary}"
         )
-        return replace(base, origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary)
+        return _unsupported(base, summary)
     if outcome.value:
         context = f" It applies to the stated environment: {'; '.join(outcome.matched)}."
     else:
@@ -140,6 +148,11 @@ def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str) -> Finding
     return replace(base, origin="log", status=Status.FAIL, severity=Severity(rule.severity), summary=summary)
 
 
+def _unsupported(base: Finding, summary: str) -> Finding:
+    """A matched message that the versions or the context do not support: shown, but with no fix."""
+    return replace(base, origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary, fixes=())
+
+
 _STRICTNESS = {0: "exception type and message match", 1: "message matches", 2: "pattern matches"}
 
 
@@ -151,55 +164,79 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
     """The report: log findings first (origin `log`), then what the stated versions imply (origin matrix etc.)."""
     chosen = choose(scan.statements)
     facts = stated_facts(chosen, matrix)
-    python = pip_python(facts)
-    from_log = log_findings(scan, facts, python)
-    notes = _notes(scan, chosen, from_log)
+    from_log = log_findings(scan, facts, pip_python(facts))
+    from_versions: list[Finding] = []
+    undecided = 0
+    if "aimet-torch" in chosen or "torch" in chosen:
+        report = diagnose(facts, matrix, command="explain", target=target, extra_findings=from_log, timings=timings)
+        logged = {f.id for f in from_log}
+        from_versions = sorted(
+            (f for f in report.findings if f.origin != "log" and f.id not in logged and _relevant(f, matrix)),
+            key=_importance,
+        )
+        undecided = sum(1 for f in report.findings if f.status is Status.UNKNOWN and f.origin in _CHECKS)
+    else:
+        report = Report(
+            command="explain", verdict=Verdict.UNKNOWN, facts=facts, findings=(), recommendations=(),
+            matrix=matrix_info(matrix), target=target, timings=timings,
+        )  # fmt: skip
+    findings = (*from_log, *from_versions)
+    failed = any(f.origin == "log" and f.status is Status.FAIL for f in findings)
+    verdict = Verdict.PROBLEMS if failed or verdict_of(findings) is Verdict.PROBLEMS else Verdict.UNKNOWN
+    notes = _notes(scan, chosen, from_log, from_versions, undecided)
     extracted: dict[str, str] = {}
     for name, pick in sorted(chosen.items(), key=lambda item: item[1].statement.line):
         extracted[name] = pick.statement.value
         extracted[f"{name}.evidence"] = pick.evidence()
-    if "aimet-torch" in chosen or "torch" in chosen:
-        report = diagnose(facts, matrix, command="explain", target=target, extra_findings=from_log, timings=timings)
-        logged = {f.id for f in from_log}
-        from_versions = [f for f in report.findings if f.origin != "log" and f.id not in logged and _decided(f)]
-        undecided = sum(1 for f in report.findings if f.origin in ("matrix", "requirements") and not _decided(f))
-        if undecided:
-            notes.append(f"{undecided} matrix checks need versions the input does not state (not shown)")
-        findings = (*from_log, *from_versions)
-        report = replace(report, findings=findings)
-    else:
-        findings = tuple(from_log)
-        report = Report(
-            command="explain", verdict=Verdict.UNKNOWN, facts=facts, findings=findings, recommendations=(),
-            matrix=matrix_info(matrix), target=target, timings=timings,
-        )  # fmt: skip
-    failed = any(f.origin == "log" and f.status is Status.FAIL for f in findings)
-    verdict = Verdict.PROBLEMS if failed or verdict_of(findings) is Verdict.PROBLEMS else Verdict.UNKNOWN
-    if verdict is Verdict.UNKNOWN and not from_log:
-        report = replace(report, recommendations=())  # nothing matched: no fix to offer
-    return replace(report, verdict=verdict, notes=tuple(notes), extracted=extracted)
+    recommendations = report.recommendations if verdict is Verdict.PROBLEMS else ()  # nothing confirmed: no fix
+    return replace(
+        report, verdict=verdict, findings=findings, recommendations=recommendations, notes=tuple(notes),
+        extracted=extracted,
+    )  # fmt: skip
 
 
-def _decided(finding: Finding) -> bool:
-    """Version findings worth showing in a triage: decided ones, and coverage gaps; not 'needs X' checks."""
+_CHECKS = ("matrix", "requirements")
+
+
+def _importance(finding: Finding) -> tuple[int, int]:
+    """Failures before the undecided and the passes; errors before warnings (a stable sort keeps the rest)."""
+    status = {Status.FAIL: 0, Status.SILENT_FAIL: 0, Status.UNKNOWN: 1}.get(finding.status, 2)
+    return status, {Severity.ERROR: 0, Severity.WARNING: 1}.get(finding.severity, 2)
+
+
+def _relevant(finding: Finding, matrix: Matrix) -> bool:
+    """Version findings worth showing in a triage: decided environment checks and coverage gaps.
+
+    Not the undecided 'needs X' checks, and not model-scoped hazards: the input says nothing about the model
+    unless its error matched (then the finding is a log finding).
+    """
     if finding.id.startswith("env."):
+        return False
+    rule = matrix.rule(finding.id)
+    if rule is not None and rule.scope == "model":
         return False
     return finding.status is not Status.UNKNOWN or finding.origin == "coverage"
 
 
-def _notes(scan: Scan, chosen: dict[str, Chosen], from_log: Sequence[Finding]) -> list[str]:
-    notes: list[str] = []
+def _notes(
+    scan: Scan, chosen: dict[str, Chosen], from_log: Sequence[Finding], from_versions: Sequence[Finding], undecided: int
+) -> list[str]:
     if scan.characters == 0:
         return ["empty input: nothing to explain"]
+    notes: list[str] = []
     if scan.replaced > max(16, scan.characters // 100):
         share = 100 * scan.replaced // scan.characters
         notes.append(f"the input does not look like text ({share}% of it is not valid UTF-8)")
-    if not from_log:
-        notes.append("no known error signature matched the input; qatdoctor does not guess a cause")
-    else:
-        notes.append("findings from the input text have origin 'log'; the others follow from the stated versions")
+    if from_log and from_versions:
+        notes.append("findings with origin 'log' were matched in the input; the others follow from the stated versions")
+    elif from_versions:
+        notes.append("no known error signature matched the input; the findings follow from the stated versions only")
+    elif not from_log:
+        notes.append("no known error signature matched, and the stated versions decide nothing: cause unknown")
+    if any(f.origin == "log" and f.status is Status.UNKNOWN for f in from_log):
+        notes.append("a matched message the versions or the context do not support is shown without a fix")
     if not chosen:
-        notes.append("no versions found in the input (paste `pip list` or `python -m torch.utils.collect_env`)")
+        notes.append("no versions found (add the output of `pip list` or `python -m torch.utils.collect_env`)")
     for name, pick in chosen.items():
         if pick.conflicts:
             others = ", ".join(f"{s.value} (line {s.line}, {s.source})" for s in pick.conflicts)
@@ -207,6 +244,8 @@ def _notes(scan: Scan, chosen: dict[str, Chosen], from_log: Sequence[Finding]) -
                 f"{name} is stated with different values: using {pick.statement.value} "
                 f"(line {pick.statement.line}, {pick.statement.source}) over {others}"
             )
+    if undecided:
+        notes.append(f"{undecided} matrix checks need versions the input does not state (not shown)")
     if scan.versions_truncated:
-        notes.append("versions were read from the first 16 MiB and the last 1 MiB of the input")
+        notes.append(f"versions were read from the first {HEAD >> 20} MiB and the last {TAIL >> 20} MiB of the input")
     return notes

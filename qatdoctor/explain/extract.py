@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from qatdoctor.versions import try_parse_version
 
@@ -30,8 +31,8 @@ PROSE_NAMES = {
     "aimet": "aimet-torch", "aimettorch": "aimet-torch", "aimet torch": "aimet-torch", "driver": "driver",
     "nvidia driver": "driver", "cuda": "cuda", "glibc": "glibc", "ubuntu": "ubuntu",
 }  # fmt: skip
-UBUNTU_GLIBC = {"20.04": "2.31", "22.04": "2.35", "24.04": "2.39"}
-LIBS = ("liblapacke.so.3", "libcublas.so.12")
+UBUNTU_GLIBC = {"20.04": "2.31", "22.04": "2.35", "24.04": "2.39"}  # only these LTS releases; stated as inferred
+STRUCTURED_SOURCES = ("package list", "pip freeze", "conda list", "collect_env")
 
 _VERSION = r"v?\d+(?:\.\d+)+(?:(?:a|b|rc)\d+|\.?post\d+|\.?dev\d+)*(?:\.cu\d+|\.cpu)?(?:\+[A-Za-z0-9_.]+)?"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -57,12 +58,17 @@ _MISSING_LIB = re.compile(r"(?P<lib>liblapacke\.so\.3|libcublas\.so\.12): cannot
 _GLIBC_MISSING = re.compile(r"version .GLIBC_(?P<v>\d+\.\d+). not found")
 _PATH_PYTHON = re.compile(r"lib(?:64)?/python(?P<v>\d\.\d+)/")
 _SO_PYTHON = re.compile(r"\.cpython-(?P<major>\d)(?P<minor>\d+)-[\w-]*\.so\b")
-_API = re.compile(r"aimet_torch[./](?P<api>v[12])\b")
+_API = re.compile(r"aimet_torch[./](?P<api>v[12])\b|AIMET_DEFAULT_API\s*=\s*(?P<default>v[12])\b")
 _OS_UBUNTU = re.compile(r"^OS:\s*Ubuntu\s+(?P<v>\d+\.\d+)")
 _PROSE = re.compile(
     r"(?<![\w./\\-])(?P<name>aimet[-_ ]?torch|aimet[-_](?:onnx|common)|aimet|pytorch|torchvision|torch|numpy|python"
     r"|cuda|glibc|onnx|mmcv|mmengine|ubuntu|(?:nvidia\s+)?driver)(?![A-Za-z_-])"
     rf"[ \t]*(?:version[ \t]*)?(?:is[ \t]+|[:=][ \t]*|(?=v\d))?(?P<v>{_VERSION})",
+    re.IGNORECASE,
+)
+_NOT_INSTALLED = re.compile(
+    r"(?:compiled (?:with|using|against)|built (?:with|for|against)|requires?|required|needs?|supports?|expects?"
+    r"|upgrade to|downgrade to|instead of|older than|newer than|>=|<=|[<>]|~=)\s*$",
     re.IGNORECASE,
 )
 _SANE = {
@@ -71,9 +77,6 @@ _SANE = {
     "glibc": re.compile(r"2\.\d+"),
     "driver": re.compile(r"[3-9]\d\d\.\d+"),
 }
-
-
-STRUCTURED_SOURCES = ("package list", "pip freeze", "conda list", "collect_env")
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class Statement:
         return f"line {self.line} ({self.source}): {self.text}"
 
 
-_Maker = Callable[[str, str, int, str], Statement | None]
+_Claim = tuple[str, str, int, str]
 
 
 class VersionExtractor:
@@ -105,47 +108,61 @@ class VersionExtractor:
         self.truncated = False
         self._head_left = head
         self._tail_size = tail
+        self.mentions_aimet = False
         self._partial = ""
-        self._tail = ""
+        self._tail: list[str] = []
+        self._tail_chars = 0
+        self._tail_cut = False
         self._line = 1  # number of the first line of the text not consumed yet
         self._tail_line = 1
 
     def feed(self, text: str) -> None:
+        """Read one piece: fully while in the head, else only keep it as a candidate for the tail."""
         if self._head_left > 0:
             self._head_left -= len(text)
             self._consume(self._partial + text)
             if self._head_left <= 0:
-                self._tail, self._tail_line, self._partial = self._partial, self._line, ""
+                self._tail, self._tail_chars = [self._partial], len(self._partial)
+                self._tail_line, self._partial = self._line, ""
             return
         self.truncated = True
-        self._tail += text
-        if len(self._tail) > 2 * self._tail_size:
-            cut = len(self._tail) - self._tail_size
-            newline = self._tail.find("\n", cut)
-            cut = newline + 1 if newline != -1 else cut
-            self._tail_line += self._tail.count("\n", 0, cut)
-            self._tail = self._tail[cut:]
+        self._tail.append(text)
+        self._tail_chars += len(text)
+        while self._tail_chars - len(self._tail[0]) >= self._tail_size:
+            dropped = self._tail.pop(0)
+            self._tail_cut = True
+            self._tail_chars -= len(dropped)
+            self._tail_line += dropped.count("\n")
 
     def finish(self) -> None:
+        """Read the last line of the head, or the tail."""
         if self._head_left > 0:
             self._consume(self._partial + "\n")
         else:
             self._line = self._tail_line
-            self._consume(self._tail + "\n")
-        self._partial = self._tail = ""
+            tail = "".join(self._tail)
+            start = tail.find("\n") + 1 if self._tail_cut else 0  # skip a line cut in the middle
+            self._line += 1 if start else 0
+            self._consume(tail[start:] + "\n")
+        self._partial, self._tail = "", []
 
     def _consume(self, text: str) -> None:
         """Read the complete lines of `text`; keep the unfinished last line for the next piece."""
         end = text.rfind("\n") + 1
         body, self._partial = text[:end], text[end:][-PARTIAL_MAX:]
         if body:
-            for statement in _statements(body, self._line):
-                key = (statement.name, statement.value)
-                kept = self._found.get(key)
-                if kept is None and sum(1 for name, _ in self._found if name == statement.name) >= PER_NAME:
-                    continue
-                if kept is None or statement.rank < kept.rank:
-                    self._found[key] = statement
+            low = lowered(body)
+            self.mentions_aimet = self.mentions_aimet or "aimet" in low
+            for line, line_text, claims in _claimed_lines(body, low, self._line):
+                shown = ""
+                for name, value, rank, source in claims:
+                    kept = self._found.get((name, value))
+                    if kept is not None and kept.rank <= rank:
+                        continue  # the first, most trusted wording of each value is enough
+                    if kept is None and sum(1 for known, _ in self._found if known == name) >= PER_NAME:
+                        continue
+                    shown = shown or _shown(line_text)
+                    self._found[(name, value)] = Statement(name, value, rank, source, line, shown)
             self._line += body.count("\n")
 
     @property
@@ -154,11 +171,14 @@ class VersionExtractor:
         return sorted(self._found.values(), key=lambda s: s.line)
 
 
-def _statements(body: str, first_line: int) -> Iterator[Statement]:
-    """Statements from the lines of `body` (ending in a newline) that contain a keyword."""
-    low = body.lower()
-    if len(low) != len(body):  # U+0130 lower-cases to two characters: keep offsets aligned
-        low = body.replace("\u0130", "i").lower()
+def lowered(text: str) -> str:
+    """`text.lower()` with the same length, so offsets stay valid (U+0130 lower-cases to two characters)."""
+    low = text.lower()
+    return low if len(low) == len(text) else text.replace("\u0130", "i").lower()
+
+
+def _claimed_lines(body: str, low: str, first_line: int) -> Iterator[tuple[int, str, tuple[_Claim, ...]]]:
+    """(line number, text, claims) for the lines of `body` (ending in a newline; `low` lower-cased) with a keyword."""
     selected: dict[int, tuple[int, int]] = {}
     for keyword in KEYWORDS:
         at = low.find(keyword)
@@ -172,62 +192,79 @@ def _statements(body: str, first_line: int) -> Iterator[Statement]:
         line += body.count("\n", counted, start)
         counted = start
         text = body[start:end] if end - start <= LINE_MAX else body[max(start, at - LINE_MAX // 2) : at + LINE_MAX // 2]
-        yield from _line_statements(text, line)
+        claims = _claims(text)
+        if claims:
+            yield line, text, claims
 
 
-def _line_statements(text: str, line: int) -> Iterator[Statement]:
-    """Every statement one line makes."""
+def _shown(text: str) -> str:
+    """A line as evidence: whitespace collapsed, clipped."""
     shown = " ".join(text.split())
-    shown = shown if len(shown) <= EVIDENCE_MAX else shown[: EVIDENCE_MAX - 1] + "…"
-
-    def make(name: str, value: str, rank: int, source: str) -> Statement | None:
-        value = value.rstrip(".,;:)")
-        if name in _SANE and not _SANE[name].match(value.lstrip("<")):
-            return None
-        if name not in ("glibc", "aimet-api") and not name.startswith("lib:") and try_parse_version(value) is None:
-            return None
-        if name == "glibc" and try_parse_version(value.lstrip("<")) is None:
-            return None
-        return Statement(name, value, rank, source, line, shown)
-
-    found = [s for s in _structured(text, make) if s is not None]
-    if not any(s.source in STRUCTURED_SOURCES for s in found):
-        found += [s for s in _prose(text, make) if s is not None]
-    yield from found
+    return shown if len(shown) <= EVIDENCE_MAX else shown[: EVIDENCE_MAX - 1] + "…"
 
 
-def _structured(text: str, make: _Maker) -> Iterator[Statement | None]:
+@lru_cache(maxsize=4096)  # logs repeat the same warning line thousands of times
+def _claims(text: str) -> tuple[_Claim, ...]:
+    """(fact, value, rank, source) for everything one line states; prose only when it is not a table row."""
+    found = [c for c in _structured(text) if c is not None]
+    if not any(c[3] in STRUCTURED_SOURCES for c in found):
+        found += [c for c in _prose(text) if c is not None]
+    return tuple(found)
+
+
+def _claim(name: str, value: str, rank: int, source: str) -> _Claim | None:
+    """A plausible value for the fact, or None."""
+    value = value.rstrip(".,;:)")
+    bare = value.lstrip("<")
+    if name in _SANE and not _SANE[name].match(bare):
+        return None
+    if name != "aimet-api" and not name.startswith("lib:") and try_parse_version(bare) is None:
+        return None
+    return name, value, rank, source
+
+
+def _structured(text: str) -> Iterator[_Claim | None]:
     """Whole-line formats (package rows, collect_env fields) and what error messages and paths reveal."""
     stripped = text.strip()
-    for pattern, name in _COLLECT_ENV:
-        if match := pattern.match(stripped):
-            yield make(name, match["v"], STRUCTURED, "collect_env")
-    if match := _OS_UBUNTU.match(stripped):
-        yield _ubuntu(match["v"], make)
+    if ":" in stripped[:40]:
+        for pattern, name in _COLLECT_ENV:
+            if match := pattern.match(stripped):
+                yield _claim(name, match["v"], STRUCTURED, "collect_env")
+        if match := _OS_UBUNTU.match(stripped):
+            yield _ubuntu(match["v"])
     if (match := _ROW.match(text)) and (package := PACKAGES.get(match["name"].lower())):
         if match["pinned"] is not None:
-            yield make(package, match["pinned"], STRUCTURED, "pip freeze" if not match["tool"] else "collect_env")
+            yield _claim(package, match["pinned"], STRUCTURED, "pip freeze" if not match["tool"] else "collect_env")
         elif _row_columns_ok(match["rest"] or ""):
             rest = (match["rest"] or "").split()
             source = "conda list" if rest and rest[0][0] not in "/~." else "package list"
-            yield make(package, match["version"], STRUCTURED, "collect_env" if match["tool"] else source)
-    if (match := _WHEEL_URL.match(text)) and (package := PACKAGES.get(match["name"].lower())):
-        yield make(package, match["version"], STRUCTURED, "pip freeze")
-    for pattern, name in _MESSAGES:
-        for match in pattern.finditer(text):
-            yield make(name, match["v"], STRUCTURED, "error message")
-    for match in _CURRENT_ABI.finditer(text):
-        yield make("python", f"{match['major']}.{match['minor']}", STRUCTURED, "error message")
-    for match in _MISSING_LIB.finditer(text):
-        yield make(f"lib:{match['lib']}", "absent", STRUCTURED, "error message")
-    for match in _GLIBC_MISSING.finditer(text):
-        yield make("glibc", f"<{match['v']}", INFERRED, f"the loader lacks GLIBC_{match['v']}")
-    for match in _PATH_PYTHON.finditer(text):
-        yield make("python", match["v"], INFERRED, "install path")
-    for match in _SO_PYTHON.finditer(text):
-        yield make("python", f"{match['major']}.{match['minor']}", INFERRED, "extension module name")
-    for match in _API.finditer(text):
-        yield make("aimet-api", match["api"], INFERRED, f"the text goes through aimet_torch.{match['api']}")
+            yield _claim(package, match["version"], STRUCTURED, "collect_env" if match["tool"] else source)
+    if "@" in text and (match := _WHEEL_URL.match(text)) and (package := PACKAGES.get(match["name"].lower())):
+        yield _claim(package, match["version"], STRUCTURED, "pip freeze")
+    if "currently you have" in text or "(from " in text:
+        for pattern, name in _MESSAGES:
+            for match in pattern.finditer(text):
+                yield _claim(name, match["v"], STRUCTURED, "error message")
+        for match in _CURRENT_ABI.finditer(text):
+            yield _claim("python", f"{match['major']}.{match['minor']}", STRUCTURED, "error message")
+    if "cannot open shared object" in text:
+        for match in _MISSING_LIB.finditer(text):
+            yield _claim(f"lib:{match['lib']}", "absent", STRUCTURED, "error message")
+    if "GLIBC_" in text:
+        for match in _GLIBC_MISSING.finditer(text):
+            yield _claim("glibc", f"<{match['v']}", INFERRED, f"the loader lacks GLIBC_{match['v']}")
+    if "/python" in text:
+        for match in _PATH_PYTHON.finditer(text):
+            yield _claim("python", match["v"], INFERRED, "install path")
+    if ".cpython-" in text:
+        for match in _SO_PYTHON.finditer(text):
+            yield _claim("python", f"{match['major']}.{match['minor']}", INFERRED, "extension module name")
+    if "aimet_torch" in text or "AIMET_DEFAULT_API" in text:
+        for match in _API.finditer(text):
+            if match["default"]:
+                yield _claim("aimet-api", match["default"], PROSE, "AIMET_DEFAULT_API")
+            else:
+                yield _claim("aimet-api", match["api"], INFERRED, f"the text goes through aimet_torch.{match['api']}")
 
 
 def _row_columns_ok(rest: str) -> bool:
@@ -240,18 +277,22 @@ def _row_columns_ok(rest: str) -> bool:
     return len(columns) <= 2 and _CONDA_BUILD.fullmatch(columns[0]) is not None
 
 
-def _prose(text: str, make: _Maker) -> Iterator[Statement | None]:
+def _prose(text: str) -> Iterator[_Claim | None]:
+    """`aimet-torch 1.32.2`, `PyTorch version: 2.2.2`, `CUDA 12.0`, `python3.10`, `Ubuntu 22.04` (→ glibc)."""
     for match in _PROSE.finditer(text):
+        if _NOT_INSTALLED.search(text[max(0, match.start() - 24) : match.start()]):
+            continue  # "compiled with NumPy 2.0", "requires torch 2.1": a requirement, not the installed version
         raw = " ".join(match["name"].lower().replace("_", "-").split())
         name = PROSE_NAMES.get(raw.replace("-", " ")) or PACKAGES.get(raw) or raw
         if name == "ubuntu":
-            yield _ubuntu(match["v"], make)
+            yield _ubuntu(match["v"])
         elif name == "cuda" and "driver version" in text.lower():
             continue  # nvidia-smi's "CUDA Version" is what the driver supports, not what torch was built with
         else:
-            yield make(name, match["v"].lstrip("vV"), PROSE, "prose")
+            yield _claim(name, match["v"].lstrip("vV"), PROSE, "prose")
 
 
-def _ubuntu(release: str, make: _Maker) -> Statement | None:
+def _ubuntu(release: str) -> _Claim | None:
+    """The glibc of a well-known Ubuntu LTS release, as an inference."""
     glibc = UBUNTU_GLIBC.get(".".join(release.split(".")[:2]))
-    return make("glibc", glibc, INFERRED, f"inferred: Ubuntu {release} ships glibc {glibc}") if glibc else None
+    return _claim("glibc", glibc, INFERRED, f"inferred: Ubuntu {release} ships glibc {glibc}") if glibc else None

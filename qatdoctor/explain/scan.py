@@ -8,12 +8,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from qatdoctor.matrix.model import Rule, Signature
-from qatdoctor.signatures import anchor, find_signature, normalize_window
+from qatdoctor.signatures import anchor, find_signature, normalize_window, required_tokens
 
 CONTEXT = 1024  # raw characters kept on each side of an anchor: a signature plus its exception type fits
 CARRY = 2 * CONTEXT
+SKIP = CONTEXT // 2  # a signature with its exception type spans well under CONTEXT - SKIP raw characters
 EVIDENCE_MAX = 300
 FALLBACK_ANCHORS = ("Error", "error", "ERROR")  # for a regex without a required literal
+# words too frequent in ordinary logs to be a shared gate (a signature may still use one as its own anchor)
+COMMON = frozenset((
+    "Error", "error", "failed", "Failed", "found", "module", "modules", "version", "import", "class", "object",
+    "shared", "input", "output", "tensor", "function", "training", "model", "models", "current", "please",
+    "Please", "process", "group", "following", "directory", "install", "installation", "expected", "using",
+    "build", "issue", "resolve", "should", "warning", "Warning", "Could", "could",
+))  # fmt: skip
 _TOKEN = re.compile(r"\S+")
 
 
@@ -27,6 +35,7 @@ class Hit:
     line: int
     evidence: str
     last_line: int = 0
+    near_aimet: bool = False
 
     def overlaps(self, other: Hit) -> bool:
         """Whether the two matches share an input line (one message matched by two rules)."""
@@ -39,8 +48,40 @@ class Hit:
 
 @dataclass(frozen=True)
 class _Entry:
+    """A signature to check where its gate occurs, once its own anchor is seen nearby (None: always)."""
+
     rule: Rule
     signature: Signature
+    verify: str | None = None
+
+
+def plan_gates(rules: Iterable[Rule]) -> dict[str, list[_Entry]]:
+    """The literals to `str.find`, each with the signatures to check around it: few finds per chunk.
+
+    A literal several signatures contain (`cannot`, `(currently`, `symbol:`) is searched once for all of
+    them; each remaining signature gets its own anchor.
+    """
+    pairs = [(rule, signature) for rule in rules for signature in rule.signatures]
+    tokens = {(s.text, s.regex): required_tokens(s) for _, s in pairs}
+    uncovered = set(tokens)
+    gates: dict[str, set[tuple[str | None, str | None]]] = {}
+    candidates = {t for ts in tokens.values() for t in ts if len(t) >= 5 and t not in COMMON}
+    covers = {c: {k for k, ts in tokens.items() if any(c in t for t in ts)} for c in candidates}
+    while uncovered:
+        best = max(covers, key=lambda c: (len(covers[c] & uncovered), len(c), c), default=None)
+        if best is None or len(covers[best] & uncovered) < 2:
+            break
+        gates[best] = covers[best] & uncovered
+        uncovered -= gates[best]
+    plan: dict[str, list[_Entry]] = {}
+    for rule, signature in pairs:
+        key = (signature.text, signature.regex)
+        own = anchor(signature)
+        gate = next((g for g, keys in gates.items() if key in keys), None)
+        for literal in (gate,) if gate else (own,) if own else FALLBACK_ANCHORS:
+            verify = own if own != literal else None
+            plan.setdefault(literal, []).append(_Entry(rule, signature, verify))
+    return plan
 
 
 class SignatureScanner:
@@ -52,12 +93,7 @@ class SignatureScanner:
     """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
-        self._by_anchor: dict[str, list[_Entry]] = {}
-        for rule in rules:
-            for signature in rule.signatures:
-                key = anchor(signature)
-                for literal in (key,) if key else FALLBACK_ANCHORS:
-                    self._by_anchor.setdefault(literal, []).append(_Entry(rule, signature))
+        self._by_anchor = plan_gates(rules)
         self.hits: dict[str, Hit] = {}
         self._carry = ""
         self._lines_before = 0  # newlines before the start of the carry
@@ -85,22 +121,28 @@ class SignatureScanner:
             at = buffer.find(key, start, end)
             while at != -1:
                 self._check(buffer, at, entries)
-                at = buffer.find(key, at + 1, end)
+                # the window just checked holds every signature whose gate lies in the next SKIP characters
+                at = buffer.find(key, at + SKIP, end)
 
     def _check(self, buffer: str, at: int, entries: list[_Entry]) -> None:
-        lo = max(0, at - CONTEXT)
-        raw = buffer[lo : at + CONTEXT]
-        window = normalize_window(raw)
+        lo, hi = max(0, at - CONTEXT), at + CONTEXT
+        raw = window = ""
         for entry in entries:
             known = self.hits.get(entry.rule.id)
             if known is not None and known.strictness <= entry.signature.strictness:
-                continue  # this signature cannot beat what the rule already has (earlier lines win ties)
+                continue  # cannot beat what the rule already has (the first match of a strictness stays)
+            if entry.verify is not None and buffer.find(entry.verify, lo, hi) == -1:
+                continue
+            if not raw:
+                raw = buffer[lo:hi]
+                window = normalize_window(raw)
             match = find_signature(entry.signature, window)
             if match is None:
                 continue
             line, spanned, evidence = _evidence(raw, entry.signature)
             line += self._lines_before + buffer.count("\n", 0, lo)
-            hit = Hit(entry.rule, entry.signature, match.strictness, line, evidence, line + spanned)
+            near = "aimet" in raw or "AIMET" in raw
+            hit = Hit(entry.rule, entry.signature, match.strictness, line, evidence, line + spanned, near)
             if known is None or hit.rank < known.rank:
                 self.hits[entry.rule.id] = hit
 
@@ -121,20 +163,27 @@ def _evidence(raw: str, signature: Signature) -> tuple[int, int, str]:
         position += len(word) + 1
     exact = find_signature(signature, " ".join(words))
     if exact is None or not raw_starts:  # the two normalizations disagree: fall back to the window's middle
-        middle = len(raw) // 2
-        first = last = middle
+        first = message = last = len(raw) // 2
     else:
 
         def to_raw(offset: int) -> int:
             index = max(0, bisect.bisect_right(norm_starts, offset) - 1)
             return raw_starts[index] + min(offset - norm_starts[index], len(words[index]))
 
-        first, last = to_raw(exact.start), to_raw(max(exact.start, exact.end - 1))
+        first, message = to_raw(exact.start), to_raw(exact.text_start)
+        last = to_raw(max(exact.text_start, exact.end - 1))
     line_start = raw.rfind("\n", 0, first) + 1
+    message_line = raw.rfind("\n", 0, message) + 1
     line_end = raw.find("\n", last)
     line_end = len(raw) if line_end == -1 else line_end
     text = " ".join(raw[line_start:line_end].split())
+    if len(text) > EVIDENCE_MAX and message_line > line_start:  # a multi-line message: its type line … the match
+        head = " ".join(raw[line_start : raw.find("\n", line_start)].split())
+        text = _clip(head, EVIDENCE_MAX // 3) + " … " + " ".join(raw[message_line:line_end].split())
     if len(text) > EVIDENCE_MAX:
-        begin = len(" ".join(raw[line_start:first].split()))
-        text = ("…" if begin else "") + text[begin : begin + EVIDENCE_MAX - 2].rstrip() + "…"
+        text = _clip(text, EVIDENCE_MAX)
     return raw.count("\n", 0, line_start) + 1, raw.count("\n", line_start, line_end), text
+
+
+def _clip(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1].rstrip() + "…"

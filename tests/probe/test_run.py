@@ -11,7 +11,7 @@ import pytest
 
 from qatdoctor import core
 from qatdoctor.matrix.load import load
-from qatdoctor.model import Facts, Fact, Status
+from qatdoctor.model import Fact, Facts, Status
 from qatdoctor.probe.interpret import probe_findings
 from qatdoctor.probe.run import from_payload, run_probe
 
