@@ -8,6 +8,7 @@ fixed: pip cannot change them, so a candidate they rule out is never offered.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
@@ -130,25 +131,47 @@ def _version_moves(facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule,
     newest = _newest(facts, matrix, acceptable)
     if newest is not None:
         moves.append(("fresh" if aimet_now is None else "newest", newest))
+    # Alternatives that bring model hazards the current set does not have go last (e.g. 2.0.0's SiLU failure).
+    present = {f.id for f in facts_hazards(facts, matrix)}
+    moves.sort(key=lambda move: len(_new_hazards(move[1], present)))
     seen: set[tuple[str, ...]] = set()
     out = []
     for kind, candidate in moves:
         key = tuple(str(p) for p in candidate.pins())
         if key not in seen:
             seen.add(key)
-            out.append(_as_recommendation(kind, candidate, facts, python, avoid, matrix))
+            out.append(_as_recommendation(kind, candidate, facts, python, avoid, matrix, present))
     return out
+
+
+def facts_hazards(facts: Facts, matrix: Matrix) -> list[Finding]:
+    """Model-scoped known-bad rules that apply to these facts (hazards, until a probe confirms them)."""
+    return [f for f in evaluate(facts, matrix).findings if _is_hazard(f)]
+
+
+def _is_hazard(finding: Finding) -> bool:
+    return finding.status is Status.FAIL and finding.severity is Severity.WARNING and finding.origin == "matrix"
+
+
+def _new_hazards(candidate: Candidate, present: AbstractSet[str]) -> list[Finding]:
+    return [f for f in candidate.evaluation.findings if _is_hazard(f) and f.id not in present]
 
 
 def _newest(
     facts: Facts, matrix: Matrix, acceptable: Callable[[Iterable[Candidate]], list[Candidate]]
 ) -> Candidate | None:
-    """The newest aimet-torch release with its newest known-good torch that installs here."""
+    """The newest aimet-torch release that installs here, with the torch its wheel was built with if that is
+    known-good (the vendor tested it), else its newest known-good torch."""
     for release in sorted(_installable_aimets(facts, matrix), key=lambda a: a.version.comparable, reverse=True):
         options = acceptable(_torch_options(facts, matrix, release))
         if options:
-            return max(options, key=lambda c: (-_hazards(c), c.torch.comparable))
+            return max(options, key=lambda c: (-_hazards(c), _is_build_torch(c), c.torch.comparable))
     return None
+
+
+def _is_build_torch(candidate: Candidate) -> bool:
+    built = candidate.aimet.built_with_torch
+    return built is not None and built.series == candidate.torch.series
 
 
 def _still_matches(avoid: tuple[Rule, ...], candidate: Candidate) -> bool:
@@ -162,7 +185,7 @@ def _api_change(candidate: Candidate, api_now: str | None) -> int:
 
 def _hazards(candidate: Candidate) -> int:
     """Model-scoped known-bad rules that still apply to the candidate (fewer is better)."""
-    return sum(1 for f in candidate.evaluation.findings if f.status is Status.FAIL and f.severity is Severity.WARNING)
+    return sum(1 for f in candidate.evaluation.findings if _is_hazard(f))
 
 
 def _version(facts: Facts, name: str) -> ParsedVersion | None:
@@ -324,7 +347,13 @@ def _series_ordinal(version: ParsedVersion) -> int:
 
 
 def _as_recommendation(
-    kind: str, c: Candidate, facts: Facts, python: str, avoid: tuple[Rule, ...], matrix: Matrix
+    kind: str,
+    c: Candidate,
+    facts: Facts,
+    python: str,
+    avoid: tuple[Rule, ...],
+    matrix: Matrix,
+    present: AbstractSet[str] = frozenset(),
 ) -> Recommendation:
     changes = _changes(c, facts)
     names = {ch.package for ch in changes}
@@ -341,7 +370,13 @@ def _as_recommendation(
     notes = ["changes: " + ", ".join(f"{ch.package} {ch.current or '(none)'} → {ch.target}" for ch in changes)]
     if avoid:
         notes.append("avoids: " + ", ".join(dict.fromkeys(r.id for r in avoid)))
-    notes += _hazard_notes(c, matrix, {r.model_feature for r in avoid if r.model_feature})
+    fixing = {r.model_feature for r in avoid if r.model_feature}
+    notes += _hazard_notes(c, matrix, fixing)
+    notes += [
+        f"new for models with {feature}: {f.title} ({f.id})"
+        for f in _new_hazards(c, present)
+        if (feature := _feature(matrix, f.id)) not in fixing
+    ]
     unchecked = [f.title for f in c.evaluation.findings if f.status is Status.UNKNOWN]
     if unchecked:
         notes.append("not checked (facts unknown): " + "; ".join(unchecked))
@@ -355,6 +390,11 @@ def _as_recommendation(
         lands_on=c.evaluation.lands_on,
         notes=tuple(notes) if changes else tuple(notes[1:]),
     )
+
+
+def _feature(matrix: Matrix, rule_id: str) -> str:
+    rule = matrix.rule(rule_id)
+    return rule.model_feature if rule is not None and rule.model_feature else "some constructs"
 
 
 def _hazard_notes(c: Candidate, matrix: Matrix, features: set[str]) -> list[str]:

@@ -93,7 +93,7 @@ def options(tmp_path: Path, fakes: Fakes, **kw: Any) -> VerifyOptions:
 
 def test_newest_set_fixes_the_crash_and_leaves_the_bn_swap(tmp_path: Path) -> None:
     fakes = Fakes()
-    result = run_verify(options(tmp_path, fakes, pick=2))
+    result = run_verify(options(tmp_path, fakes))  # first: it brings the fewest new model hazards
     assert result.recommendation is not None and "2.42.0" in result.recommendation.summary
     c = result.comparison
     assert {"bn-subclass-qat-crash-v1", "functional-bn-qat-crash-v1"} <= {e.id for e in c.fixed}
@@ -108,9 +108,9 @@ def test_newest_set_fixes_the_crash_and_leaves_the_bn_swap(tmp_path: Path) -> No
     assert spec.requirements[:3] == ("aimet-torch==2.42.0", "torch==2.14.1", "torchvision==0.29.1")
 
 
-def test_first_recommendation_trades_the_crash_for_the_silu_failure(tmp_path: Path) -> None:
+def test_keep_torch_recommendation_trades_the_crash_for_the_silu_failure(tmp_path: Path) -> None:
     fakes = Fakes()
-    result = run_verify(options(tmp_path, fakes))
+    result = run_verify(options(tmp_path, fakes, pick=2))
     assert result.recommendation is not None and "2.0.0" in result.recommendation.summary
     # pip install of the recommendation keeps the installed numpy, so the throwaway env does too
     assert fakes.specs[0].requirements == ("aimet-torch==2.0.0", "torch==2.2.2", "torchvision==0.17.2", "numpy==1.23.5")
@@ -156,7 +156,7 @@ def test_build_failure_is_exit_7_material(tmp_path: Path) -> None:
 
 
 def test_json_and_text_output(tmp_path: Path) -> None:
-    result = run_verify(options(tmp_path, Fakes(), pick=2))
+    result = run_verify(options(tmp_path, Fakes()))
     payload = to_dict(result)
     v = payload["verify"]
     assert payload["command"] == "verify" and v["result"] == "fixed" and v["mode"] == "recommendation"
