@@ -64,19 +64,16 @@ DebugOpt = Annotated[
 
 def _exit_code_for(error: QatdoctorError) -> ExitCode:
     """The one place that maps error layers to exit codes."""
-    from qatdoctor.collect import TargetError
+    from qatdoctor.envbuild import EnvBuildError  # the error path only: envbuild is not needed otherwise
 
-    if isinstance(error, MatrixError):
-        return ExitCode.MATRIX_INVALID
-    if isinstance(error, (TargetError, CollectError)):
-        return ExitCode.TARGET_UNUSABLE
-    if isinstance(error, InputError):
-        return ExitCode.BAD_INPUT
-    if isinstance(error, core.NoKnownGoodError):
-        return ExitCode.PROBLEMS
-    if any(cls.__name__ == "EnvBuildError" for cls in type(error).__mro__):  # and its subclasses
-        return ExitCode.ENV_BUILD_FAILED
-    return ExitCode.INTERNAL
+    codes: tuple[tuple[type[QatdoctorError], ExitCode], ...] = (
+        (MatrixError, ExitCode.MATRIX_INVALID),
+        (CollectError, ExitCode.TARGET_UNUSABLE),
+        (InputError, ExitCode.BAD_INPUT),
+        (core.NoKnownGoodError, ExitCode.PROBLEMS),
+        (EnvBuildError, ExitCode.ENV_BUILD_FAILED),
+    )
+    return next((code for cls, code in codes if isinstance(error, cls)), ExitCode.INTERNAL)
 
 
 def guarded(action: Callable[[], T], *, debug: bool = False) -> T:

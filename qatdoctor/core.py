@@ -19,6 +19,7 @@ from qatdoctor.expectations import expect_cuda, with_target_driver
 from qatdoctor.jsonio import facts_from_dict, probe_from_dict
 from qatdoctor.matrix.load import load
 from qatdoctor.matrix.model import Matrix
+from qatdoctor.matrix.vocab import PROBE_MODELS
 from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report, Status
 from qatdoctor.probe import DEFAULT_TIMEOUT
 from qatdoctor.recommend import best_known_good, recommend
@@ -131,6 +132,9 @@ def run_check(options: Options) -> Report:
 
     The collector, the probe and the matrix parser run side by side: they share nothing until evaluation.
     """
+    unknown = [m for m in options.probe_models if m not in PROBE_MODELS]
+    if unknown:
+        raise InputError(f"unknown probe model {unknown[0]!r} (known: {', '.join(PROBE_MODELS)})")
     with ThreadPoolExecutor(max_workers=2) as pool:
         collecting = pool.submit(target_facts, options)
         probing = pool.submit(_timed_probe, options) if options.probe else None

@@ -19,13 +19,19 @@ from qatdoctor.matrix.vocab import (
     CONDITION_FACTS,
     LIBRARY_FACTS,
     PRESENCE,
+    PROBE_CHECKS,
+    PROBE_MODELS,
+    PROBE_STAGES,
     SOURCES_FIELD,
     VERSION_FACTS,
     Problem,
 )
 
 SCHEMA_VERSION = 1
-__all__ = ["CHOICE_FACTS", "CONDITION_FACTS", "LIBRARY_FACTS", "PRESENCE", "SOURCES_FIELD", "VERSION_FACTS", "Problem"]
+__all__ = [
+    "CHOICE_FACTS", "CONDITION_FACTS", "LIBRARY_FACTS", "PRESENCE", "PROBE_CHECKS", "PROBE_MODELS", "PROBE_STAGES",
+    "SOURCES_FIELD", "VERSION_FACTS", "Problem",
+]  # fmt: skip
 
 SOURCE_KINDS = ("issue", "pr", "release-notes", "pypi", "wheel", "docs", "repo", "probe", "measurement")
 FIX_KINDS = ("upgrade", "pin", "system", "code", "config", "install")
@@ -35,11 +41,6 @@ REQUIREMENT_CHECKS = (
     "req.python", "req.torch", "req.torchvision", "req.numpy", "req.glibc", "req.cuda-major", "req.system-lib",
     "req.v1", "req.v1-removed", "req.driver", "req.gpu-arch", "req.torchvision-pair",
 )  # fmt: skip
-PROBE_MODELS = (
-    "baseline", "bn_subclass", "functional_bn", "functional_bn_nostats", "bn_no_stats", "conv_silu", "shared_conv",
-)  # fmt: skip
-PROBE_STAGES = ("import", "prepare", "quantsim", "compute_encodings", "qat_step", "fold")
-PROBE_CHECKS = ("training_false_baked", "train_output_mismatch", "bn_stats_frozen", "not_folded", "fold_output_changed")
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 CUDA_TAG = re.compile(r"^(cu\d{3}|cpu)$")
 PY_MINOR = re.compile(r"^3\.\d{1,2}t?$")

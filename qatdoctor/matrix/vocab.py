@@ -17,6 +17,13 @@ CONDITION_FACTS = (*VERSION_FACTS, *CHOICE_FACTS, *LIBRARY_FACTS)
 
 SOURCES_FIELD = "sources"
 
+# The live probe's models, stages and silent checks (qatdoctor/probe/_probe.py), which rules may name.
+PROBE_MODELS = (
+    "baseline", "bn_subclass", "functional_bn", "functional_bn_nostats", "bn_no_stats", "conv_silu", "shared_conv",
+)  # fmt: skip
+PROBE_STAGES = ("import", "prepare", "quantsim", "compute_encodings", "qat_step", "fold")
+PROBE_CHECKS = ("training_false_baked", "train_output_mismatch", "bn_stats_frozen", "not_folded", "fold_output_changed")
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -1,0 +1,29 @@
+"""The probe script and the matrix vocabulary name the same models, stages and checks."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from qatdoctor.matrix.vocab import PROBE_CHECKS, PROBE_MODELS, PROBE_STAGES
+
+SCRIPT = Path(__file__).resolve().parents[2] / "qatdoctor" / "probe" / "_probe.py"
+
+
+def _constant(name: str) -> object:
+    tree = ast.parse(SCRIPT.read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == name for t in n.targets))
+    return ast.literal_eval(node.value)
+
+
+def test_models_and_stages_match() -> None:
+    models = _constant("MODELS")
+    assert isinstance(models, tuple)
+    assert tuple(m[0] for m in models) == PROBE_MODELS
+    assert ("import", *_constant("STAGES")) == PROBE_STAGES  # type: ignore[misc]
+
+
+def test_every_check_is_emitted_by_the_script() -> None:
+    source = SCRIPT.read_text()
+    for check in PROBE_CHECKS:
+        assert f'"{check}"' in source, check
