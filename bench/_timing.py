@@ -39,6 +39,9 @@ def compare(
 ) -> float:
     """Run both commands `runs` times, interleaved, and print medians and the ratio subject/baseline."""
     env = {**os.environ, **(env or {})}
+    # As installed from a wheel (pip byte-compiles): a sandbox's PYTHONDONTWRITEBYTECODE would make every
+    # run recompile qatdoctor's own sources and measure the compiler instead.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     time_command(subject, env), time_command(baseline, env)  # warm the page cache once
     subject_times, baseline_times = [], []
     for _ in range(runs):

@@ -1,6 +1,5 @@
 """The Typer CLI: parse options, call the core, render, exit. No policy lives here."""
 
-from __future__ import annotations
 
 import json
 import os

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from qatdoctor.assume import apply_assumptions, what_if_facts
 from qatdoctor.collect import collect, resolve_python
 from qatdoctor.errors import InputError, QatdoctorError
-from qatdoctor.evaluate import evaluate, verdict_of
+from qatdoctor.evaluate import evaluate, is_clean, verdict_of
 from qatdoctor.expectations import expect_cuda, with_target_driver
 from qatdoctor.jsonio import facts_from_dict, probe_from_dict
 from qatdoctor.matrix.load import load
@@ -22,11 +22,11 @@ from qatdoctor.matrix.model import Matrix
 from qatdoctor.matrix.vocab import PROBE_MODELS
 from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report, Status
 from qatdoctor.probe import DEFAULT_TIMEOUT
-from qatdoctor.recommend import best_known_good, recommend
 from qatdoctor.runner import Runner, run
 from qatdoctor.versions import try_parse_version
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 class NoKnownGoodError(QatdoctorError):
@@ -99,7 +99,11 @@ def diagnose(
             *extra_findings,
         )
     avoid = tuple(f for f in findings if f.origin == "probe" or _avoidable_by_version(f, matrix))
-    recommendations: tuple[Recommendation, ...] = recommend(evaluation, matrix, python=python, failing=avoid)
+    recommendations: tuple[Recommendation, ...] = ()
+    if avoid or not is_clean(evaluation):  # the candidate search is only imported when there is something to fix
+        from qatdoctor.recommend import recommend
+
+        recommendations = recommend(evaluation, matrix, python=python, failing=avoid)
     timings = dict(timings or {})
     timings["evaluate"] = time.perf_counter() - started
     return Report(
@@ -135,12 +139,11 @@ def run_check(options: Options) -> Report:
     unknown = [m for m in options.probe_models if m not in PROBE_MODELS]
     if unknown:
         raise InputError(f"unknown probe model {unknown[0]!r} (known: {', '.join(PROBE_MODELS)})")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        collecting = pool.submit(target_facts, options)
-        probing = pool.submit(_timed_probe, options) if options.probe else None
-        matrix = load_matrix(options.matrix)
-        facts, timings = collecting.result()
-        probe, probe_seconds = probing.result() if probing is not None else (None, 0.0)
+    collecting = _background(target_facts, options)
+    probing = _background(_timed_probe, options) if options.probe else None
+    matrix = load_matrix(options.matrix)
+    facts, timings = collecting()
+    probe, probe_seconds = probing() if probing is not None else (None, 0.0)
     notes: list[str] = []
     if probe is not None:
         timings["probe"] = probe_seconds
@@ -158,6 +161,32 @@ def run_check(options: Options) -> Report:
         timings=timings,
         notes=notes,
     )
+
+
+def _background(work: Callable[[Options], T], options: Options) -> Callable[[], T]:
+    """Start `work(options)` on a thread; the returned function waits and returns (or re-raises) its result.
+
+    A plain thread, not concurrent.futures: that module (and the logging it imports) costs ~5 ms per run.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(work(options))
+        except BaseException as error:  # re-raised in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+
+    def wait() -> T:
+        thread.join()
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    return wait
 
 
 def _timed_probe(options: Options) -> tuple[ProbeRun, float]:
@@ -218,6 +247,8 @@ def run_pin(options: Options, *, fresh: bool) -> Recommendation:
             name: Fact.absent("fresh install (--fresh)") for name in ("aimet-torch", "torch", "torchvision", "numpy")
         }
         facts = facts.with_values({k: v for k, v in empty.items() if k not in _assumed(facts)})
+    from qatdoctor.recommend import best_known_good
+
     recommendation = best_known_good(facts, matrix, pip_python(facts))
     if recommendation is None:
         python = facts.value("python") or "this Python"

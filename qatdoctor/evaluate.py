@@ -35,6 +35,14 @@ def verdict_of(findings: Iterable[Finding]) -> Verdict:
     return Verdict.OK
 
 
+def is_clean(evaluation: Evaluation) -> bool:
+    """No error-severity failure, and at least one known-good combination matched."""
+    failed = any(
+        f.severity is Severity.ERROR and f.status in (Status.FAIL, Status.SILENT_FAIL) for f in evaluation.findings
+    )
+    return not failed and bool(evaluation.lands_on)
+
+
 def cuda_from_local(local: str) -> str | None:
     """`cu121` → `12.1`, `cu130` → `13.0`; None for anything else."""
     digits = local[2:] if local.startswith("cu") else ""

@@ -15,7 +15,7 @@ from packaging.specifiers import SpecifierSet
 
 from qatdoctor.commands import CUDA_INDEX, Pin, constraints_lines, pip_install
 from qatdoctor.conditions import evaluate_all
-from qatdoctor.evaluate import Evaluation, cuda_from_local, evaluate
+from qatdoctor.evaluate import Evaluation, cuda_from_local, evaluate, is_clean
 from qatdoctor.matrix.model import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.model import Change, Fact, Facts, FactState, Finding, Recommendation, Severity, Status
 from qatdoctor.requirements import cuda_major
@@ -50,14 +50,6 @@ class Candidate:
     @property
     def index_url(self) -> str | None:
         return f"{CUDA_INDEX}/{self.variant}" if self.variant else None
-
-
-def is_clean(evaluation: Evaluation) -> bool:
-    """No error-severity failure, and at least one known-good combination matched."""
-    failed = any(
-        f.severity is Severity.ERROR and f.status in (Status.FAIL, Status.SILENT_FAIL) for f in evaluation.findings
-    )
-    return not failed and bool(evaluation.lands_on)
 
 
 def recommend(

@@ -6,8 +6,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from qatdoctor.collect import CollectError
-from qatdoctor.collect._collector import COLLECTOR_VERSION, ENV_VARS, LIBRARIES, PACKAGES
 from qatdoctor.model import Fact, Facts, Gpu
+
+# The collector's vocabulary. `_collector.py` runs in the target and cannot import qatdoctor, and importing
+# it here would cost its module body on every run: tests/collect keep the two copies equal.
+COLLECTOR_VERSION = 1
+PACKAGES = (
+    "aimet-torch",
+    "aimet-common",
+    "aimet-onnx",
+    "torch",
+    "torchvision",
+    "numpy",
+    "onnx",
+    "mmengine",
+    "mmcv",
+    "mmcv-lite",
+)
+LIBRARIES = ("liblapacke.so.3", "libcublas.so.12")
+ENV_VARS = ("AIMET_DEFAULT_API", "CUDA_VISIBLE_DEVICES")
 
 SECTIONS = ("python", "platform", "packages", "torch_build", "aimet_build", "nvidia", "libraries", "env")
 

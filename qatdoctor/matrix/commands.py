@@ -1,6 +1,5 @@
 """`qatdoctor matrix ...`: validate, list, show and export the matrix."""
 
-from __future__ import annotations
 
 import json
 import sys

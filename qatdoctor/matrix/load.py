@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import sys
+import zlib
 from collections.abc import Mapping
-from importlib import resources
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,6 @@ from qatdoctor.matrix.model import (
 from qatdoctor.model import Source
 from qatdoctor.versions import parse_version
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 MATRIX_ENV = "QATDOCTOR_MATRIX"
 MATRIX_NAME = "compat_matrix.toml"
 SCHEMA_NAME = "compat_matrix.schema.json"
@@ -58,10 +53,9 @@ class MatrixError(QatdoctorError):
 
 def packaged_file(name: str) -> Path:
     """A data file shipped in the wheel, or the repo-root copy when running from a checkout."""
-    shipped = resources.files("qatdoctor").joinpath("data").joinpath(name)
-    if shipped.is_file():
-        return Path(str(shipped))
-    return Path(__file__).resolve().parents[2] / name
+    package = Path(__file__).resolve().parents[1]  # no importlib.resources: it costs ~15 ms of imports
+    shipped = package / "data" / name
+    return shipped if shipped.is_file() else package.parent / name
 
 
 def default_path() -> Path:
@@ -92,7 +86,11 @@ def read_document(path: Path) -> tuple[dict[str, Any], bytes]:
 
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:
-    """tomllib, with its errors as MatrixError."""
+    """tomllib, with its errors as MatrixError (imported here: the compiled sidecar needs no parser)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -116,7 +114,7 @@ def load(path: Path | None = None) -> Matrix:
     problems = _validate(doc)
     if problems:
         raise MatrixError(str(path), problems)
-    return build(doc, path=str(path), sha256=hashlib.sha256(raw).hexdigest())
+    return build(doc, path=str(path), sha256=_sha256(raw))
 
 
 def _validate(doc: dict[str, Any]) -> list[vocab.Problem]:
@@ -138,7 +136,7 @@ def compile_matrix(path: Path) -> Path:
         raise MatrixError(str(path), problems)
     build(doc, path=str(path))
     target = compiled_path(path)
-    payload = {"source_sha256": hashlib.sha256(raw).hexdigest(), "document": doc}
+    payload = {"source_sha256": _sha256(raw), "source_crc32": zlib.crc32(raw), "source_size": len(raw), "document": doc}
     target.write_text(json.dumps(payload, default=_iso, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
     return target
 
@@ -150,20 +148,29 @@ def _iso(value: object) -> str:
 
 
 def _compiled(path: Path) -> tuple[dict[str, Any], str] | None:
-    """The sidecar's document if it was compiled from exactly these TOML bytes."""
+    """The sidecar's document if it was compiled from exactly these TOML bytes (size and CRC-32 match)."""
     sidecar = compiled_path(path)
     try:
         payload = json.loads(sidecar.read_bytes())
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        raw = path.read_bytes()
     except (OSError, ValueError):
         return None
-    if not isinstance(payload, dict) or payload.get("source_sha256") != digest:
+    if not isinstance(payload, dict) or (payload.get("source_size"), payload.get("source_crc32")) != (
+        len(raw),
+        zlib.crc32(raw),
+    ):
         return None
-    doc = payload.get("document")
-    if not isinstance(doc, dict):
+    doc, digest = payload.get("document"), payload.get("source_sha256")
+    if not isinstance(doc, dict) or not isinstance(digest, str):
         return None
     _restore_dates(doc)
     return doc, digest
+
+
+def _sha256(raw: bytes) -> str:
+    import hashlib  # only when a TOML is parsed: hashlib loads OpenSSL (~4 ms)
+
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _restore_dates(doc: dict[str, Any]) -> None:
@@ -215,7 +222,13 @@ def _sources(entry: Mapping[str, Any]) -> tuple[Source, ...]:
 
 
 def _spec(value: str | None) -> SpecifierSet | None:
-    return SpecifierSet(value) if value is not None else None
+    return _specifier(value) if value is not None else None
+
+
+@cache
+def _specifier(text: str) -> SpecifierSet:
+    """Specifier sets repeat across entries (`>=3.10`, `==2.1.*`); parse each text once."""
+    return SpecifierSet(text)
 
 
 def _aimet(e: Mapping[str, Any]) -> AimetRelease:
@@ -223,7 +236,7 @@ def _aimet(e: Mapping[str, Any]) -> AimetRelease:
     return AimetRelease(
         version=parse_version(e["version"]),
         released=e["released"],
-        requires_python=SpecifierSet(e["requires_python"]),
+        requires_python=_specifier(e["requires_python"]),
         apis=tuple(e["apis"]),
         sources=_sources(e),
         torch=_spec(e.get("torch")),
@@ -291,7 +304,7 @@ def _condition(fact: str, raw: str) -> Condition:
         return Condition(fact, raw, presence=raw)
     if fact in vocab.CHOICE_FACTS:
         return Condition(fact, raw, values=tuple(v.strip() for v in raw.split("|")))
-    return Condition(fact, raw, spec=SpecifierSet(raw))
+    return Condition(fact, raw, spec=_specifier(raw))
 
 
 def _rule(e: Mapping[str, Any], problems: list[vocab.Problem]) -> Rule:

@@ -7,7 +7,6 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ class ProbeError(QatdoctorError):
 
 def probe_script() -> Path:
     """`_probe.py` as shipped in the package."""
-    path = Path(str(resources.files("qatdoctor.probe").joinpath("_probe.py")))
+    path = Path(__file__).with_name("_probe.py")
     if not path.is_file():
         raise ProbeError(f"probe script missing from the installation: {path}")
     return path

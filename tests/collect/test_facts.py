@@ -239,3 +239,11 @@ def test_malformed_payloads_raise_collect_error(payload: Any, message: str) -> N
     with pytest.raises(CollectError) as raised:
         facts_from_collector(payload)
     assert message in str(raised.value)
+
+
+def test_vocabulary_matches_the_collector() -> None:
+    """facts.py keeps its own copy of the collector's names (the script cannot import qatdoctor)."""
+    from qatdoctor.collect import _collector, facts
+
+    for name in ("COLLECTOR_VERSION", "PACKAGES", "LIBRARIES", "ENV_VARS"):
+        assert getattr(facts, name) == getattr(_collector, name), name
