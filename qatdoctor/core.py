@@ -206,8 +206,7 @@ def _timed_probe(options: Options) -> tuple[ProbeRun, float]:
 def run_probe_only(options: Options) -> Report:
     """`qatdoctor probe`: the probe's table and the findings it produced, nothing from the matrix alone."""
     report = run_check(replace(options, probe=True))
-    return replace(
-        report,
+    return report._replace(
         command="probe",
         findings=tuple(f for f in report.findings if f.origin == "probe"),
         recommendations=tuple(r for r in report.recommendations if r.kind == "code"),
@@ -262,7 +261,7 @@ def run_pin(options: Options, *, fresh: bool) -> Recommendation:
 def run_report(options: Options, from_report: Path | None = None) -> Report:
     """`qatdoctor report`: a full check, or a saved JSON report re-evaluated against the current matrix."""
     if from_report is None:
-        return replace(run_check(options), command="report")
+        return run_check(options)._replace(command="report")
     payload = read_saved_report(from_report)
     matrix = load_matrix(options.matrix)
     facts = facts_from_dict(payload["facts"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from qatdoctor.conditions import evaluate_all
 from qatdoctor.matrix.model import AimetRelease, Matrix, TorchSeries
 from qatdoctor.model import Fact, Facts, FactState, Finding, Fix, Severity, Source, Status, Verdict
 from qatdoctor.requirements import Context, check_requirements
@@ -125,6 +126,16 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
     findings += [rule_finding(m.rule, m.outcome) for m in matches if m.rule.kind == "good" and m.outcome.value]
     findings += _untested(findings, aimet, torch_version, lands_on)
     return Evaluation(facts, tuple(findings), tuple(lands_on))
+
+
+def could_be_good(facts: Facts, matrix: Matrix) -> bool:
+    """Whether these facts can land on a known-good combination at all: a cheap filter before `evaluate`."""
+    facts = derive_facts(facts, matrix)
+    aimet_version, torch_version = _parsed(facts, "aimet-torch"), _parsed(facts, "torch")
+    aimet = matrix.aimet_release(aimet_version) if aimet_version else None
+    if _declared_good(aimet, torch_version):
+        return True
+    return any(r.kind == "good" and evaluate_all(r.when, facts).value for r in matrix.rules)
 
 
 def _declared_good(aimet: AimetRelease | None, torch: ParsedVersion | None) -> list[str]:

@@ -6,6 +6,7 @@ import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 
 class Severity(str, enum.Enum):
@@ -43,8 +44,7 @@ class FactState(str, enum.Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(NamedTuple):
     """One fact about the target environment; `reason` explains an unknown or absent value."""
 
     state: FactState
@@ -78,8 +78,7 @@ class Fact:
         return f"unknown: {self.reason}"
 
 
-@dataclass(frozen=True)
-class Gpu:
+class Gpu(NamedTuple):
     """One GPU, without anything that identifies the physical device."""
 
     name: str
@@ -117,8 +116,7 @@ class Facts:
         return Facts(self.values, gpus, reason)
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """Where a piece of knowledge comes from: an issue, PyPI metadata, a wheel, or one of our probe runs."""
 
     kind: str
@@ -126,8 +124,7 @@ class Source:
     note: str | None = None
 
 
-@dataclass(frozen=True)
-class Fix:
+class Fix(NamedTuple):
     """One way out of a finding: a version change, a system package, or a code change."""
 
     kind: str
@@ -136,8 +133,7 @@ class Fix:
     code: str | None = None
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """Something qatdoctor has to say about the environment."""
 
     id: str
@@ -158,8 +154,7 @@ def finding_order(finding: Finding) -> tuple[int, int]:
     return status, severity
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One package move inside a recommendation."""
 
     package: str
@@ -167,8 +162,7 @@ class Change:
     target: str
 
 
-@dataclass(frozen=True)
-class Recommendation:
+class Recommendation(NamedTuple):
     """A concrete, installable way to a known-good combination (or a code change)."""
 
     id: str
@@ -181,8 +175,7 @@ class Recommendation:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class ErrorInfo:
+class ErrorInfo(NamedTuple):
     """An exception seen in the target interpreter, as text."""
 
     type: str
@@ -190,8 +183,7 @@ class ErrorInfo:
     frames: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class StageResult:
+class StageResult(NamedTuple):
     """One stage of one probe case."""
 
     stage: str
@@ -203,8 +195,7 @@ class StageResult:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class ProbeCase:
+class ProbeCase(NamedTuple):
     """One tiny model in one mode, through every stage."""
 
     model: str
@@ -216,8 +207,7 @@ class ProbeCase:
         return next((s for s in self.stages if s.stage == name), None)
 
 
-@dataclass(frozen=True)
-class ProbeRun:
+class ProbeRun(NamedTuple):
     """The whole probe: whether it ran, which API, and every case."""
 
     state: str
@@ -226,13 +216,12 @@ class ProbeRun:
     import_error: ErrorInfo | None = None
     exit_status: str | None = None
     stderr_tail: str | None = None
-    versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    versions: Mapping[str, str] = MappingProxyType({})
+    timings: Mapping[str, float] = MappingProxyType({})
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class MatrixInfo:
+class MatrixInfo(NamedTuple):
     """Which matrix a report was computed against."""
 
     path: str
@@ -241,8 +230,7 @@ class MatrixInfo:
     sha256: str
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(NamedTuple):
     """The result of one qatdoctor command, ready for any renderer."""
 
     command: str
@@ -253,6 +241,6 @@ class Report:
     matrix: MatrixInfo
     target: str
     probe: ProbeRun | None = None
-    timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    timings: Mapping[str, float] = MappingProxyType({})
     notes: tuple[str, ...] = ()
     extracted: Mapping[str, str] | None = None

@@ -15,13 +15,15 @@ from packaging.specifiers import SpecifierSet
 
 from qatdoctor.commands import CUDA_INDEX, Pin, constraints_lines, pip_install
 from qatdoctor.conditions import evaluate_all
-from qatdoctor.evaluate import Evaluation, cuda_from_local, evaluate, is_clean
+from qatdoctor.evaluate import Evaluation, could_be_good, cuda_from_local, evaluate, is_clean
 from qatdoctor.matrix.model import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.model import Change, Fact, Facts, FactState, Finding, Recommendation, Severity, Status
 from qatdoctor.requirements import cuda_major
 from qatdoctor.versions import ParsedVersion, in_range, try_parse_version
 
 PYPI = "pypi"
+# Candidates already evaluated in one search, by (aimet-torch, torch, CUDA build): the passes overlap.
+Memo = dict[tuple[str, str, "str | None"], "Candidate | None"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,11 @@ def recommend(
     hard = tuple(r for f, r in movable if _is_error(f))
     soft = tuple(r for f, r in movable if not _is_error(f))
     moves: list[Recommendation] = []
+    memo: Memo = {}
     if not is_clean(evaluation) or hard:
-        moves += _version_moves(facts, matrix, python, hard)
+        moves += _version_moves(facts, matrix, python, hard, memo)
     if soft:
-        moves += _version_moves(facts, matrix, python, (*hard, *soft))
+        moves += _version_moves(facts, matrix, python, (*hard, *soft), memo)
     unique = list({rec.commands: rec for rec in reversed(moves)}.values())[::-1]
     # Code fixes for what was reproduced or motivates a move; mere hazards keep theirs inside the finding.
     return (*unique, *_code_fixes(f for f in (*failing, *evaluation.findings) if _is_error(f) or f in failing))
@@ -88,11 +91,13 @@ def best_known_good(facts: Facts, matrix: Matrix, python: str = "python") -> Rec
     evaluation = evaluate(facts, matrix, python=python)
     if is_clean(evaluation):
         return _current_as_recommendation(evaluation.facts, evaluation, python)
-    moves = _version_moves(evaluation.facts, matrix, python, ())
+    moves = _version_moves(evaluation.facts, matrix, python, (), {})
     return moves[0] if moves else None
 
 
-def _version_moves(facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule, ...]) -> list[Recommendation]:
+def _version_moves(
+    facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule, ...], memo: Memo
+) -> list[Recommendation]:
     aimet_now = _version(facts, "aimet-torch")
     torch_now = _version(facts, "torch")
     current = matrix.aimet_release(aimet_now) if aimet_now else None
@@ -102,12 +107,14 @@ def _version_moves(facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule,
 
     moves: list[tuple[str, Candidate]] = []
     if current is not None and not current.yanked:
-        options = acceptable(_torch_options(facts, matrix, current))
+        options = acceptable(_torch_options(facts, matrix, current, memo))
         if options:
             moves.append(("keep-aimet", min(options, key=lambda c: (_hazards(c), *_torch_distance(c, torch_now)))))
     if torch_now is not None and matrix.torch_series(torch_now.series) is not None:
         options = acceptable(
-            c for a in _installable_aimets(facts, matrix) for c in _torch_options(facts, matrix, a, fixed=torch_now)
+            c
+            for a in _installable_aimets(facts, matrix)
+            for c in _torch_options(facts, matrix, a, memo, fixed=torch_now)
         )
         if options:
             api_now = facts.value("aimet-api")
@@ -120,7 +127,7 @@ def _version_moves(facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule,
                     ),
                 )
             )
-    newest = _newest(facts, matrix, acceptable)
+    newest = _newest(facts, matrix, acceptable, memo)
     if newest is not None:
         moves.append(("fresh" if aimet_now is None else "newest", newest))
     # Alternatives that bring model hazards the current set does not have go last (e.g. 2.0.0's SiLU failure).
@@ -150,12 +157,12 @@ def _new_hazards(candidate: Candidate, present: AbstractSet[str]) -> list[Findin
 
 
 def _newest(
-    facts: Facts, matrix: Matrix, acceptable: Callable[[Iterable[Candidate]], list[Candidate]]
+    facts: Facts, matrix: Matrix, acceptable: Callable[[Iterable[Candidate]], list[Candidate]], memo: Memo
 ) -> Candidate | None:
     """The newest aimet-torch release that installs here, with the torch its wheel was built with if that is
     known-good (the vendor tested it), else its newest known-good torch."""
     for release in sorted(_installable_aimets(facts, matrix), key=lambda a: a.version.comparable, reverse=True):
-        options = acceptable(_torch_options(facts, matrix, release))
+        options = acceptable(_torch_options(facts, matrix, release, memo))
         if options:
             return max(options, key=lambda c: (-_hazards(c), _is_build_torch(c), c.torch.comparable))
     return None
@@ -201,7 +208,7 @@ def _installable_aimets(facts: Facts, matrix: Matrix) -> Iterator[AimetRelease]:
 
 
 def _torch_options(
-    facts: Facts, matrix: Matrix, aimet: AimetRelease, *, fixed: ParsedVersion | None = None
+    facts: Facts, matrix: Matrix, aimet: AimetRelease, memo: Memo, *, fixed: ParsedVersion | None = None
 ) -> Iterator[Candidate]:
     """Candidate torch builds for one aimet-torch release, each fully evaluated (lazily)."""
     minor = _python_minor(facts)
@@ -224,7 +231,12 @@ def _torch_options(
             variant = series.pypi_cuda if local.startswith("cu") and local != series.pypi_cuda else None
         # The newest patch of a series stands for the series, unless the user's own release is in it.
         for release in sorted(releases, key=lambda r: r.comparable, reverse=True)[: 1 if fixed is None else None]:
-            yield _candidate(facts, matrix, aimet, series, release, variant)
+            key = (str(aimet.version), str(release), variant)
+            if key not in memo:
+                memo[key] = _candidate(facts, matrix, aimet, series, release, variant)
+            candidate = memo[key]
+            if candidate is not None:
+                yield candidate
 
 
 def _variant(facts: Facts, matrix: Matrix, series: TorchSeries, fixed: ParsedVersion | None) -> str | None:
@@ -249,11 +261,13 @@ def _candidate(
     series: TorchSeries,
     torch: ParsedVersion,
     variant: str | None,
-) -> Candidate:
+) -> Candidate | None:
     vision = series.torchvision[str(torch)]
     numpy = _numpy_for(facts, aimet.numpy)
     local = f"+{variant}" if variant else ""
     planned = _planned_facts(facts, aimet, f"{torch.comparable}{local}", vision, numpy, variant or series.pypi_cuda)
+    if not could_be_good(planned, matrix):
+        return None  # never offered: it lands on nothing known-good (most of the ~2000 pairs)
     evaluation = evaluate(planned, matrix)
     fixes = _numpy_pins(evaluation, matrix)
     if fixes is not None and numpy is not None and not _is_range(numpy):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -32,7 +33,7 @@ class ParsedVersion:
     version: Version
     variant: str | None = None
 
-    @property
+    @cached_property
     def comparable(self) -> Version:
         """Release (and post) segment only: what range checks use."""
         text = ".".join(str(part) for part in self.version.release)
@@ -58,6 +59,7 @@ class ParsedVersion:
         return self.raw
 
 
+@lru_cache(maxsize=4096)  # evaluation parses the same few fact values thousands of times
 def parse_version(raw: str, *, what: str = "version") -> ParsedVersion:
     """Parse a version string, accepting AIMET's non-PEP-440 GitHub variants; raise VersionError otherwise."""
     text = raw.strip()

@@ -176,7 +176,7 @@ class FakeCell:
         with self.lock:
             self.active -= 1
         probe = from_payload(json.loads((DATA / "aimet-2.42.0.json").read_text()))
-        return replace(probe, versions={k: v.value or "" for k, v in self.collector(python).values.items()})
+        return probe._replace(versions={k: v.value or "" for k, v in self.collector(python).values.items()})
 
     def collector(self, python: str | None = None, **kwargs: Any) -> Facts:
         name = Path(str(python)).parent.parent.name  # aimet-2.42.0-torch-2.14.1-py311-<digest>

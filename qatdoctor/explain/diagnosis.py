@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
 
@@ -145,12 +145,12 @@ def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str) -> Finding
     feature = rule.model_feature if rule.scope == "model" else None
     model = f" Applies to models containing: {feature}." if feature else ""
     summary = f"{where}{context}{model} {rule.summary}"
-    return replace(base, origin="log", status=Status.FAIL, severity=Severity(rule.severity), summary=summary)
+    return base._replace(origin="log", status=Status.FAIL, severity=Severity(rule.severity), summary=summary)
 
 
 def _unsupported(base: Finding, summary: str) -> Finding:
     """A matched message that the versions or the context do not support: shown, but with no fix."""
-    return replace(base, origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary, fixes=())
+    return base._replace(origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary, fixes=())
 
 
 _STRICTNESS = {0: "exception type and message match", 1: "message matches", 2: "pattern matches"}
@@ -189,8 +189,8 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
         extracted[name] = pick.statement.value
         extracted[f"{name}.evidence"] = pick.evidence()
     recommendations = report.recommendations if verdict is Verdict.PROBLEMS else ()  # nothing confirmed: no fix
-    return replace(
-        report, verdict=verdict, findings=findings, recommendations=recommendations, notes=tuple(notes),
+    return report._replace(
+        verdict=verdict, findings=findings, recommendations=recommendations, notes=tuple(notes),
         extracted=extracted,
     )  # fmt: skip
 

@@ -3,6 +3,7 @@
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,9 +122,18 @@ def export_schema() -> None:
 
 
 def _plain(item: object) -> Any:
+    """A matrix entry (nested NamedTuples) as plain JSON-able data."""
     from dataclasses import asdict, is_dataclass
 
-    return asdict(item) if is_dataclass(item) and not isinstance(item, type) else item
+    if hasattr(item, "_asdict"):
+        return {key: _plain(value) for key, value in item._asdict().items()}
+    if is_dataclass(item) and not isinstance(item, type):
+        return asdict(item)
+    if isinstance(item, (tuple, list)):
+        return [_plain(value) for value in item]
+    if isinstance(item, Mapping):
+        return {str(key): _plain(value) for key, value in item.items()}
+    return item
 
 
 def _describe_rule(rule: Rule) -> str:

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from qatdoctor.evidence import Cell, read
@@ -167,7 +167,7 @@ def _lint_lines(matrix: Matrix, goods: set[str]) -> list[str]:
     """Lint, with the (slow) contradiction check limited to the known-good rules in `goods`."""
     from qatdoctor.matrix import lint
 
-    subset = replace(matrix, rules=tuple(r for r in matrix.rules if r.kind != "good" or r.id in goods))
+    subset = matrix._replace(rules=tuple(r for r in matrix.rules if r.kind != "good" or r.id in goods))
     problems = [
         *lint._unsatisfiable(matrix),
         *lint._unreachable(matrix),

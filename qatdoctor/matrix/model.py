@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import NamedTuple
 
 from packaging.specifiers import SpecifierSet
 
@@ -13,8 +13,7 @@ from qatdoctor.model import Source
 from qatdoctor.versions import ParsedVersion
 
 
-@dataclass(frozen=True)
-class V1Requirements:
+class V1Requirements(NamedTuple):
     """What `aimet_torch.v1` (the legacy API inside 2.x wheels) demands of the environment."""
 
     torch: SpecifierSet | None = None
@@ -23,8 +22,7 @@ class V1Requirements:
     extra: str | None = None
 
 
-@dataclass(frozen=True)
-class WheelVariant:
+class WheelVariant(NamedTuple):
     """How the wheel for another CPython minor differs from the CPython 3.10 one."""
 
     glibc_min: ParsedVersion | None = None
@@ -33,8 +31,7 @@ class WheelVariant:
     wheel: str | None = None
 
 
-@dataclass(frozen=True)
-class AimetRelease:
+class AimetRelease(NamedTuple):
     """One aimet-torch release on PyPI and what its wheel declares or was built for."""
 
     version: ParsedVersion
@@ -48,7 +45,7 @@ class AimetRelease:
     cuda_major: int | None = None
     glibc_min: ParsedVersion | None = None
     v1: V1Requirements | None = None
-    python_wheels: Mapping[str, WheelVariant] = field(default_factory=lambda: MappingProxyType({}))
+    python_wheels: Mapping[str, WheelVariant] = MappingProxyType({})
     system_libs: tuple[str, ...] = ()
     built_with_torch: ParsedVersion | None = None
     wheel: str | None = None
@@ -61,8 +58,7 @@ class AimetRelease:
         variant = self.python_wheels.get(minor or "")
         if variant is None:
             return self
-        return replace(
-            self,
+        return self._replace(
             glibc_min=variant.glibc_min or self.glibc_min,
             cuda_major=variant.cuda_major if variant.cuda_major is not None else self.cuda_major,
             numpy=variant.numpy or self.numpy,
@@ -70,8 +66,7 @@ class AimetRelease:
         )
 
 
-@dataclass(frozen=True)
-class TorchSeries:
+class TorchSeries(NamedTuple):
     """One torch minor series (e.g. 2.2): its releases, Python wheels, CUDA builds, torchvision pairs."""
 
     series: str
@@ -84,12 +79,11 @@ class TorchSeries:
     cuda_variants: tuple[str, ...] = ()
     pypi_cuda: str | None = None
     sm: tuple[str, ...] = ()
-    variant_sm: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    variant_sm: Mapping[str, tuple[str, ...]] = MappingProxyType({})
     notes: str | None = None
 
 
-@dataclass(frozen=True)
-class CudaDriver:
+class CudaDriver(NamedTuple):
     """Minimum NVIDIA driver for a CUDA major family (minor-version compatibility)."""
 
     major: int
@@ -98,8 +92,7 @@ class CudaDriver:
     notes: str | None = None
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(NamedTuple):
     """One `when` clause: a fact and a range, a value, or presence/absence."""
 
     fact: str
@@ -109,8 +102,7 @@ class Condition:
     presence: str | None = None
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
     """Text that identifies a rule in a traceback or log."""
 
     text: str | None = None
@@ -128,8 +120,7 @@ class Signature:
         return 2
 
 
-@dataclass(frozen=True)
-class ProbeMatch:
+class ProbeMatch(NamedTuple):
     """A probe outcome that identifies a rule (`model` may be `*`)."""
 
     model: str
@@ -138,8 +129,7 @@ class ProbeMatch:
     check: str | None = None
 
 
-@dataclass(frozen=True)
-class RuleFix:
+class RuleFix(NamedTuple):
     """A fix as the matrix states it; upgrade/pin fixes are made concrete by the recommender."""
 
     kind: str
@@ -150,8 +140,7 @@ class RuleFix:
     spec: SpecifierSet | None = None
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """A known-bad or known-good combination."""
 
     id: str
@@ -171,8 +160,7 @@ class Rule:
     fixes: tuple[RuleFix, ...] = ()
 
 
-@dataclass(frozen=True)
-class EvidenceRecord:
+class EvidenceRecord(NamedTuple):
     """A probe run we did, with its versions: the provenance of probe-sourced rules."""
 
     id: str
@@ -182,11 +170,10 @@ class EvidenceRecord:
     outcome: str
     summary: str
     file: str | None = None
-    cases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    cases: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Matrix:
+class Matrix(NamedTuple):
     """The whole matrix, plus where it came from."""
 
     path: str

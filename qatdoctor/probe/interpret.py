@@ -4,7 +4,7 @@ unexplained failure is still a failure, and a prediction the probe did not repro
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from qatdoctor.conditions import evaluate_all
 from qatdoctor.matrix.model import Matrix, ProbeMatch, Rule
@@ -101,7 +101,7 @@ def probe_findings(
 
 
 def _as_confirmed(finding: Finding) -> Finding:
-    return replace(finding, severity=Severity.ERROR, status=Status.FAIL, origin="probe")
+    return finding._replace(severity=Severity.ERROR, status=Status.FAIL, origin="probe")
 
 
 def _not_reproduced(finding: Finding, probe: ProbeRun, matrix: Matrix) -> Finding:
@@ -112,8 +112,7 @@ def _not_reproduced(finding: Finding, probe: ProbeRun, matrix: Matrix) -> Findin
     ran = [s for spec in rule.probes for s in _stages(probe, spec)]
     if not ran or any(s.status in FAILED for s in ran):
         return finding
-    return replace(
-        finding,
+    return finding._replace(
         severity=Severity.INFO if finding.severity is not Severity.ERROR else Severity.WARNING,
         summary=f"The matrix predicts this, but the probe did not reproduce it here ({len(ran)} stage runs "
         f"passed). {finding.summary}",

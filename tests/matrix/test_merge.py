@@ -34,7 +34,7 @@ def recorded(name: str) -> Cell:
 def retarget(cell: Cell, torch: str, python: str = "3.11.7") -> Cell:
     """The same probe outcome, as if measured with another torch (what a sweep cell looks like)."""
     versions = {**cell.versions, "torch": torch, "python": python}
-    probe = replace(cell.probe, versions=versions) if cell.probe else None
+    probe = cell.probe._replace(versions=versions) if cell.probe else None
     return replace(cell, id=evidence.cell_id(versions), versions=versions, probe=probe)
 
 
@@ -99,13 +99,13 @@ def test_explained_import_failure_adds_no_rule(matrix_copy: Path) -> None:
 def test_unexplained_model_failures_are_listed_for_curation(matrix_copy: Path) -> None:
     cell = recorded("probe-aimet-2.42.0-torch-2.14.1-py311")
     assert cell.probe is not None
-    broken = [replace(c, stages=tuple(replace(s, error=ErrorInfo("KeyError", "x")) if s.stage == "quantsim" and
+    broken = [c._replace(stages=tuple(s._replace(error=ErrorInfo("KeyError", "x")) if s.stage == "quantsim" and
               c.model == "conv_silu" else s for s in c.stages)) for c in cell.probe.cases]  # fmt: skip
     from qatdoctor.model import Status
 
-    broken = [replace(c, stages=tuple(replace(s, status=Status.FAIL) if s.error and s.error.type == "KeyError" else s
+    broken = [c._replace(stages=tuple(s._replace(status=Status.FAIL) if s.error and s.error.type == "KeyError" else s
                                       for s in c.stages)) for c in broken]  # fmt: skip
-    weird = retarget(replace(cell, probe=replace(cell.probe, cases=tuple(broken))), "2.11.0")
+    weird = retarget(replace(cell, probe=cell.probe._replace(cases=tuple(broken))), "2.11.0")
     result = merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "w.json", weird)])
     assert any("conv_silu" in line and "unexplained" in line for line in result.curate)
     assert not any(r.startswith("import-failure") for r in result.rules)
