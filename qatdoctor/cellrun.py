@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -26,7 +25,7 @@ from qatdoctor.envbuild import (
 )
 from qatdoctor.model import Facts, ProbeRun
 from qatdoctor.probe.run import DEFAULT_TIMEOUT, run_probe
-from qatdoctor.runner import Completed, Runner, run
+from qatdoctor.runner import Runner, run
 
 
 class Builder(Protocol):
@@ -95,24 +94,6 @@ class CellRun:
         }
 
 
-def single_threaded(runner: Runner) -> Runner:
-    """A runner that always gives the child one intra-op thread (probes on small boxes, see the README)."""
-
-    def wrapped(
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        stdin: str | None = None,
-        on_stderr_line: Callable[[str], None] | None = None,
-    ) -> Completed:
-        merged = {**(env if env is not None else os.environ), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        return runner(argv, timeout=timeout, env=merged, cwd=cwd, stdin=stdin, on_stderr_line=on_stderr_line)
-
-    return wrapped
-
-
 def run_cell(
     plan: CellPlan,
     root: Path,
@@ -149,9 +130,7 @@ def run_cell(
         build_seconds = time.perf_counter() - started
         stamp = read_stamp(env) or {}
         started = time.perf_counter()
-        probe = tools.prober(
-            str(python), runner=single_threaded(tools.runner), timeout=probe_timeout, models=models, progress=log
-        )
+        probe = tools.prober(str(python), runner=tools.runner, timeout=probe_timeout, models=models, progress=log)
         probe_seconds = time.perf_counter() - started
         facts = _facts(tools, str(python), plan)
         kept = env if keep else None

@@ -62,7 +62,6 @@ def recommend(
     `failing` are findings beyond the static ones: reproduced failures (errors) must not match a candidate;
     model-scoped hazards that a version change removes get extra alternatives that avoid them too.
     """
-    facts = evaluation.facts
     # Only rules a version change can remove constrain the search; the rest need code fixes on every version.
     movable = [(f, r) for f in failing if (r := matrix.rule(f.id)) is not None and _has_version_fix(r)]
     hard = tuple(r for f, r in movable if _is_error(f))
@@ -70,9 +69,9 @@ def recommend(
     moves: list[Recommendation] = []
     memo: Memo = {}
     if not is_clean(evaluation) or hard:
-        moves += _version_moves(facts, matrix, python, hard, memo)
+        moves += _version_moves(evaluation, matrix, python, hard, memo)
     if soft:
-        moves += _version_moves(facts, matrix, python, (*hard, *soft), memo)
+        moves += _version_moves(evaluation, matrix, python, (*hard, *soft), memo)
     unique = list({rec.commands: rec for rec in reversed(moves)}.values())[::-1]
     # Code fixes for what was reproduced or motivates a move; mere hazards keep theirs inside the finding.
     return (*unique, *_code_fixes(f for f in (*failing, *evaluation.findings) if _is_error(f) or f in failing))
@@ -91,13 +90,14 @@ def best_known_good(facts: Facts, matrix: Matrix, python: str = "python") -> Rec
     evaluation = evaluate(facts, matrix, python=python)
     if is_clean(evaluation):
         return _current_as_recommendation(evaluation.facts, evaluation, python)
-    moves = _version_moves(evaluation.facts, matrix, python, (), {})
+    moves = _version_moves(evaluation, matrix, python, (), {})
     return moves[0] if moves else None
 
 
 def _version_moves(
-    facts: Facts, matrix: Matrix, python: str, avoid: tuple[Rule, ...], memo: Memo
+    evaluation: Evaluation, matrix: Matrix, python: str, avoid: tuple[Rule, ...], memo: Memo
 ) -> list[Recommendation]:
+    facts = evaluation.facts
     aimet_now = _version(facts, "aimet-torch")
     torch_now = _version(facts, "torch")
     current = matrix.aimet_release(aimet_now) if aimet_now else None
@@ -131,7 +131,7 @@ def _version_moves(
     if newest is not None:
         moves.append(("fresh" if aimet_now is None else "newest", newest))
     # Alternatives that bring model hazards the current set does not have go last (e.g. 2.0.0's SiLU failure).
-    present = {f.id for f in facts_hazards(facts, matrix)}
+    present = {f.id for f in evaluation.findings if _is_hazard(f)}
     moves.sort(key=lambda move: len(_new_hazards(move[1], present)))
     seen: set[tuple[str, ...]] = set()
     out = []
@@ -143,12 +143,8 @@ def _version_moves(
     return out
 
 
-def facts_hazards(facts: Facts, matrix: Matrix) -> list[Finding]:
-    """Model-scoped known-bad rules that apply to these facts (hazards, until a probe confirms them)."""
-    return [f for f in evaluate(facts, matrix).findings if _is_hazard(f)]
-
-
 def _is_hazard(finding: Finding) -> bool:
+    """A model-scoped known-bad rule that applies (a warning until a probe confirms it)."""
     return finding.status is Status.FAIL and finding.severity is Severity.WARNING and finding.origin == "matrix"
 
 

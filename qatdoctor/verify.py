@@ -14,7 +14,7 @@ from pathlib import Path
 from qatdoctor import core
 from qatdoctor.assume import apply_assumptions, what_if_facts
 from qatdoctor.cellplan import CellPlan, blockers, check_index, plan_cell, python_choices
-from qatdoctor.cellrun import CellRun, Tools, run_cell, single_threaded
+from qatdoctor.cellrun import CellRun, Tools, run_cell
 from qatdoctor.collect import resolve_python
 from qatdoctor.envbuild import EnvBuildError, InstallError, PythonNotFoundError, default_root, find_python
 from qatdoctor.errors import InputError
@@ -127,7 +127,7 @@ def _before(options: VerifyOptions, matrix: Matrix, hypothetical: bool) -> Repor
         started = time.perf_counter()
         probe = tools.prober(
             python,
-            runner=single_threaded(tools.runner),
+            runner=tools.runner,
             timeout=base.probe_timeout,
             models=base.probe_models,
             progress=base.progress,

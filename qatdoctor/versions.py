@@ -103,8 +103,3 @@ def in_range(version: ParsedVersion, spec: SpecifierSet) -> bool:
     if any("+" in s.version for s in spec):
         return spec.contains(version.version, prereleases=True)
     return spec.contains(version.comparable, prereleases=True)
-
-
-def version_key(raw: str) -> Version:
-    """Sort key for version strings known to be valid."""
-    return parse_version(raw).comparable

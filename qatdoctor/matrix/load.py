@@ -35,7 +35,6 @@ from qatdoctor.versions import parse_version
 
 MATRIX_ENV = "QATDOCTOR_MATRIX"
 MATRIX_NAME = "compat_matrix.toml"
-SCHEMA_NAME = "compat_matrix.schema.json"
 MAX_BYTES = 8 * 1024 * 1024
 EVIDENCE_PREFIX = "evidence:"
 

@@ -90,12 +90,9 @@ class _Events:
 
 
 def probe_env() -> dict[str, str]:
-    """The environment for the probe: the user's, with one intra-op thread (30 % faster on small boxes)."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env.setdefault("MKL_NUM_THREADS", "1")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+    """The user's environment, always with one intra-op thread: the probe's tensors are tiny, and on a small
+    box thread contention made it 30 % slower and 3x more load-sensitive (bn-probe-measurements.md §5)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def run_probe(

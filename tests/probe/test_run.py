@@ -93,3 +93,14 @@ def test_recorded_probe_runs_are_explained_by_the_matrix(recorded: str, expected
     confirmed = {f.id for f in findings if f.origin == "probe" and f.status is Status.FAIL}
     assert expected <= confirmed
     assert not [f.id for f in findings if f.id.startswith("probe.unexplained")]
+
+
+def test_probe_always_runs_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when the user's shell asks for more intra-op threads (the tiny models only lose from them)."""
+    from qatdoctor.probe.run import probe_env
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    monkeypatch.setenv("QATDOCTOR_TEST_MARKER", "kept")
+    env = probe_env()
+    assert env["OMP_NUM_THREADS"] == "1" and env["MKL_NUM_THREADS"] == "1"
+    assert env["QATDOCTOR_TEST_MARKER"] == "kept"
