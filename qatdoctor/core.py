@@ -123,12 +123,7 @@ def diagnose(
 def _avoidable_by_version(finding: Finding, matrix: Matrix) -> bool:
     """A model-scoped hazard the matrix says a version change removes (e.g. the 1.x BN-subclass crash)."""
     rule = matrix.rule(finding.id)
-    return (
-        rule is not None
-        and rule.scope == "model"
-        and finding.status is Status.FAIL
-        and any(fix.kind in ("upgrade", "pin") for fix in rule.fixes)
-    )
+    return rule is not None and rule.scope == "model" and finding.status is Status.FAIL and rule.has_version_fix()
 
 
 def run_check(options: Options) -> Report:

@@ -63,7 +63,7 @@ def recommend(
     model-scoped hazards that a version change removes get extra alternatives that avoid them too.
     """
     # Only rules a version change can remove constrain the search; the rest need code fixes on every version.
-    movable = [(f, r) for f in failing if (r := matrix.rule(f.id)) is not None and _has_version_fix(r)]
+    movable = [(f, r) for f in failing if (r := matrix.rule(f.id)) is not None and r.has_version_fix()]
     hard = tuple(r for f, r in movable if _is_error(f))
     soft = tuple(r for f, r in movable if not _is_error(f))
     moves: list[Recommendation] = []
@@ -75,10 +75,6 @@ def recommend(
     unique = list({rec.commands: rec for rec in reversed(moves)}.values())[::-1]
     # Code fixes for what was reproduced or motivates a move; mere hazards keep theirs inside the finding.
     return (*unique, *_code_fixes(f for f in (*failing, *evaluation.findings) if _is_error(f) or f in failing))
-
-
-def _has_version_fix(rule: Rule) -> bool:
-    return any(fix.kind in ("upgrade", "pin") for fix in rule.fixes)
 
 
 def _is_error(finding: Finding) -> bool:

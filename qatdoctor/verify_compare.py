@@ -202,7 +202,7 @@ def _environmental(finding: Finding, rule: Rule | None) -> bool:
     """A failure a version change is meant to remove (not a model-level problem needing a code change)."""
     if rule is None:
         return not (finding.id.startswith("probe.unexplained.") and not finding.id.startswith("probe.unexplained.any"))
-    return rule.scope == "environment" or any(fix.kind in ("upgrade", "pin") for fix in rule.fixes)
+    return rule.scope == "environment" or rule.has_version_fix()
 
 
 def _import_state(probe: ProbeRun | None) -> str | None:

@@ -159,6 +159,10 @@ class Rule(NamedTuple):
     probes: tuple[ProbeMatch, ...] = ()
     fixes: tuple[RuleFix, ...] = ()
 
+    def has_version_fix(self) -> bool:
+        """Whether some version change removes it (an upgrade or pin fix), rather than only a code change."""
+        return any(fix.kind in ("upgrade", "pin") for fix in self.fixes)
+
 
 class EvidenceRecord(NamedTuple):
     """A probe run we did, with its versions: the provenance of probe-sourced rules."""
