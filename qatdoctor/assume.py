@@ -10,7 +10,7 @@ from qatdoctor.versions import parse_version
 
 VERSION_NAMES = (
     "aimet-torch", "torch", "torchvision", "numpy", "python", "cuda", "driver", "glibc", "onnx", "mmengine",
-    "mmcv", "aimet-onnx", "aimet-common",
+    "mmcv", "timm", "aimet-onnx", "aimet-common",
 )  # fmt: skip
 ALIASES = {
     "aimet": "aimet-torch", "python-version": "python", "py": "python", "cuda-version": "cuda",

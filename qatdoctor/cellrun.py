@@ -23,7 +23,8 @@ from qatdoctor.envbuild import (
     remove_env,
     resolve_installer,
 )
-from qatdoctor.model import Facts, ProbeRun
+from qatdoctor.matrix.model import Construct
+from qatdoctor.model import Facts, ModelSpec, ProbeRun
 from qatdoctor.probe.run import DEFAULT_TIMEOUT, run_probe
 from qatdoctor.runner import Runner, run
 
@@ -47,6 +48,8 @@ class Prober(Protocol):
         timeout: float = ...,
         models: Sequence[str] = ...,
         progress: Callable[[str], None] = ...,
+        model: ModelSpec | None = ...,
+        constructs: Sequence[Construct] = ...,
     ) -> ProbeRun: ...
 
 
@@ -106,6 +109,8 @@ def run_cell(
     probe_timeout: float = DEFAULT_TIMEOUT,
     models: Sequence[str] = (),
     log: Log = lambda line: None,
+    model: ModelSpec | None = None,
+    constructs: Sequence[Construct] = (),
 ) -> CellRun:
     """Build (or reuse) the env, probe it, collect its facts; delete it afterwards unless `keep`.
 
@@ -130,7 +135,10 @@ def run_cell(
         build_seconds = time.perf_counter() - started
         stamp = read_stamp(env) or {}
         started = time.perf_counter()
-        probe = tools.prober(str(python), runner=tools.runner, timeout=probe_timeout, models=models, progress=log)
+        probe = tools.prober(
+            str(python), runner=tools.runner, timeout=probe_timeout, models=models, progress=log, model=model,
+            constructs=constructs,
+        )  # fmt: skip
         probe_seconds = time.perf_counter() - started
         facts = _facts(tools, str(python), plan)
         kept = env if keep else None

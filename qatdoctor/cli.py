@@ -18,7 +18,7 @@ from qatdoctor.errors import InputError, QatdoctorError
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.matrix import commands as matrix_commands
 from qatdoctor.matrix.load import MatrixError
-from qatdoctor.model import Report, Verdict
+from qatdoctor.model import ModelSpec, Report, Verdict
 from qatdoctor.probe import DEFAULT_TIMEOUT
 from qatdoctor.render import Format, render, wants_style
 
@@ -145,6 +145,45 @@ ProbeTimeoutOpt = Annotated[
 ModelsOpt = Annotated[
     str | None, typer.Option("--models", help="Comma-separated probe models (default: all).", show_default=False)
 ]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        metavar="FILE.py:FUNC|MODULE:FUNC",
+        help="Your model: a callable returning an nn.Module or (module, example_input), imported in the target.",
+        show_default=False,
+    ),
+]
+InputShapeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-shape", metavar="N,C,H,W", help="Example input shape when --model returns only a module.",
+        show_default=False,
+    ),
+]  # fmt: skip
+WithFixesOpt = Annotated[
+    bool,
+    typer.Option("--with-fixes", help="With --model: run the pipeline again with qatdoctor.fixes applied."),
+]
+
+
+def model_spec(model: str | None, input_shape: str | None, with_fixes: bool) -> ModelSpec | None:
+    """`--model`, `--input-shape`, `--with-fixes` as data; a shape or --with-fixes without a model is bad input."""
+    if model is None:
+        if input_shape is not None or with_fixes:
+            raise InputError("--input-shape and --with-fixes need --model")
+        return None
+    if ":" not in model or not model.rsplit(":", 1)[1].isidentifier():
+        raise InputError(f"--model {model!r}: expected path/to/file.py:callable or package.module:callable")
+    shape = None
+    if input_shape is not None:
+        try:
+            shape = tuple(int(d) for d in input_shape.replace("x", ",").split(","))
+        except ValueError:
+            raise InputError(f"--input-shape {input_shape!r}: expected integers such as 1,3,320,320") from None
+        if not shape or any(d <= 0 for d in shape) or len(shape) > 8:
+            raise InputError(f"--input-shape {input_shape!r}: expected 1 to 8 positive integers")
+    return ModelSpec(model, shape, with_fixes)
 
 
 @app.command()
@@ -162,11 +201,17 @@ def check(
         typer.Option("--expect-cuda", metavar="MAJOR.MINOR", help="Fail unless torch is this CUDA build."),
     ] = None,
     target_driver: TargetDriverOpt = None,
+    model: ModelOpt = None,
+    input_shape: InputShapeOpt = None,
+    with_fixes: WithFixesOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Diagnose an environment: collect facts, run the probe, check the matrix, recommend fixes."""
+    """Diagnose an environment: collect facts, run the probe, check the matrix, recommend fixes.
+
+    With --model, also your own model: its layers, the real pipeline on it, and fixes ranked for it."""
     options = _options(python, assume, matrix, probe=probe, probe_timeout=probe_timeout, models=models)
-    options = replace(options, expect_cuda=expect_cuda, target_driver=target_driver)
+    spec = guarded(lambda: model_spec(model, input_shape, with_fixes), debug=debug)
+    options = replace(options, expect_cuda=expect_cuda, target_driver=target_driver, model=spec)
     report = guarded(lambda: core.run_check(options), debug=debug)
     emit(report, fmt, strict)
 
@@ -182,10 +227,14 @@ def probe_command(
     evidence: Annotated[
         Path | None, typer.Option("--evidence", help="Also write the run as an evidence file (for the matrix).")
     ] = None,
+    model: ModelOpt = None,
+    input_shape: InputShapeOpt = None,
+    with_fixes: WithFixesOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Run only the probe (tiny models through prepare/QuantSim/QAT/fold) and print its table."""
+    """Run only the probe (tiny models through prepare/QuantSim/QAT/fold, and --model) and print its table."""
     options = _options(python, None, matrix, probe=True, probe_timeout=probe_timeout, models=models)
+    options = replace(options, model=guarded(lambda: model_spec(model, input_shape, with_fixes), debug=debug))
     report = guarded(lambda: core.run_probe_only(options), debug=debug)
     if evidence is not None:
         from qatdoctor import evidence as ev
@@ -345,14 +394,23 @@ def verify(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the throwaway environment (its path is printed).")] = False,
     probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
     models: ModelsOpt = None,
+    model: ModelOpt = None,
+    input_shape: InputShapeOpt = None,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option("--with", metavar="REQ", help="Extra requirement for the throwaway env (your model's libraries)."),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Build the recommended set in a throwaway env, probe it, and show what it fixes (exit 0 = fixed)."""
+    """Build the recommended set in a throwaway env, probe it (and --model), and show what it fixes (exit 0 = fixed)."""
     from qatdoctor import verify as verify_module
     from qatdoctor.verify_render import render as render_verify
 
     base = _options(python, assume, matrix, probe=True, probe_timeout=probe_timeout, models=models)
-    options = verify_module.VerifyOptions(base, pick=pick, reproduce=reproduce, installer=installer, keep=keep)
+    base = replace(base, model=guarded(lambda: model_spec(model, input_shape, False), debug=debug))
+    options = verify_module.VerifyOptions(
+        base, pick=pick, reproduce=reproduce, installer=installer, keep=keep, extra=tuple(with_ or ())
+    )
     result = guarded(lambda: verify_module.run_verify(options), debug=debug)
     sys.stdout.write(render_verify(result, fmt, styled=fmt is Format.text and wants_style(sys.stdout)))
     raise typer.Exit(result.exit_code)

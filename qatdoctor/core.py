@@ -14,13 +14,24 @@ from typing import Any, TypeVar
 from qatdoctor.assume import apply_assumptions, what_if_facts
 from qatdoctor.collect import collect, resolve_python
 from qatdoctor.errors import InputError, QatdoctorError
-from qatdoctor.evaluate import evaluate, is_clean, verdict_of
+from qatdoctor.evaluate import caveat_context, evaluate, is_clean, verdict_of
 from qatdoctor.expectations import expect_cuda, with_target_driver
 from qatdoctor.jsonio import facts_from_dict, probe_from_dict
 from qatdoctor.matrix.load import load
 from qatdoctor.matrix.model import Matrix
 from qatdoctor.matrix.vocab import PROBE_MODELS
-from qatdoctor.model import Fact, Facts, FactState, Finding, MatrixInfo, ProbeRun, Recommendation, Report, Status
+from qatdoctor.model import (
+    Fact,
+    Facts,
+    FactState,
+    Finding,
+    MatrixInfo,
+    ModelSpec,
+    ProbeRun,
+    Recommendation,
+    Report,
+    Scope,
+)
 from qatdoctor.probe import DEFAULT_TIMEOUT
 from qatdoctor.runner import Runner, run
 from qatdoctor.versions import try_parse_version
@@ -48,6 +59,7 @@ class Options:
     probe_models: Sequence[str] = ()
     expect_cuda: str | None = None
     target_driver: str | None = None
+    model: ModelSpec | None = None
 
 
 def load_matrix(path: Path | None) -> Matrix:
@@ -91,6 +103,7 @@ def diagnose(
     evaluation = evaluate(facts, matrix, python=python)
     extra_findings = (*extra_findings, *expect_cuda(evaluation.facts, expected_cuda))
     findings = (*evaluation.findings, *extra_findings)
+    features: frozenset[str] | None = None
     if probe is not None:
         from qatdoctor.probe.interpret import probe_findings
 
@@ -98,12 +111,20 @@ def diagnose(
             *probe_findings(probe, evaluation.facts, matrix, evaluation.findings, python=python),
             *extra_findings,
         )
-    avoid = tuple(f for f in findings if f.origin == "probe" or _avoidable_by_version(f, matrix))
+        if probe.model is not None:
+            from qatdoctor.probe.model_findings import model_findings
+
+            findings = tuple(model_findings(probe.model, findings, matrix))
+            if probe.model.ran:
+                features = frozenset(c for c, hit in probe.model.constructs.items() if hit.total)
+    findings = tuple(f for f in (caveat_context(f, evaluation.facts, matrix) for f in findings) if f is not None)
+    # Fixes are driven by what fails here: the environment, and the user's model when qatdoctor has seen it.
+    avoid = tuple(f for f in findings if f.failed and (f.origin == "probe" or _avoidable_by_version(f, matrix)))
     recommendations: tuple[Recommendation, ...] = ()
     if avoid or not is_clean(evaluation):  # the candidate search is only imported when there is something to fix
         from qatdoctor.recommend import recommend
 
-        recommendations = recommend(evaluation, matrix, python=python, failing=avoid)
+        recommendations = recommend(evaluation, matrix, python=python, failing=avoid, features=features)
     timings = dict(timings or {})
     timings["evaluate"] = time.perf_counter() - started
     return Report(
@@ -121,9 +142,9 @@ def diagnose(
 
 
 def _avoidable_by_version(finding: Finding, matrix: Matrix) -> bool:
-    """A model-scoped hazard the matrix says a version change removes (e.g. the 1.x BN-subclass crash)."""
+    """A failure of the user's model the matrix says a version change removes (e.g. the 1.x BN-subclass crash)."""
     rule = matrix.rule(finding.id)
-    return rule is not None and rule.scope == "model" and finding.status is Status.FAIL and rule.has_version_fix()
+    return rule is not None and finding.scope is Scope.MODEL and rule.has_version_fix()
 
 
 def run_check(options: Options) -> Report:
@@ -134,9 +155,12 @@ def run_check(options: Options) -> Report:
     unknown = [m for m in options.probe_models if m not in PROBE_MODELS]
     if unknown:
         raise InputError(f"unknown probe model {unknown[0]!r} (known: {', '.join(PROBE_MODELS)})")
+    if options.model is not None and not options.probe:
+        raise InputError("--model needs the probe (drop --no-probe): the model is examined in the target")
     collecting = _background(target_facts, options)
-    probing = _background(_timed_probe, options) if options.probe else None
-    matrix = load_matrix(options.matrix)
+    matrix = load_matrix(options.matrix) if options.model is not None else None
+    probing = _background(lambda o: _timed_probe(o, matrix), options) if options.probe else None
+    matrix = matrix or load_matrix(options.matrix)
     facts, timings = collecting()
     probe, probe_seconds = probing() if probing is not None else (None, 0.0)
     notes: list[str] = []
@@ -184,7 +208,7 @@ def _background(work: Callable[[Options], T], options: Options) -> Callable[[], 
     return wait
 
 
-def _timed_probe(options: Options) -> tuple[ProbeRun, float]:
+def _timed_probe(options: Options, matrix: Matrix | None) -> tuple[ProbeRun, float]:
     from qatdoctor.probe.run import run_probe
 
     started = time.perf_counter()
@@ -194,6 +218,8 @@ def _timed_probe(options: Options) -> tuple[ProbeRun, float]:
         timeout=options.probe_timeout,
         models=options.probe_models,
         progress=options.progress,
+        model=options.model,
+        constructs=matrix.constructs if matrix is not None else (),
     )
     return probe, time.perf_counter() - started
 

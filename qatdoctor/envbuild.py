@@ -4,6 +4,15 @@ An env lives at `<root>/<name>`; `<root>/<name>/.qatdoctor-env.json` (the stamp)
 directory without a stamp whose digest matches the spec is a partial or stale build and is rebuilt.
 Envs are built in place because venvs are not relocatable: after a rename `bin/python -m pip` still
 works, but every console script (`bin/pip`, `bin/torchrun`, ...) keeps the old path in its shebang.
+
+An overlay (`EnvSpec.base` names another env under the same root) adds packages to a base env without
+touching it: a venv on the base's interpreter, without pip, whose site-packages holds a `.pth` file that
+runs `site.addsitedir(<base site-packages>)`. So torch and aimet are the base's own files, and the base's
+pip installs the overlay's requirements into the overlay, constrained to the base's `pip freeze`: pip
+counts the base's distributions as installed (it walks sys.path), and a requirement that would need a
+different version fails to resolve instead of installing a shadowing copy. The build then fails unless
+the overlay sees every base distribution at the base's version and location, and the base is unchanged.
+uv is never used for overlays: it only looks at the venv's own site-packages, not at sys.path.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from qatdoctor.runner import Completed, Runner, run
 
 STAMP_NAME = ".qatdoctor-env.json"
 STAMP_FORMAT = 1
+OVERLAY_PTH_NAME = "_qatdoctor_base.pth"
+CONSTRAINTS_NAME = ".qatdoctor-constraints.txt"
 Installer = Literal["auto", "pip", "uv"]
 EnvState = Literal["built", "missing", "stale", "partial", "broken"]
 Log = Callable[[str], None]
@@ -50,6 +61,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
 _REQ_NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _VERSION_PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
+_SITE_PROBE = "import json, sysconfig; p = sysconfig.get_paths(); print(json.dumps([p['purelib'], p['platlib']]))"
+_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)$")
 _STEP_TIMEOUT = 60.0
 _NOISE_RE = re.compile(r"^WARNING: Location '.*' is ignored")
 # Environment variables that would leak the caller's packages or interpreter into the new env.
@@ -78,17 +91,25 @@ class SystemLibError(EnvBuildError):
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What to put in one environment: interpreter, pip requirements, system libraries."""
+    """What to put in one environment: interpreter, pip requirements, system libraries, optional base env.
+
+    With `base`, the env is an overlay on the env of that name (see the module docstring); its `python`
+    is then only informative, as the overlay always runs on the interpreter its base was built from.
+    """
 
     name: str
     python: str
     requirements: tuple[str, ...]
     system_libs: tuple[str, ...] = ()
     no_deps: tuple[str, ...] = ()
+    base: str | None = None
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name):
-            raise EnvBuildError(f"invalid environment name {self.name!r}: use letters, digits, '.', '_', '+', '-'")
+        for name in (self.name, self.base):
+            if name is not None and not _NAME_RE.match(name):
+                raise EnvBuildError(f"invalid environment name {name!r}: use letters, digits, '.', '_', '+', '-'")
+        if self.base == self.name:
+            raise EnvBuildError(f"environment {self.name!r} cannot be its own base")
         for field in ("requirements", "system_libs", "no_deps"):
             value = getattr(self, field)
             if isinstance(value, str):
@@ -96,19 +117,27 @@ class EnvSpec:
             object.__setattr__(self, field, tuple(value))
 
     def canonical(self) -> dict[str, Any]:
-        """The spec as a JSON-ready dict."""
-        return {
+        """The spec as a JSON-ready dict (`base` only when set, so plain envs keep their digests)."""
+        canonical: dict[str, Any] = {
             "name": self.name,
             "python": self.python,
             "requirements": list(self.requirements),
             "system_libs": list(self.system_libs),
             "no_deps": list(self.no_deps),
         }
+        if self.base is not None:
+            canonical["base"] = self.base
+        return canonical
 
     def digest(self) -> str:
         """Stable sha256 of the canonical JSON of the spec."""
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def overlay_of(base: EnvSpec, name: str, requirements: Sequence[str], no_deps: Sequence[str] = ()) -> EnvSpec:
+    """An overlay spec adding `requirements` to `base`."""
+    return EnvSpec(name, base.python, tuple(requirements), no_deps=tuple(no_deps), base=base.name)
 
 
 def default_root() -> Path:
@@ -138,15 +167,36 @@ def read_stamp(env: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def base_fingerprint(stamp: Mapping[str, Any]) -> str:
+    """sha256 naming one build of a base env: its digest, build time and freeze (a rebuild changes it)."""
+    identity = {key: stamp.get(key) for key in ("digest", "built_at", "freeze")}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def expected_digest(spec: EnvSpec, root: Path) -> str | None:
+    """The digest a current stamp carries: the spec's, for an overlay mixed with its base's build.
+
+    None for an overlay whose base has no stamp (missing or being rebuilt): no overlay is current then.
+    """
+    if spec.base is None:
+        return spec.digest()
+    base_stamp = read_stamp(root / spec.base)
+    if base_stamp is None:
+        return None
+    text = f"{spec.digest()}:{base_fingerprint(base_stamp)}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def env_state(spec: EnvSpec, root: Path, *, runner: Runner = run) -> EnvState:
-    """built, missing, stale (other digest), partial (no stamp) or broken (interpreter does not run)."""
+    """built, missing, stale (other digest or base), partial (no stamp) or broken (interpreter does not run)."""
     env = env_dir(spec, root)
     if not env.exists():
         return "missing"
     stamp = read_stamp(env)
     if stamp is None:
         return "partial"
-    if stamp.get("digest") != spec.digest():
+    digest = expected_digest(spec, root)
+    if digest is None or stamp.get("digest") != digest:
         return "stale"
     python = interpreter_path(env)
     if not python.exists():
@@ -506,7 +556,10 @@ def build_env(
     log: Log | None = None,
     timeout: float = 1800,
 ) -> Path:
-    """Build (or reuse, when its stamp matches) the env for `spec`; return its interpreter path."""
+    """Build (or reuse, when its stamp matches) the env for `spec`; return its interpreter path.
+
+    An overlay's base must already be built; the base's lock is held while the overlay builds.
+    """
     emit = log or _stderr_log
     env = env_dir(spec, root)
     python_in_env = interpreter_path(env)
@@ -514,30 +567,72 @@ def build_env(
         return python_in_env
 
     kind, uv = _resolve_installer(installer)
+    if spec.base is not None:
+        if kind == "uv":
+            emit(f"[{spec.name}] using the base env's pip: uv does not see the base's packages on sys.path")
+        kind, uv = "pip", None
     root.mkdir(parents=True, exist_ok=True)
-    with _build_lock(root, spec.name, emit):
+    with contextlib.ExitStack() as locks:
+        if spec.base is not None:
+            locks.enter_context(_build_lock(root, spec.base, emit))
+        locks.enter_context(_build_lock(root, spec.name, emit))
         state = env_state(spec, root, runner=runner)
         if state == "built":  # another process finished it while we waited
             return python_in_env
-        base_python = find_python(spec.python, runner)
+        base_stamp = _overlay_base_stamp(spec, root) if spec.base is not None else None
+        base_python = (
+            _stamped_python(base_stamp, runner) if base_stamp is not None else find_python(spec.python, runner)
+        )
         if state != "missing":
             emit(f"[{spec.name}] removing {state} environment at {env}")
             _rmtree(env)
         check_disk_space(spec, root)
         ensure_system_libs(spec.system_libs, runner, emit)
         started = time.monotonic()
-        emit(f"[{spec.name}] building with {kind} from {base_python} into {env}")
+        on = f" on {spec.base}" if spec.base is not None else ""
+        emit(f"[{spec.name}] building with {kind} from {base_python}{on} into {env}")
+        step = _Steps(runner, _build_environ(), emit, spec.name, timeout)
         try:
-            freeze = _install(
-                spec, env, base_python, kind, uv, _Steps(runner, _build_environ(), emit, spec.name, timeout)
-            )
-            _write_stamp(env, spec, kind, base_python, freeze, time.monotonic() - started)
+            if spec.base is not None:
+                freeze = _install_overlay(spec, env, root / spec.base, base_python, step)
+            else:
+                freeze = _install(spec, env, base_python, kind, uv, step)
+            extra = {"base": _base_record(spec, base_stamp)} if base_stamp is not None else {}
+            digest = expected_digest(spec, root) or spec.digest()
+            _write_stamp(env, spec, kind, base_python, freeze, time.monotonic() - started, digest, extra)
         except BaseException:
             with contextlib.suppress(OSError):
                 _rmtree(env)
             raise
         emit(f"[{spec.name}] built in {time.monotonic() - started:.0f}s")
     return python_in_env
+
+
+def _overlay_base_stamp(spec: EnvSpec, root: Path) -> dict[str, Any]:
+    """The stamp of the overlay's base env; EnvBuildError when the base is not built."""
+    assert spec.base is not None
+    stamp = read_stamp(root / spec.base)
+    if stamp is None:
+        raise EnvBuildError(
+            f"{spec.name} is an overlay on {spec.base}, which is not built",
+            hint=f"build {spec.base} first (python scripts/refenvs.py build {spec.base})",
+        )
+    return stamp
+
+
+def _stamped_python(stamp: Mapping[str, Any], runner: Runner) -> str:
+    """The interpreter a base env was built from, checked to still run."""
+    python = stamp.get("base_python")
+    if not isinstance(python, str) or not python:
+        raise EnvBuildError("the base env's stamp records no base_python", hint="rebuild the base env")
+    found, why = _python_version(python, runner)
+    if found is None:
+        raise PythonNotFoundError(f"the base env's interpreter {python} does not run: {why}")
+    return python
+
+
+def _base_record(spec: EnvSpec, stamp: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": spec.base, "digest": stamp.get("digest"), "fingerprint": base_fingerprint(stamp)}
 
 
 def _install(
@@ -560,11 +655,109 @@ def _install(
     return step(f"{kind} freeze", freeze_argv).stdout.splitlines()
 
 
-def _write_stamp(env: Path, spec: EnvSpec, kind: str, base_python: str, freeze: list[str], seconds: float) -> None:
+# --------------------------------------------------------------------------- overlays
+
+
+def _site_dirs(python: Path, step: _Steps) -> list[str]:
+    """An interpreter's purelib and platlib directories, without duplicates."""
+    done = step(f"{python} site directories", [str(python), "-I", "-c", _SITE_PROBE])
+    try:
+        paths = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise InstallError(f"{python} printed {done.stdout.strip()!r} instead of its site directories") from None
+    if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+        raise InstallError(f"{python} printed {done.stdout.strip()!r} instead of its site directories")
+    return list(dict.fromkeys(paths))
+
+
+def overlay_pth(base_dirs: Sequence[str]) -> str:
+    """The `.pth` text adding the base's site directories, with their own `.pth` files, after the overlay's."""
+    return "".join(f"import site; site.addsitedir({d!r})\n" for d in base_dirs)
+
+
+def pins(freeze: Sequence[str]) -> list[str]:
+    """The `name==version` lines of a freeze (editable and URL lines cannot be constraints)."""
+    return [line.strip() for line in freeze if _PIN_RE.match(line.strip())]
+
+
+Listing = dict[str, tuple[str, str]]
+
+
+def parse_listing(text: str) -> Listing:
+    """canonical name -> (version, location) from `pip list --format json -v`."""
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        raise InstallError(f"pip list printed something other than JSON: {_last_line(text)}") from None
+    if not isinstance(rows, list):
+        raise InstallError("pip list printed JSON that is not a list")
+    listing: Listing = {}
+    for row in rows:
+        if isinstance(row, dict) and isinstance(row.get("name"), str) and isinstance(row.get("version"), str):
+            listing[_requirement_name(row["name"])] = (row["version"], str(row.get("location") or ""))
+    return listing
+
+
+def overlay_problems(base: Listing, overlay: Listing, base_after: Listing) -> list[str]:
+    """What the overlay got wrong: every base distribution seen at the base's version and location, base unchanged."""
+    problems: list[str] = []
+    for name, (version, location) in sorted(base.items()):
+        seen = overlay.get(name)
+        if seen is None:
+            problems.append(f"{name} {version} is not visible in the overlay")
+        elif seen[0] != version:
+            problems.append(f"{name} is {seen[0]} in the overlay, {version} in the base")
+        elif os.path.normpath(seen[1]) != os.path.normpath(location):
+            problems.append(f"{name} {version} is shadowed by a copy in {seen[1]}")
+    if base_after != base:
+        changed = sorted(set(base.items()) ^ set(base_after.items()))
+        problems.append("the base env changed: " + ", ".join(sorted({name for name, _ in changed})))
+    return problems
+
+
+def _listing(python: Path, step: _Steps, what: str) -> Listing:
+    return parse_listing(step(what, [str(python), "-m", "pip", "list", "--format", "json", "-v"]).stdout)
+
+
+def _install_overlay(spec: EnvSpec, env: Path, base_env: Path, base_python: str, step: _Steps) -> list[str]:
+    base_py, python = interpreter_path(base_env), interpreter_path(env)
+    step("python -m venv --without-pip", [base_python, "-m", "venv", "--without-pip", str(env)])
+    own_site = Path(_site_dirs(python, step)[0])
+    own_site.mkdir(parents=True, exist_ok=True)
+    (own_site / OVERLAY_PTH_NAME).write_text(overlay_pth(_site_dirs(base_py, step)), encoding="utf-8")
+    freeze = step("pip freeze (base)", [str(base_py), "-m", "pip", "freeze", "--all"]).stdout.splitlines()
+    (env / CONSTRAINTS_NAME).write_text("".join(f"{line}\n" for line in pins(freeze)), encoding="utf-8")
+    base = _listing(base_py, step, "pip list (base)")
+    install = [str(python), "-m", "pip", "install", "--upgrade-strategy", "only-if-needed"]
+    install += ["--constraint", str(env / CONSTRAINTS_NAME)]
+    if spec.requirements:
+        step("pip install", [*install, *spec.requirements], stream=True)
+    if spec.no_deps:
+        step("pip install --no-deps", [*install, "--no-deps", *spec.no_deps], stream=True)
+    problems = overlay_problems(base, _listing(python, step, "pip list"), _listing(base_py, step, "pip list (base)"))
+    if problems:
+        more = f"; and {len(problems) - 8} more" if len(problems) > 8 else ""
+        raise InstallError(
+            f"building {spec.name}: the overlay does not leave {spec.base} as it is: " + "; ".join(problems[:8]) + more
+        )
+    return step("pip freeze", [str(python), "-m", "pip", "freeze", "--all"]).stdout.splitlines()
+
+
+def _write_stamp(
+    env: Path,
+    spec: EnvSpec,
+    kind: str,
+    base_python: str,
+    freeze: list[str],
+    seconds: float,
+    digest: str,
+    extra: Mapping[str, Any],
+) -> None:
     stamp = {
+        **extra,
         "format": STAMP_FORMAT,
         "spec": asdict(spec),
-        "digest": spec.digest(),
+        "digest": digest,
         "installer": kind,
         "base_python": base_python,
         "freeze": freeze,

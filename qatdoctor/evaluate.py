@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from qatdoctor.conditions import evaluate_all
 from qatdoctor.matrix.model import AimetRelease, Matrix, TorchSeries
-from qatdoctor.model import Fact, Facts, FactState, Finding, Fix, Severity, Source, Status, Verdict
+from qatdoctor.model import Fact, Facts, FactState, Finding, Fix, Scope, Severity, Source, Status, Verdict
 from qatdoctor.requirements import Context, check_requirements
 from qatdoctor.rules import match_rules, rule_finding
 from qatdoctor.versions import ParsedVersion, in_range, try_parse_version
@@ -27,20 +27,19 @@ class Evaluation:
 
 
 def verdict_of(findings: Iterable[Finding]) -> Verdict:
-    """problems if any error failed; unknown if something that matters could not be decided; else ok."""
+    """problems if any error failed; unknown if something that matters could not be decided (a caveat that likely
+    applies included); else ok. Caveats never make problems: they are about models qatdoctor has not seen."""
     findings = tuple(findings)
-    if any(f.severity is Severity.ERROR and f.status in (Status.FAIL, Status.SILENT_FAIL) for f in findings):
+    if any(f.severity is Severity.ERROR and f.failed for f in findings):
         return Verdict.PROBLEMS
-    if any(f.status is Status.UNKNOWN and f.severity is not Severity.INFO for f in findings):
+    if any(f.counts_unknown for f in findings):
         return Verdict.UNKNOWN
     return Verdict.OK
 
 
 def is_clean(evaluation: Evaluation) -> bool:
     """No error-severity failure, and at least one known-good combination matched."""
-    failed = any(
-        f.severity is Severity.ERROR and f.status in (Status.FAIL, Status.SILENT_FAIL) for f in evaluation.findings
-    )
+    failed = any(f.severity is Severity.ERROR and f.failed for f in evaluation.findings)
     return not failed and bool(evaluation.lands_on)
 
 
@@ -119,13 +118,30 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
         for f in requirement_findings
         if not (f.id in covered and f.status is Status.FAIL) and not (f.id in undecided and f.status is Status.UNKNOWN)
     ]
-    findings += [rule_finding(m.rule, m.outcome, python=python) for m in matches if m.rule.kind == "bad"]
+    for m in (m for m in matches if m.rule.kind == "bad"):
+        if (found := caveat_context(rule_finding(m.rule, m.outcome, python=python), facts, matrix)) is not None:
+            findings.append(found)
 
     lands_on = [m.rule.id for m in matches if m.rule.kind == "good" and m.outcome.value]
     lands_on += _declared_good(aimet, torch_version)
     findings += [rule_finding(m.rule, m.outcome) for m in matches if m.rule.kind == "good" and m.outcome.value]
     findings += _untested(findings, aimet, torch_version, lands_on)
     return Evaluation(facts, tuple(findings), tuple(lands_on))
+
+
+def caveat_context(finding: Finding, facts: Facts, matrix: Matrix) -> Finding | None:
+    """A caveat marked as likely when an installed package produces its construct; dropped when the construct
+    cannot occur here (its only source is absent)."""
+    construct = matrix.construct(finding.construct) if finding.construct else None
+    if finding.scope is not Scope.CAVEAT or construct is None:
+        return finding
+    if construct.only_with and facts.get(construct.only_with).state is FactState.ABSENT:
+        return None
+    producers = [p for p in construct.produced_by if facts.get(p.package).is_known]
+    if not producers:
+        return finding
+    likely = "; ".join(f"{p.package} {facts.value(p.package)} is installed: {p.note}" for p in producers)
+    return finding._replace(likely=likely)
 
 
 def could_be_good(facts: Facts, matrix: Matrix) -> bool:
@@ -240,7 +256,7 @@ def _untested(
 ) -> list[Finding]:
     if aimet is None or torch is None or lands_on:
         return []
-    if any(f.status is Status.FAIL and f.severity is Severity.ERROR for f in findings):
+    if any(f.failed and f.severity is Severity.ERROR for f in findings):
         return []
     return [
         Finding(

@@ -8,12 +8,15 @@ from typing import Any
 from qatdoctor import __version__
 from qatdoctor.errors import InputError
 from qatdoctor.model import (
+    ConstructHit,
     ErrorInfo,
     Fact,
     Facts,
     FactState,
     Finding,
+    FoldOutcome,
     Gpu,
+    ModelRun,
     ProbeCase,
     ProbeRun,
     Recommendation,
@@ -65,6 +68,10 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
             for fx in finding.fixes
         ],
         "sources": [{"kind": s.kind, "ref": s.ref, **({"note": s.note} if s.note else {})} for s in finding.sources],
+        "scope": finding.scope.value,
+        "construct": finding.construct,
+        "layers": list(finding.layers),
+        "likely": finding.likely,
     }
 
 
@@ -78,6 +85,8 @@ def recommendation_to_dict(rec: Recommendation) -> dict[str, Any]:
         "constraints": list(rec.constraints),
         "lands_on": list(rec.lands_on),
         "notes": list(rec.notes),
+        "model_failures": list(rec.model_failures),
+        "avoids": list(rec.avoids),
     }
 
 
@@ -87,8 +96,58 @@ def _error_to_dict(error: ErrorInfo | None) -> dict[str, Any] | None:
     return {"type": error.type, "message": error.message, "frames": list(error.frames)}
 
 
+def _stage_to_dict(s: StageResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "stage": s.stage,
+        "status": s.status.value,
+        "seconds": round(s.seconds, 4),
+        "error": _error_to_dict(s.error),
+        "check": s.check,
+        "measured": s.measured,
+        "reason": s.reason,
+    }
+    if s.layers:
+        out["layers"] = list(s.layers)
+    return out
+
+
+def model_to_dict(run: ModelRun) -> dict[str, Any]:
+    """The user's model run, in the shape the probe script writes it (`"model"` of the probe object)."""
+    return {
+        "spec": run.spec,
+        "status": run.status,
+        "error": _error_to_dict(run.error),
+        "reason": run.reason,
+        "class": run.class_name,
+        "modules": run.modules,
+        "parameters": run.parameters,
+        "input": {"shapes": [list(s) for s in run.input_shapes]},
+        "scan": {
+            "constructs": {
+                cid: {"count": hit.total, "layers": list(hit.layers), "classes": dict(hit.classes),
+                      **({"feeds": {k: list(v) for k, v in hit.feeds.items()}} if hit.feeds else {})}
+                for cid, hit in run.constructs.items()
+            },
+            "errors": list(run.scan_errors),
+        },
+        "stages": [_stage_to_dict(s) for s in run.stages],
+        "fold": {name: (fold._asdict() | {"unfolded": list(fold.unfolded)}) if fold else None
+                 for name, fold in run.fold.items()},
+        "bn": {"buffers": run.bn_buffers, "changed": run.bn_changed, "frozen_layers": list(run.frozen_layers)},
+        "timings": dict(run.timings),
+        "fixed": _fixed_to_dict(run),
+    }  # fmt: skip
+
+
+def _fixed_to_dict(run: ModelRun) -> dict[str, Any] | None:
+    if run.fixed is None:
+        return None
+    return {**model_to_dict(run.fixed), "fixes": dict(run.fixes or {})}
+
+
 def probe_to_dict(probe: ProbeRun) -> dict[str, Any]:
     return {
+        "model": model_to_dict(probe.model) if probe.model is not None else None,
         "state": probe.state,
         "reason": probe.reason,
         "api": probe.api,
@@ -102,18 +161,7 @@ def probe_to_dict(probe: ProbeRun) -> dict[str, Any]:
                 "model": case.model,
                 "mode": case.mode,
                 "description": case.description,
-                "stages": [
-                    {
-                        "stage": s.stage,
-                        "status": s.status.value,
-                        "seconds": round(s.seconds, 4),
-                        "error": _error_to_dict(s.error),
-                        "check": s.check,
-                        "measured": s.measured,
-                        "reason": s.reason,
-                    }
-                    for s in case.stages
-                ],
+                "stages": [_stage_to_dict(s) for s in case.stages],
             }
             for case in probe.cases
         ],
@@ -193,18 +241,7 @@ def probe_from_dict(data: Mapping[str, Any] | None) -> ProbeRun | None:
                 model=str(c["model"]),
                 mode=str(c["mode"]),
                 description=str(c.get("description", "")),
-                stages=tuple(
-                    StageResult(
-                        stage=str(s["stage"]),
-                        status=Status(s["status"]),
-                        seconds=float(s.get("seconds") or 0.0),
-                        error=_error_from_dict(s.get("error")),
-                        check=_opt_str(s.get("check")),
-                        measured=_opt_str(s.get("measured")),
-                        reason=_opt_str(s.get("reason")),
-                    )
-                    for s in c["stages"]
-                ),
+                stages=tuple(_stage_from_dict(s) for s in c["stages"]),
             )
             for c in data.get("cases", [])
         )
@@ -218,9 +255,82 @@ def probe_from_dict(data: Mapping[str, Any] | None) -> ProbeRun | None:
             versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
             timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
             reason=_opt_str(data.get("reason")),
+            model=model_from_dict(data.get("model")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"report JSON: `probe` is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _stage_from_dict(s: Mapping[str, Any]) -> StageResult:
+    return StageResult(
+        stage=str(s["stage"]),
+        status=Status(s["status"]),
+        seconds=float(s.get("seconds") or 0.0),
+        error=_error_from_dict(s.get("error")),
+        check=_opt_str(s.get("check")),
+        measured=_opt_str(s.get("measured")),
+        reason=_opt_str(s.get("reason")),
+        layers=tuple(map(str, s.get("layers") or ())),
+    )
+
+
+def model_from_dict(data: Any) -> ModelRun | None:
+    """The probe's `"model"` object (the user's model run) as data; raises KeyError/TypeError/ValueError."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise TypeError("`model` must be an object")
+    scan = data.get("scan") or {}
+    bn = data.get("bn") or {}
+    fixed = data.get("fixed")
+    return ModelRun(
+        spec=str(data["spec"]),
+        status=str(data["status"]),
+        error=_error_from_dict(data.get("error")),
+        reason=_opt_str(data.get("reason")),
+        class_name=_opt_str(data.get("class")),
+        modules=int(data.get("modules") or 0),
+        parameters=int(data.get("parameters") or 0),
+        input_shapes=tuple(tuple(int(d) for d in shape) for shape in (data.get("input") or {}).get("shapes") or ()),
+        constructs={
+            str(cid): ConstructHit(
+                total=int(hit.get("count") or 0),
+                layers=tuple(map(str, hit.get("layers") or ())),
+                classes={str(k): int(v) for k, v in (hit.get("classes") or {}).items()},
+                feeds={str(k): tuple(map(str, v)) for k, v in (hit.get("feeds") or {}).items()},
+            )
+            for cid, hit in (scan.get("constructs") or {}).items()
+        },
+        scan_errors=tuple(map(str, scan.get("errors") or ())),
+        stages=tuple(_stage_from_dict(s) for s in data.get("stages") or ()),
+        fold={str(k): _fold_from_dict(v) for k, v in (data.get("fold") or {}).items()},
+        bn_buffers=_opt_int(bn.get("buffers")),
+        bn_changed=_opt_int(bn.get("changed")),
+        frozen_layers=tuple(map(str, bn.get("frozen_layers") or ())),
+        timings={str(k): float(v) for k, v in (data.get("timings") or {}).items() if isinstance(v, (int, float))},
+        fixes=dict(fixed["fixes"]) if isinstance(fixed, Mapping) and isinstance(fixed.get("fixes"), Mapping) else None,
+        fixed=model_from_dict({"status": "ran", **fixed, "spec": data["spec"]}) if isinstance(fixed, Mapping) else None,
+    )
+
+
+def _fold_from_dict(data: Any) -> FoldOutcome | None:
+    if not isinstance(data, Mapping):
+        return None
+    return FoldOutcome(
+        pairs=_opt_int(data.get("pairs")),
+        unfolded=tuple(map(str, data.get("unfolded") or ())),
+        max_abs_diff=_opt_float(data.get("max_abs_diff")),
+        output_scale=_opt_float(data.get("output_scale")),
+        relative=_opt_float(data.get("relative")),
+    )
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _error_from_dict(data: Any) -> ErrorInfo | None:

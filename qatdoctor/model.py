@@ -133,8 +133,24 @@ class Fix(NamedTuple):
     code: str | None = None
 
 
+class Scope(str, enum.Enum):
+    """What a finding is about, which decides whether it can change the verdict.
+
+    environment: the installation itself. model: the user's own model (`--model`). caveat: knowledge about models
+    containing a construct, when qatdoctor has not seen the user's model: it never fails the verdict, but one that
+    likely applies (a package that produces the construct is installed) makes it unknown.
+    """
+
+    ENVIRONMENT = "environment"
+    MODEL = "model"
+    CAVEAT = "caveat"
+
+
+FAILED = (Status.FAIL, Status.SILENT_FAIL)
+
+
 class Finding(NamedTuple):
-    """Something qatdoctor has to say about the environment."""
+    """Something qatdoctor has to say about the environment or the user's model."""
 
     id: str
     title: str
@@ -145,13 +161,31 @@ class Finding(NamedTuple):
     fixes: tuple[Fix, ...] = ()
     sources: tuple[Source, ...] = ()
     evidence: tuple[str, ...] = ()
+    scope: Scope = Scope.ENVIRONMENT
+    construct: str | None = None
+    layers: tuple[str, ...] = ()
+    likely: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """A failure that counts against the verdict (caveats never do)."""
+        return self.status in FAILED and self.scope is not Scope.CAVEAT
+
+    @property
+    def counts_unknown(self) -> bool:
+        """Undecided and relevant: an unknown that is not mere information, or a caveat that likely applies."""
+        if self.scope is Scope.CAVEAT:
+            return self.likely is not None
+        return self.status is Status.UNKNOWN and self.severity is not Severity.INFO
 
 
-def finding_order(finding: Finding) -> tuple[int, int]:
-    """Failures first, then unknowns, then passes; errors before warnings before info."""
+def finding_order(finding: Finding) -> tuple[int, int, int]:
+    """Environment, then the user's model, then caveats; failures first, then unknowns, then passes; errors
+    before warnings before info."""
+    scope = {Scope.ENVIRONMENT: 0, Scope.MODEL: 0, Scope.CAVEAT: 1}[finding.scope]
     status = {Status.FAIL: 0, Status.SILENT_FAIL: 0, Status.UNKNOWN: 1, Status.PASS: 2}.get(finding.status, 3)
     severity = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}[finding.severity]
-    return status, severity
+    return scope, status, severity
 
 
 class Change(NamedTuple):
@@ -173,6 +207,8 @@ class Recommendation(NamedTuple):
     constraints: tuple[str, ...] = ()
     lands_on: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    model_failures: tuple[str, ...] = ()
+    avoids: tuple[str, ...] = ()
 
 
 class ErrorInfo(NamedTuple):
@@ -184,7 +220,7 @@ class ErrorInfo(NamedTuple):
 
 
 class StageResult(NamedTuple):
-    """One stage of one probe case."""
+    """One stage of one probe case; `layers` names the user's layers a check found (with --model)."""
 
     stage: str
     status: Status
@@ -193,6 +229,7 @@ class StageResult(NamedTuple):
     check: str | None = None
     measured: str | None = None
     reason: str | None = None
+    layers: tuple[str, ...] = ()
 
 
 class ProbeCase(NamedTuple):
@@ -207,6 +244,66 @@ class ProbeCase(NamedTuple):
         return next((s for s in self.stages if s.stage == name), None)
 
 
+class ConstructHit(NamedTuple):
+    """Where a construct occurs in the user's model: how many layers (`total`), which, of which classes."""
+
+    total: int
+    layers: tuple[str, ...] = ()
+    classes: Mapping[str, int] = MappingProxyType({})
+    feeds: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+class FoldOutcome(NamedTuple):
+    """fold_all_batch_norms on a copy of the user's model (original or prepared)."""
+
+    pairs: int | None = None
+    unfolded: tuple[str, ...] = ()
+    max_abs_diff: float | None = None
+    output_scale: float | None = None
+    relative: float | None = None
+
+
+class ModelSpec(NamedTuple):
+    """The user's model as given on the command line (`--model`, `--input-shape`, `--with-fixes`)."""
+
+    spec: str
+    input_shape: tuple[int, ...] | None = None
+    with_fixes: bool = False
+
+
+class ModelRun(NamedTuple):
+    """The user's model through the real pipeline in the target: scan, stages, folds (and again, fixed)."""
+
+    spec: str
+    status: str
+    error: ErrorInfo | None = None
+    reason: str | None = None
+    class_name: str | None = None
+    modules: int = 0
+    parameters: int = 0
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    constructs: Mapping[str, ConstructHit] = MappingProxyType({})
+    scan_errors: tuple[str, ...] = ()
+    stages: tuple[StageResult, ...] = ()
+    fold: Mapping[str, FoldOutcome | None] = MappingProxyType({})
+    bn_buffers: int | None = None
+    bn_changed: int | None = None
+    frozen_layers: tuple[str, ...] = ()
+    timings: Mapping[str, float] = MappingProxyType({})
+    fixes: Mapping[str, object] | None = None
+    fixed: ModelRun | None = None
+
+    @property
+    def ran(self) -> bool:
+        return self.status == "ran"
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.stage == name), None)
+
+    def failed_stages(self) -> tuple[StageResult, ...]:
+        return tuple(s for s in self.stages if s.status in FAILED)
+
+
 class ProbeRun(NamedTuple):
     """The whole probe: whether it ran, which API, and every case."""
 
@@ -219,6 +316,7 @@ class ProbeRun(NamedTuple):
     versions: Mapping[str, str] = MappingProxyType({})
     timings: Mapping[str, float] = MappingProxyType({})
     reason: str | None = None
+    model: ModelRun | None = None
 
 
 class MatrixInfo(NamedTuple):

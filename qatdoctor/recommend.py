@@ -17,7 +17,19 @@ from qatdoctor.commands import CUDA_INDEX, Pin, constraints_lines, pip_install
 from qatdoctor.conditions import evaluate_all
 from qatdoctor.evaluate import Evaluation, could_be_good, cuda_from_local, evaluate, is_clean
 from qatdoctor.matrix.model import AimetRelease, Matrix, Rule, TorchSeries
-from qatdoctor.model import Change, Fact, Facts, FactState, Finding, Recommendation, Severity, Status
+from qatdoctor.matrix.vocab import PROBE_STAGES
+from qatdoctor.model import (
+    FAILED,
+    Change,
+    Fact,
+    Facts,
+    FactState,
+    Finding,
+    Recommendation,
+    Scope,
+    Severity,
+    Status,
+)
 from qatdoctor.requirements import cuda_major
 from qatdoctor.versions import ParsedVersion, in_range, try_parse_version
 
@@ -55,12 +67,20 @@ class Candidate:
 
 
 def recommend(
-    evaluation: Evaluation, matrix: Matrix, *, python: str = "python", failing: Sequence[Finding] = ()
+    evaluation: Evaluation,
+    matrix: Matrix,
+    *,
+    python: str = "python",
+    failing: Sequence[Finding] = (),
+    features: frozenset[str] | None = None,
 ) -> tuple[Recommendation, ...]:
     """Alternatives (keep aimet-torch / keep torch / newest set) plus the code fixes to make.
 
     `failing` are findings beyond the static ones: reproduced failures (errors) must not match a candidate;
-    model-scoped hazards that a version change removes get extra alternatives that avoid them too.
+    failures of the user's model that a version change removes get extra alternatives that avoid them too.
+    `features` are the constructs of the user's model (`--model`; None when it was not examined): a move that
+    leaves or adds a failure for them never ranks above one that does not, and when no move clears them all the
+    code fixes come first.
     """
     # Only rules a version change can remove constrain the search; the rest need code fixes on every version.
     movable = [(f, r) for f in failing if (r := matrix.rule(f.id)) is not None and r.has_version_fix()]
@@ -69,16 +89,21 @@ def recommend(
     moves: list[Recommendation] = []
     memo: Memo = {}
     if not is_clean(evaluation) or hard:
-        moves += _version_moves(evaluation, matrix, python, hard, memo)
+        moves += _version_moves(evaluation, matrix, python, hard, memo, features)
     if soft:
-        moves += _version_moves(evaluation, matrix, python, (*hard, *soft), memo)
+        moves += _version_moves(evaluation, matrix, python, (*hard, *soft), memo, features)
     unique = list({rec.commands: rec for rec in reversed(moves)}.values())[::-1]
-    # Code fixes for what was reproduced or motivates a move; mere hazards keep theirs inside the finding.
-    return (*unique, *_code_fixes(f for f in (*failing, *evaluation.findings) if _is_error(f) or f in failing))
+    if features is not None:
+        unique.sort(key=lambda rec: len(rec.model_failures))  # stable: the search's order breaks ties
+    # Code fixes for what was reproduced or motivates a move; caveats keep theirs inside the finding.
+    code = _code_fixes((f for f in (*failing, *evaluation.findings) if _is_error(f) or f in failing), matrix)
+    if features is not None and code and all(rec.model_failures for rec in unique):
+        return (*code, *unique)  # no version clears the model's failures: the code change is the fix
+    return (*unique, *code)
 
 
 def _is_error(finding: Finding) -> bool:
-    return finding.status is Status.FAIL and finding.severity is Severity.ERROR
+    return finding.failed and finding.severity is Severity.ERROR
 
 
 def best_known_good(facts: Facts, matrix: Matrix, python: str = "python") -> Recommendation | None:
@@ -91,7 +116,12 @@ def best_known_good(facts: Facts, matrix: Matrix, python: str = "python") -> Rec
 
 
 def _version_moves(
-    evaluation: Evaluation, matrix: Matrix, python: str, avoid: tuple[Rule, ...], memo: Memo
+    evaluation: Evaluation,
+    matrix: Matrix,
+    python: str,
+    avoid: tuple[Rule, ...],
+    memo: Memo,
+    features: frozenset[str] | None = None,
 ) -> list[Recommendation]:
     facts = evaluation.facts
     aimet_now = _version(facts, "aimet-torch")
@@ -126,26 +156,41 @@ def _version_moves(
     newest = _newest(facts, matrix, acceptable, memo)
     if newest is not None:
         moves.append(("fresh" if aimet_now is None else "newest", newest))
-    # Alternatives that bring model hazards the current set does not have go last (e.g. 2.0.0's SiLU failure).
-    present = {f.id for f in evaluation.findings if _is_hazard(f)}
-    moves.sort(key=lambda move: len(_new_hazards(move[1], present)))
+    # With the user's model: fewest failures for its constructs first. Without it: alternatives that bring
+    # caveats the current set does not have go last (e.g. 2.0.0's SiLU failure).
+    present = {r.id for r in _hazard_rules(evaluation.facts, matrix)}
+    moves.sort(
+        key=lambda move: (
+            len(_hazard_rules(move[1].evaluation.facts, matrix, features)) if features is not None else 0,
+            len(_new_hazards(move[1], matrix, present)),
+        )
+    )
     seen: set[tuple[str, ...]] = set()
     out = []
     for kind, candidate in moves:
         key = tuple(str(p) for p in candidate.pins())
         if key not in seen:
             seen.add(key)
-            out.append(_as_recommendation(kind, candidate, facts, python, avoid, matrix, present))
+            out.append(_as_recommendation(kind, candidate, facts, python, avoid, matrix, present, features))
     return out
 
 
-def _is_hazard(finding: Finding) -> bool:
-    """A model-scoped known-bad rule that applies (a warning until a probe confirms it)."""
-    return finding.status is Status.FAIL and finding.severity is Severity.WARNING and finding.origin == "matrix"
+def _hazard_rules(facts: Facts, matrix: Matrix, features: AbstractSet[str] | None = None) -> list[Rule]:
+    """Model-scope known-bad errors that apply to these versions (for models with `features`, when given)."""
+    return [
+        r
+        for r in matrix.rules
+        if r.scope == "model"
+        and r.kind == "bad"
+        and r.severity == "error"
+        and not r.triage_only
+        and (features is None or r.model_feature in features)
+        and evaluate_all(r.when, facts).value is True
+    ]
 
 
-def _new_hazards(candidate: Candidate, present: AbstractSet[str]) -> list[Finding]:
-    return [f for f in candidate.evaluation.findings if _is_hazard(f) and f.id not in present]
+def _new_hazards(candidate: Candidate, matrix: Matrix, present: AbstractSet[str]) -> list[Rule]:
+    return [r for r in _hazard_rules(candidate.evaluation.facts, matrix) if r.id not in present]
 
 
 def _newest(
@@ -176,7 +221,7 @@ def _api_change(candidate: Candidate, api_now: str | None) -> int:
 
 def _hazards(candidate: Candidate) -> int:
     """Model-scoped known-bad rules that still apply to the candidate (fewer is better)."""
-    return sum(1 for f in candidate.evaluation.findings if _is_hazard(f))
+    return sum(1 for f in candidate.evaluation.findings if f.construct is not None and f.severity is Severity.ERROR)
 
 
 def _version(facts: Facts, name: str) -> ParsedVersion | None:
@@ -352,6 +397,7 @@ def _as_recommendation(
     avoid: tuple[Rule, ...],
     matrix: Matrix,
     present: AbstractSet[str] = frozenset(),
+    features: frozenset[str] | None = None,
 ) -> Recommendation:
     changes = _changes(c, facts)
     names = {ch.package for ch in changes}
@@ -368,14 +414,27 @@ def _as_recommendation(
     notes = ["changes: " + ", ".join(f"{ch.package} {ch.current or '(none)'} → {ch.target}" for ch in changes)]
     if avoid:
         notes.append("avoids: " + ", ".join(dict.fromkeys(r.id for r in avoid)))
-    fixing = {r.model_feature for r in avoid if r.model_feature}
-    notes += _hazard_notes(c, matrix, fixing)
-    notes += [
-        f"new for models with {feature}: {f.title} ({f.id})"
-        for f in _new_hazards(c, present)
-        if (feature := _feature(matrix, f.id)) not in fixing
-    ]
-    unchecked = [f.title for f in c.evaluation.findings if f.status is Status.UNKNOWN]
+    api_now, api_then = facts.value("aimet-api"), c.evaluation.facts.value("aimet-api")
+    if api_now and api_then and api_now != api_then and (api := matrix.api(api_then)) is not None:
+        notes.append(f"{api_now} → {api_then} QuantSim API: {api.port_note}")
+    failures: tuple[Rule, ...] = ()
+    if features is not None:
+        failures = tuple(_hazard_rules(c.evaluation.facts, matrix, features))
+        notes += [
+            f"{'leaves' if r.id in present else 'adds'} a failure for your model: {r.title} ({r.id})" for r in failures
+        ]
+    else:
+        fixing = {r.model_feature for r in avoid if r.model_feature}
+        notes += [
+            f"still needs the code fix for {r.model_feature}: {r.title} ({r.id})"
+            for r in _hazard_rules(c.evaluation.facts, matrix, fixing)
+        ]
+        notes += [
+            f"new for models with {r.model_feature}: {r.title} ({r.id})"
+            for r in _new_hazards(c, matrix, present)
+            if r.model_feature not in fixing
+        ]
+    unchecked = [f.title for f in c.evaluation.findings if f.status is Status.UNKNOWN and f.scope is not Scope.CAVEAT]
     if unchecked:
         notes.append("not checked (facts unknown): " + "; ".join(unchecked))
     return Recommendation(
@@ -387,22 +446,9 @@ def _as_recommendation(
         constraints=tuple(constraints_lines(c.pins(), c.index_url)),
         lands_on=c.evaluation.lands_on,
         notes=tuple(notes) if changes else tuple(notes[1:]),
+        model_failures=tuple(r.id for r in failures),
+        avoids=tuple(dict.fromkeys(r.id for r in avoid)),
     )
-
-
-def _feature(matrix: Matrix, rule_id: str) -> str:
-    rule = matrix.rule(rule_id)
-    return rule.model_feature if rule is not None and rule.model_feature else "some constructs"
-
-
-def _hazard_notes(c: Candidate, matrix: Matrix, features: set[str]) -> list[str]:
-    """Model-scoped rules that still bite models with the features the user is fixing (e.g. bn-subclass)."""
-    notes = []
-    for finding in c.evaluation.findings:
-        rule = matrix.rule(finding.id)
-        if rule is not None and rule.model_feature in features and finding.status is Status.FAIL:
-            notes.append(f"still needs the code fix for {rule.model_feature}: {finding.title} ({finding.id})")
-    return notes
 
 
 def _changes(c: Candidate, facts: Facts) -> list[Change]:
@@ -435,15 +481,16 @@ def _current_as_recommendation(facts: Facts, evaluation: Evaluation, python: str
     )
 
 
-def _code_fixes(findings: Iterable[Finding]) -> list[Recommendation]:
-    """Rules with a code fix: the change to make in the model (no version change replaces it)."""
-    out = []
-    seen: set[str] = set()
+def _code_fixes(findings: Iterable[Finding], matrix: Matrix) -> list[Recommendation]:
+    """Rules with a code fix: the change to make in the model (no version change replaces it). The fix for the
+    earliest pipeline stage a rule breaks comes first (a BN swap before a fold workaround)."""
+    chosen: dict[str, Finding] = {}
     for finding in findings:
+        if finding.status in FAILED and any(fx.kind == "code" for fx in finding.fixes):
+            chosen.setdefault(finding.id, finding)
+    out = []
+    for finding in sorted(chosen.values(), key=lambda f: _first_stage(matrix.rule(f.id))):
         code = [fx for fx in finding.fixes if fx.kind == "code"]
-        if finding.id in seen or not code or finding.status not in (Status.FAIL, Status.SILENT_FAIL):
-            continue
-        seen.add(finding.id)
         out.append(
             Recommendation(
                 id=f"rec.code.{finding.id}",
@@ -453,3 +500,7 @@ def _code_fixes(findings: Iterable[Finding]) -> list[Recommendation]:
             )
         )
     return out
+
+
+def _first_stage(rule: Rule | None) -> int:
+    return rule.first_stage() if rule is not None else len(PROBE_STAGES)

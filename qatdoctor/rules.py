@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from qatdoctor.conditions import Outcome, evaluate_all
 from qatdoctor.matrix.model import Matrix, Rule, RuleFix
-from qatdoctor.model import Facts, Finding, Fix, Severity, Status
+from qatdoctor.model import Facts, Finding, Fix, Scope, Severity, Status
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ def rule_finding(
 ) -> Finding:
     """The finding for a matched (or undecided) rule.
 
-    A model-scoped rule is a hazard (warning) until the probe reproduces it in this environment.
+    A model-scoped rule is a caveat: it is about models containing its construct, which qatdoctor has not seen
+    here, so its status is unknown and it never counts against the verdict (`--model` turns it into a finding
+    about the user's model). `confirmed`: the probe's stand-in model reproduced it in this environment.
     """
     severity = Severity(rule.severity)
     summary = rule.summary
@@ -55,16 +57,14 @@ def rule_finding(
         status = Status.PASS
     elif outcome.value is None:
         status = Status.UNKNOWN
-        severity = Severity.INFO if rule.scope == "model" else severity
         summary = f"Could not decide (needs {'; '.join(outcome.missing)}). {summary}"
     else:
         status = Status.FAIL
+    scope = Scope.ENVIRONMENT
     if rule.scope == "model" and rule.kind == "bad":
+        scope, status = Scope.CAVEAT, Status.UNKNOWN
         if confirmed:
-            summary = f"Reproduced by the probe in this environment. {summary}"
-        elif status is Status.FAIL:
-            severity = Severity.WARNING if severity is Severity.ERROR else severity
-            summary = f"Applies to models containing: {rule.model_feature}. {summary}"
+            summary = f"The probe's stand-in model reproduced this in this environment. {summary}"
     evidence = (*outcome.matched, *outcome.missing, *extra_evidence)
     return Finding(
         id=rule.id,
@@ -76,4 +76,6 @@ def rule_finding(
         fixes=tuple(fix_from_rule(f, python) for f in rule.fixes),
         sources=rule.sources,
         evidence=evidence,
+        scope=scope,
+        construct=rule.model_feature if rule.scope == "model" else None,
     )

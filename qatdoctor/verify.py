@@ -37,6 +37,7 @@ class VerifyOptions:
     keep: bool = False
     root: Path | None = None
     tools: Tools = field(default_factory=Tools)
+    extra: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,14 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     hypothetical = bool(base.assume) and base.python is None
     before = _before(options, matrix, hypothetical)
     recommendation = None if options.reproduce else _pick(before.recommendations, options.pick, hypothetical)
-    plan = _plan(matrix, before.facts, recommendation, base)
+    plan = replace(_plan(matrix, before.facts, recommendation, base), extra=options.extra)
     reasons = blockers(matrix, plan)
     if reasons:
         raise EnvBuildError(f"cannot build {plan.describe()}: " + "; ".join(reasons))
     check_index(plan.index_url)
     notes = _notes(recommendation)
     try:
-        run = _build_and_probe(plan, options)
+        run = _build_and_probe(plan, options, matrix)
     except InstallError as error:
         kept_numpy = plan.numpy is not None and (recommendation is None or "numpy" not in _pins(recommendation)[0])
         if not kept_numpy:
@@ -89,7 +90,7 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         base.progress(f"the target's numpy{plan.numpy} does not fit the new set ({error.message}); retrying")
         notes.append(f"the target's numpy{plan.numpy} conflicts with this set: the installer chose numpy")
         plan = replace(plan, numpy=None)
-        run = _build_and_probe(plan, options)
+        run = _build_and_probe(plan, options, matrix)
     notes.append(_built(run))
     assert run.probe is not None
     after = core.diagnose(
@@ -131,6 +132,8 @@ def _before(options: VerifyOptions, matrix: Matrix, hypothetical: bool) -> Repor
             timeout=base.probe_timeout,
             models=base.probe_models,
             progress=base.progress,
+            model=base.model,
+            constructs=matrix.constructs,
         )
         timings["probe"] = time.perf_counter() - started
     target = facts.value("python-executable") or python
@@ -148,7 +151,8 @@ def _pick(recs: Sequence[Recommendation], pick: int, hypothetical: bool) -> Reco
             return None  # reproduce the assumed set
         raise InputError(
             "nothing to verify: no version change is recommended for this environment",
-            hint="use --reproduce to rebuild and probe the environment's own set",
+            hint="give your model with --model FILE.py:FUNC (its failures drive the recommendations), or use "
+            "--reproduce to rebuild and probe the environment's own set",
         )
     if not 1 <= pick <= len(options):
         raise InputError(f"--pick {pick}: there {'is' if len(options) == 1 else 'are'} {len(options)} "
@@ -223,7 +227,7 @@ def _python_minor(matrix: Matrix, facts: Facts, aimet: str, torch: str, base: co
     )
 
 
-def _build_and_probe(plan: CellPlan, options: VerifyOptions) -> CellRun:
+def _build_and_probe(plan: CellPlan, options: VerifyOptions, matrix: Matrix) -> CellRun:
     options.base.progress(f"building a throwaway environment: {plan.describe()}")
     return run_cell(
         plan,
@@ -236,6 +240,8 @@ def _build_and_probe(plan: CellPlan, options: VerifyOptions) -> CellRun:
         probe_timeout=options.base.probe_timeout,
         models=options.base.probe_models,
         log=options.base.progress,
+        model=options.base.model,
+        constructs=matrix.constructs,
     )
 
 

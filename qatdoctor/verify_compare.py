@@ -7,9 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qatdoctor.matrix.model import Matrix, Rule
-from qatdoctor.model import Finding, ProbeRun, Recommendation, Report, Severity, Status
+from qatdoctor.model import FAILED, Finding, ProbeRun, Recommendation, Report, Scope, Severity
 
-FAILED = (Status.FAIL, Status.SILENT_FAIL)
 _ANNOUNCED = re.compile(r"^still needs the code fix for .*\(([\w.:-]+)\)$")
 
 
@@ -137,7 +136,10 @@ def _entry(
 
 
 def _scope(finding: Finding, matrix: Matrix) -> str:
-    """model for model-scoped rules and unexplained failures of one probe model; else environment."""
+    """model for the user's model, model-scoped rules and unexplained failures of one probe model; else
+    environment."""
+    if finding.scope is not Scope.ENVIRONMENT:
+        return "model"
     rule = matrix.rule(finding.id)
     if rule is not None:
         return rule.scope
@@ -150,8 +152,8 @@ def _code_fix(finding: Finding) -> str | None:
 
 
 def _announced(rec: Recommendation | None) -> set[str]:
-    """Finding ids the recommendation said would still need a code fix."""
-    out = set()
+    """Finding ids the recommendation said would still need a code fix, or would leave or add for the model."""
+    out = set(rec.model_failures) if rec else set()
     for note in rec.notes if rec else ():
         match = _ANNOUNCED.match(note.strip())
         if match:
@@ -160,10 +162,7 @@ def _announced(rec: Recommendation | None) -> set[str]:
 
 
 def _avoids(rec: Recommendation | None) -> set[str]:
-    for note in rec.notes if rec else ():
-        if note.startswith("avoids: "):
-            return {part.strip() for part in note.removeprefix("avoids: ").split(",")}
-    return set()
+    return set(rec.avoids) if rec else set()
 
 
 def _related(one: str, other: str, matrix: Matrix) -> bool:

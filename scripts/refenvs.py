@@ -4,8 +4,10 @@
     python scripts/refenvs.py path NAME
     python scripts/refenvs.py list [NAME...]
 
-Envs go to $QATDOCTOR_ENVS (default ~/.cache/qatdoctor/envs). Exit status: 0 ok, 1 a build failed or
-an env is not built, 2 usage error.
+Envs go to $QATDOCTOR_ENVS (default ~/.cache/qatdoctor/envs). The `-models` envs are overlays: they add
+third-party model libraries (mmdet, timm) on top of a reference env without changing it, so the
+reference envs themselves stay free of mmengine/mmcv. Building an overlay builds its base first.
+Exit status: 0 ok, 1 a build failed or an env is not built, 2 usage error.
 """
 
 from __future__ import annotations
@@ -26,22 +28,30 @@ from qatdoctor.envbuild import (
     env_dir,
     env_state,
     interpreter_path,
+    overlay_of,
 )
 
-SPECS: tuple[EnvSpec, ...] = (
+# For the real-model factories in examples/models. All four are pure-Python wheels; mmcv-lite has no compiled
+# ops (examples/models/rtmdet_tiny.py stubs them). This timm release runs on both torch 2.2.2 and 2.14.1.
+MODEL_REQUIREMENTS = ("mmengine==0.10.7", "mmcv-lite==2.1.0", "mmdet==3.3.0", "timm==1.0.29")
+
+AIMET_1 = EnvSpec(
     # The qualcomm/aimet#3152 stack: aimet-torch 1.32.2 pins torch 2.2.2; its C++ quantizer needs LAPACKE.
-    EnvSpec(
-        name="aimet-1.32.2",
-        python="3.10",
-        requirements=("aimet-torch==1.32.2", "torch==2.2.2", "torchvision==0.17.2", "numpy<1.24"),
-        system_libs=("liblapacke.so.3",),
-    ),
-    # A current, supported stack.
-    EnvSpec(
-        name="aimet-2.42.0",
-        python="3.11",
-        requirements=("aimet-torch==2.42.0", "torch==2.14.1", "torchvision==0.29.1"),
-    ),
+    name="aimet-1.32.2",
+    python="3.10",
+    requirements=("aimet-torch==1.32.2", "torch==2.2.2", "torchvision==0.17.2", "numpy<1.24"),
+    system_libs=("liblapacke.so.3",),
+)
+# A current, supported stack.
+AIMET_2 = EnvSpec(
+    name="aimet-2.42.0",
+    python="3.11",
+    requirements=("aimet-torch==2.42.0", "torch==2.14.1", "torchvision==0.29.1"),
+)
+# Base envs come before the overlays on them: `build` runs in this order.
+SPECS: tuple[EnvSpec, ...] = (
+    AIMET_1,
+    AIMET_2,
     # Known-bad pair: aimet-torch 2.x does not bound torch, so pip accepts torch 2.2.2, and
     # `import aimet_torch` fails: cannot import name '_detect_fake_mode_from_gm' from 'torch._export.utils'.
     EnvSpec(
@@ -49,6 +59,8 @@ SPECS: tuple[EnvSpec, ...] = (
         python="3.10",
         requirements=("aimet-torch==2.42.0", "torch==2.2.2", "torchvision==0.17.2"),
     ),
+    overlay_of(AIMET_1, "aimet-1.32.2-models", MODEL_REQUIREMENTS),
+    overlay_of(AIMET_2, "aimet-2.42.0-models", MODEL_REQUIREMENTS),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 
@@ -57,12 +69,20 @@ def _err(message: str) -> None:
     print(f"refenvs: {message}", file=sys.stderr, flush=True)
 
 
-def _select(names: list[str]) -> list[EnvSpec]:
+def _select(names: list[str], *, with_bases: bool = False) -> list[EnvSpec]:
+    """The named specs (all when none), in SPECS order; `with_bases` adds each overlay's base."""
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         _err(f"unknown environment {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
         raise SystemExit(2)
-    return [BY_NAME[n] for n in names] if names else list(SPECS)
+    if not names:
+        return list(SPECS)
+    wanted = set(names)
+    if with_bases:
+        for spec in reversed(SPECS):  # bases are declared before their overlays
+            if spec.name in wanted and spec.base is not None:
+                wanted.add(spec.base)
+    return [spec for spec in SPECS if spec.name in wanted]
 
 
 def _tree_size(path: Path) -> int:
@@ -91,28 +111,34 @@ def _human(size: int) -> str:
     return f"{value:.1f}G"
 
 
-def cmd_build(specs: list[EnvSpec], root: Path, installer: str) -> int:
+def cmd_build(specs: list[EnvSpec], root: Path, installer: str, shown: set[str] | None = None) -> int:
+    """Build `specs` in order; print the interpreters of those named in `shown` (default: all)."""
     built: list[Path] = []
-    failed = 0
+    failed: set[str] = set()
     for spec in specs:
         started = time.monotonic()
+        if spec.base in failed:
+            _err(f"{spec.name}: skipped: its base {spec.base} failed to build")
+            failed.add(spec.name)
+            continue
         try:
             if env_state(spec, root) == "built":
                 _err(f"{spec.name}: up to date")
-                built.append(interpreter_path(env_dir(spec, root)))
-                continue
-            python = build_env(spec, root, installer=installer)
+                python = interpreter_path(env_dir(spec, root))
+            else:
+                python = build_env(spec, root, installer=installer)
+                _err(f"{spec.name}: built in {time.monotonic() - started:.0f}s")
         except EnvBuildError as exc:
             hint = f" ({exc.hint})" if exc.hint and exc.hint not in exc.message else ""
             _err(f"{spec.name}: build failed: {exc.message}{hint}")
-            failed += 1
+            failed.add(spec.name)
             continue
         except OSError as exc:
             _err(f"{spec.name}: build failed: {exc}")
-            failed += 1
+            failed.add(spec.name)
             continue
-        _err(f"{spec.name}: built in {time.monotonic() - started:.0f}s")
-        built.append(python)
+        if shown is None or spec.name in shown:
+            built.append(python)
     for python in built:
         print(python)
     return 1 if failed else 0
@@ -133,7 +159,8 @@ def cmd_list(specs: list[EnvSpec], root: Path) -> int:
         env = env_dir(spec, root)
         state = env_state(spec, root)
         size = _human(_tree_size(env)) if env.exists() else "-"
-        rows.append((spec.name, state, size, str(env)))
+        where = f"{env}  (overlay on {spec.base})" if spec.base else str(env)
+        rows.append((spec.name, state, size, where))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
@@ -155,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     root: Path = args.root if args.root is not None else default_root()
     try:
         if args.command == "build":
-            return cmd_build(_select(args.names), root, args.installer)
+            shown = set(args.names) or None
+            return cmd_build(_select(args.names, with_bases=True), root, args.installer, shown)
         if args.command == "path":
             return cmd_path(_select([args.name])[0], root)
         return cmd_list(_select(args.names), root)

@@ -1,9 +1,10 @@
 """Run the documented container-build steps (examples/Dockerfile) against a real environment.
 
 Docker is not available here, so the reference env aimet-2.42.0 stands in for the image's Python: each
-`# qatdoctor-step` RUN line is executed with three substitutions, all visible below — `qatdoctor` targets the
-env with `--python`, `/opt/constraints.txt` is a temp file, and the pip install is a `--dry-run` (the env
-already holds what it would install, so it proves the constraints resolve without downloading 4 GB).
+`# qatdoctor-step` RUN line is executed with four substitutions, all visible below — `qatdoctor` targets the
+env with `--python`, `/opt/constraints.txt` is a temp file, the pip install is a `--dry-run` (the env
+already holds what it would install, so it proves the constraints resolve without downloading 4 GB), and the
+user's model is a torchvision resnet18 factory (examples/models/torchvision_models.py).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def test_dockerfile_documents_three_gated_steps() -> None:
     _, steps = documented_steps()
     assert [s[:2] for s in steps] == [["qatdoctor", "pin"], ["python", "-m"], ["qatdoctor", "check"]]
     assert "--strict" in steps[2] and "--expect-cuda" in steps[2] and "--target-driver" in steps[2]
+    assert "--model" in steps[2]
 
 
 def test_documented_steps_run(tmp_path: Path) -> None:
@@ -47,8 +49,10 @@ def test_documented_steps_run(tmp_path: Path) -> None:
     _, steps = documented_steps()
     constraints = tmp_path / "constraints.txt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    model = f"{ROOT / 'examples' / 'models' / 'torchvision_models.py'}:resnet18"
     for step in steps:
         step = [str(constraints) if part == "/opt/constraints.txt" else part for part in step]
+        step = [model if part == "/opt/app/model/build.py:build" else part for part in step]
         if step[0] == "qatdoctor":
             argv = [sys.executable, "-m", "qatdoctor", *step[1:], "--python", python]
         else:

@@ -25,8 +25,14 @@ from qatdoctor.envbuild import (
     default_root,
     ensure_system_libs,
     env_state,
+    expected_digest,
     find_python,
     installer_error_line,
+    overlay_of,
+    overlay_problems,
+    overlay_pth,
+    parse_listing,
+    pins,
     remove_env,
 )
 from qatdoctor.runner import Completed
@@ -453,6 +459,220 @@ def test_remove_env(tmp_path: Path, base_python: str, no_uv: None) -> None:
     assert (precious / "thesis.tex").exists()
 
 
+# ----------------------------------------------------------------------------- overlays
+
+BASE_SITE = "/envs/base/lib/python3.10/site-packages"
+
+
+def test_overlay_spec_digest_and_validation() -> None:
+    base = EnvSpec("base", "3.10", ("torch==2.2.2",))
+    over = overlay_of(base, "base-models", ["mmdet==3.3.0"])
+    assert (over.python, over.requirements, over.base) == ("3.10", ("mmdet==3.3.0",), "base")
+    assert "base" not in base.canonical()  # plain envs keep the digest they had before overlays existed
+    assert over.canonical()["base"] == "base"
+    assert over.digest() != EnvSpec("base-models", "3.10", ("mmdet==3.3.0",)).digest()
+    assert over.digest() != overlay_of(base, "base-models", ["mmdet==3.2.0"]).digest()
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "error"), [("x", "x", "its own base"), ("x", "../y", "invalid environment name")]
+)
+def test_overlay_spec_rejects(name: str, base: str, error: str) -> None:
+    with pytest.raises(EnvBuildError, match=error):
+        EnvSpec(name, "3.10", (), base=base)
+
+
+@pytest.mark.parametrize(
+    ("freeze", "expected"),
+    [
+        (["torch==2.2.2", "numpy==1.23.5"], ["torch==2.2.2", "numpy==1.23.5"]),
+        (["-e git+https://x/y.git@abc#egg=y", "six==1.16.0"], ["six==1.16.0"]),
+        (["foo @ file:///tmp/foo-1.0-py3-none-any.whl", "PyYAML==6.0.4 "], ["PyYAML==6.0.4"]),
+        (["# comment", ""], []),
+    ],
+)
+def test_pins(freeze: list[str], expected: list[str]) -> None:
+    assert pins(freeze) == expected
+
+
+def test_overlay_pth_adds_each_dir_with_its_pth_files() -> None:
+    assert overlay_pth(["/a/site-packages", "/b/it's"]) == (
+        "import site; site.addsitedir('/a/site-packages')\nimport site; site.addsitedir(\"/b/it's\")\n"
+    )
+
+
+def test_parse_listing() -> None:
+    text = json.dumps(
+        [
+            {"name": "PyYAML", "version": "6.0.4", "location": BASE_SITE, "installer": "pip"},
+            {"name": "mmcv_lite", "version": "2.1.0", "location": "/envs/o/site"},
+            {"name": "broken"},
+        ]
+    )
+    assert parse_listing(text) == {"pyyaml": ("6.0.4", BASE_SITE), "mmcv-lite": ("2.1.0", "/envs/o/site")}
+    with pytest.raises(InstallError, match="other than JSON"):
+        parse_listing("WARNING: something\n")
+
+
+BASE_LIST = {"torch": ("2.2.2", BASE_SITE), "numpy": ("1.23.5", BASE_SITE)}
+OWN_SITE = "/envs/base-models/lib/python3.10/site-packages"
+
+
+@pytest.mark.parametrize(
+    ("overlay", "base_after", "expected"),
+    [
+        ({**BASE_LIST, "mmdet": ("3.3.0", OWN_SITE)}, BASE_LIST, []),
+        (
+            {**BASE_LIST, "numpy": ("1.26.4", OWN_SITE)},
+            BASE_LIST,
+            ["numpy is 1.26.4 in the overlay, 1.23.5 in the base"],
+        ),
+        ({**BASE_LIST, "torch": ("2.2.2", OWN_SITE)}, BASE_LIST, [f"torch 2.2.2 is shadowed by a copy in {OWN_SITE}"]),
+        ({"torch": ("2.2.2", BASE_SITE + "/")}, BASE_LIST, ["numpy 1.23.5 is not visible in the overlay"]),
+        (BASE_LIST, {**BASE_LIST, "mmengine": ("0.10.7", BASE_SITE)}, ["the base env changed: mmengine"]),
+        (BASE_LIST, {"torch": ("2.3.0", BASE_SITE), "numpy": ("1.23.5", BASE_SITE)}, ["the base env changed: torch"]),
+    ],
+)
+def test_overlay_problems(
+    overlay: dict[str, tuple[str, str]], base_after: dict[str, tuple[str, str]], expected: list[str]
+) -> None:
+    assert overlay_problems(BASE_LIST, overlay, base_after) == expected
+
+
+def make_base(root: Path, base_python: str, built_at: str = "2026-01-01T00:00:00+00:00") -> Path:
+    """A built-looking base env `root/base` with a stamp recording `base_python`."""
+    env = root / "base"
+    (env / "bin").mkdir(parents=True, exist_ok=True)
+    (env / "bin" / "python").write_text("fake")
+    stamp = {"digest": "d" * 64, "built_at": built_at, "freeze": ["torch==2.2.2"], "base_python": base_python}
+    (env / STAMP_NAME).write_text(json.dumps(stamp))
+    return env
+
+
+def listing_json(rows: Mapping[str, tuple[str, str]]) -> str:
+    return json.dumps([{"name": n, "version": v, "location": loc} for n, (v, loc) in rows.items()])
+
+
+class OverlayPip:
+    """Answers the overlay build's site probes, freezes and `pip list`s; `overlay_rows` is what the overlay sees."""
+
+    def __init__(self, root: Path, overlay_rows: Mapping[str, tuple[str, str]] | None = None) -> None:
+        self.base_py = str(root / "base" / "bin" / "python")
+        self.own_site = str(root / "base-models" / "lib" / "python3.10" / "site-packages")
+        self.overlay_rows = (
+            overlay_rows if overlay_rows is not None else {**BASE_LIST, "mmdet": ("3.3.0", self.own_site)}
+        )
+
+    def __call__(self, argv: tuple[str, ...]) -> Completed | None:
+        is_base = argv[0] == self.base_py
+        if argv[-1] == envbuild._SITE_PROBE:
+            site = BASE_SITE if is_base else self.own_site
+            return ok(argv, json.dumps([site, site]) + "\n")
+        if "list" in argv:
+            return ok(argv, listing_json(BASE_LIST if is_base else self.overlay_rows))
+        if "freeze" in argv and is_base:
+            return ok(argv, "torch==2.2.2\nnumpy==1.23.5\n-e git+https://x/y.git@abc#egg=y\n")
+        return None
+
+
+def test_overlay_build_argv_pth_constraints_stamp(tmp_path: Path, base_python: str, no_uv: None) -> None:
+    root = tmp_path / "envs"
+    make_base(root, base_python)
+    spec = overlay_of(EnvSpec("base", "3.10", ("torch==2.2.2",)), "base-models", ["mmdet==3.3.0"])
+    assert env_state(spec, root, runner=FakeRunner()) == "missing"
+    pip = OverlayPip(root)
+    runner = FakeRunner(pip)
+    python = build_env(spec, root, runner=runner, log=lambda _: None)
+    env, vpy, bpy = root / "base-models", str(python), pip.base_py
+    constraints = str(env / ".qatdoctor-constraints.txt")
+    assert runner.commands() == [
+        (base_python, "-m", "venv", "--without-pip", str(env)),
+        (bpy, "-m", "pip", "freeze", "--all"),
+        (bpy, "-m", "pip", "list", "--format", "json", "-v"),
+        (
+            vpy,
+            "-m",
+            "pip",
+            "install",
+            "--upgrade-strategy",
+            "only-if-needed",
+            "--constraint",
+            constraints,
+            "mmdet==3.3.0",
+        ),
+        (vpy, "-m", "pip", "list", "--format", "json", "-v"),
+        (bpy, "-m", "pip", "list", "--format", "json", "-v"),
+        (vpy, "-m", "pip", "freeze", "--all"),
+    ]
+    assert Path(pip.own_site, "_qatdoctor_base.pth").read_text() == f"import site; site.addsitedir({BASE_SITE!r})\n"
+    assert Path(constraints).read_text() == "torch==2.2.2\nnumpy==1.23.5\n"
+    stamp = json.loads((env / STAMP_NAME).read_text())
+    assert stamp["digest"] == expected_digest(spec, root) != spec.digest()
+    assert stamp["base"]["name"] == "base" and stamp["base"]["digest"] == "d" * 64
+    assert (stamp["installer"], stamp["base_python"]) == ("pip", base_python)
+    assert env_state(spec, root, runner=FakeRunner()) == "built"
+    again = FakeRunner()
+    started = time.monotonic()
+    assert build_env(spec, root, runner=again) == python
+    assert time.monotonic() - started < 1.0
+    assert again.commands() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "state"),
+    [
+        (lambda root, py: None, "built"),
+        (lambda root, py: make_base(root, py, built_at="2026-02-02T00:00:00+00:00"), "stale"),  # base rebuilt
+        (lambda root, py: (root / "base" / STAMP_NAME).unlink(), "stale"),  # base being rebuilt or removed
+        (lambda root, py: (root / "base-models" / STAMP_NAME).unlink(), "partial"),
+    ],
+)
+def test_overlay_state_follows_its_base(
+    tmp_path: Path, base_python: str, no_uv: None, change: Callable[[Path, str], object], state: str
+) -> None:
+    root = tmp_path / "envs"
+    make_base(root, base_python)
+    spec = overlay_of(EnvSpec("base", "3.10", ()), "base-models", ["mmdet==3.3.0"])
+    build_env(spec, root, runner=FakeRunner(OverlayPip(root)), log=lambda _: None)
+    change(root, base_python)
+    assert env_state(spec, root, runner=FakeRunner()) == state
+
+
+def test_overlay_needs_built_base(tmp_path: Path, no_uv: None) -> None:
+    spec = overlay_of(EnvSpec("base", "3.10", ()), "base-models", ["mmdet==3.3.0"])
+    runner = FakeRunner()
+    with pytest.raises(EnvBuildError, match="overlay on base, which is not built") as info:
+        build_env(spec, tmp_path, runner=runner, log=lambda _: None)
+    assert info.value.hint is not None and "refenvs.py build base" in info.value.hint
+    assert runner.commands() == []
+
+
+def test_overlay_that_shadows_its_base_fails_and_is_removed(tmp_path: Path, base_python: str, no_uv: None) -> None:
+    root = tmp_path / "envs"
+    make_base(root, base_python)
+    spec = overlay_of(EnvSpec("base", "3.10", ()), "base-models", ["timm"])
+    pip = OverlayPip(root)
+    pip.overlay_rows = {**BASE_LIST, "numpy": ("2.1.0", pip.own_site)}
+    with pytest.raises(InstallError, match=r"does not leave base as it is: numpy is 2\.1\.0 in the overlay, 1\.23\.5"):
+        build_env(spec, root, runner=FakeRunner(pip), log=lambda _: None)
+    assert not (root / "base-models").exists()
+    assert (root / "base" / STAMP_NAME).exists()
+
+
+def test_overlay_uses_pip_even_when_uv_is_asked(
+    tmp_path: Path, base_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(envbuild.shutil, "which", which_table({"uv": "/bin/uv"}))
+    root = tmp_path / "envs"
+    make_base(root, base_python)
+    spec = overlay_of(EnvSpec("base", "3.10", ()), "base-models", ["mmdet==3.3.0"])
+    runner = FakeRunner(OverlayPip(root))
+    lines: list[str] = []
+    build_env(spec, root, installer="uv", runner=runner, log=lines.append)
+    assert not any(c[0] == "/bin/uv" for c in runner.calls)
+    assert any("uv does not see the base's packages" in line for line in lines)
+
+
 # ----------------------------------------------------------------------------- error lines
 
 
@@ -497,22 +717,22 @@ def test_error_line_fallback() -> None:
 # ----------------------------------------------------------------------------- one real build
 
 
-def _tiny_wheel(directory: Path) -> Path:
-    """A minimal pure-Python wheel, so the real build needs no index or network."""
+def _tiny_wheel(directory: Path, name: str = "tinypkg", version: str = "1.0", requires: str = "") -> Path:
+    """A minimal pure-Python wheel `qatdoctor-<name>`, so the real builds need no index or network."""
     directory.mkdir(parents=True, exist_ok=True)
-    wheel = directory / "qatdoctor_tinypkg-1.0-py3-none-any.whl"
+    module, info = f"qatdoctor_{name}", f"qatdoctor_{name}-{version}.dist-info"
+    wheel = directory / f"{module}-{version}-py3-none-any.whl"
+    requires_dist = f"Requires-Dist: {requires}\n" if requires else ""
     files = {
-        "qatdoctor_tinypkg/__init__.py": "VALUE = 42\n",
-        "qatdoctor_tinypkg-1.0.dist-info/METADATA": ("Metadata-Version: 2.1\nName: qatdoctor-tinypkg\nVersion: 1.0\n"),
-        "qatdoctor_tinypkg-1.0.dist-info/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
+        f"{module}/__init__.py": "VALUE = 42\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: qatdoctor-{name}\nVersion: {version}\n{requires_dist}",
+        f"{info}/WHEEL": ("Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
     }
-    record = "".join(f"{name},,\n" for name in files) + "qatdoctor_tinypkg-1.0.dist-info/RECORD,,\n"
+    record = "".join(f"{name},,\n" for name in files) + f"{info}/RECORD,,\n"
     with zipfile.ZipFile(wheel, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-        zf.writestr("qatdoctor_tinypkg-1.0.dist-info/RECORD", record)
+        for path, text in files.items():
+            zf.writestr(path, text)
+        zf.writestr(f"{info}/RECORD", record)
     return wheel
 
 
@@ -547,3 +767,31 @@ def test_real_build_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert (root / "tiny" / STAMP_NAME).stat().st_mtime_ns == mtime
     remove_env(root / "tiny")
     assert not (root / "tiny").exists()
+
+
+def test_real_overlay_sees_its_base_and_leaves_it_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheels = tmp_path / "wheels"
+    for version in ("1.0", "2.0"):
+        _tiny_wheel(wheels, version=version)
+    _tiny_wheel(wheels, name="tinydep", requires="qatdoctor-tinypkg>=1.0")
+    _tiny_wheel(wheels, name="tinyup", requires="qatdoctor-tinypkg>=2.0")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    root, lines = tmp_path / "envs", []
+    base = EnvSpec("tiny", sys.executable, ("qatdoctor-tinypkg==1.0",))
+    build_env(base, root, installer="pip", log=lines.append, timeout=300)
+    python = build_env(overlay_of(base, "tiny-models", ["qatdoctor-tinydep"]), root, log=lines.append, timeout=300)
+    from qatdoctor.runner import run
+
+    script = "import qatdoctor_tinypkg as p, qatdoctor_tinydep as d; print(p.__file__); print(d.__file__)"
+    done = run([str(python), "-c", script], timeout=60)
+    assert done.ok, done.stderr
+    assert done.stdout.splitlines()[0].startswith(str(root / "tiny" / "lib"))  # the base's copy, not reinstalled
+    assert done.stdout.splitlines()[1].startswith(str(root / "tiny-models" / "lib"))
+    assert any("Requirement already satisfied: qatdoctor-tinypkg" in line for line in lines)
+
+    # Needing a newer base package fails against the base's freeze instead of shadowing the base's copy.
+    with pytest.raises(InstallError, match="pip install failed"):
+        build_env(overlay_of(base, "tiny-up", ["qatdoctor-tinyup"]), root, log=lines.append, timeout=300)
+    assert not (root / "tiny-up").exists()
+    assert env_state(base, root) == "built"

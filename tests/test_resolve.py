@@ -11,7 +11,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from qatdoctor import core
-from qatdoctor.model import Report, Status, Verdict
+from qatdoctor.model import Report, Scope, Status, Verdict
 
 # A fully described Linux host without a GPU; rows override what they are about.
 HOST = {
@@ -38,6 +38,8 @@ class Row:
     recommends: tuple[str, ...] = ()
     command_has: tuple[str, ...] = ()
     absent_findings: tuple[str, ...] = field(default=())
+    caveats: tuple[str, ...] = ()
+    likely: tuple[str, ...] = ()
 
 
 def resolve(facts: dict[str, str]) -> Report:
@@ -46,10 +48,17 @@ def resolve(facts: dict[str, str]) -> Report:
 
 
 ROWS = [
+    # Without the user's model the BN-subclass crash is a caveat: the environment itself is the documented set.
     pytest.param(
         Row({"aimet-torch": "1.32.2", "torch": "2.2.2", "cuda": "12.0"}, Verdict.OK, "bn-subclass-qat-crash-v1",
-            recommends=("keep-torch", "code"), command_has=('"aimet-torch==2.0.0"',)),
-        id="aimet#3152-stack-bn-hazard-and-upgrade",
+            caveats=("bn-subclass-qat-crash-v1", "functional-bn-qat-crash-v1")),
+        id="aimet#3152-stack-caveats-only",
+    ),
+    # ... but the #3152 user's environment holds mmengine, whose Runner produces _BatchNormXd: unknown, not OK.
+    pytest.param(
+        Row({"aimet-torch": "1.32.2", "torch": "2.2.2", "cuda": "12.0", "mmengine": "0.10.7"}, Verdict.UNKNOWN,
+            "bn-subclass-qat-crash-v1", likely=("bn-subclass-qat-crash-v1",)),
+        id="aimet#3152-stack-with-mmengine-likely",
     ),
     pytest.param(
         Row({"aimet-torch": "1.32.2", "torch": "2.2.2", "liblapacke": "absent"}, Verdict.PROBLEMS,
@@ -172,6 +181,12 @@ def test_resolve(row: Row) -> None:
     kinds = [r.kind for r in report.recommendations]
     for kind in row.recommends:
         assert kind in kinds, kinds
+    by_id = {f.id: f for f in report.findings}
+    for caveat in (*row.caveats, *row.likely):
+        assert by_id[caveat].scope is Scope.CAVEAT and by_id[caveat].status is not Status.FAIL, by_id[caveat]
+    assert {f.id for f in report.findings if f.likely} == set(row.likely)
+    if row.caveats and not row.recommends:  # caveats never drive version moves
+        assert not report.recommendations, [r.summary for r in report.recommendations]
     text = "\n".join(
         [*(c for r in report.recommendations for c in r.commands), *(c for f in report.findings for x in f.fixes for c in x.commands)]
     )

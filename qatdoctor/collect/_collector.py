@@ -32,6 +32,7 @@ PACKAGES = (
     "mmengine",
     "mmcv",
     "mmcv-lite",
+    "timm",
 )
 # (top-level package, file inside it): the first one found records the torch aimet was built against.
 AIMET_BUILD_FILES = (
@@ -262,6 +263,8 @@ def probe_packages(unknown: dict[str, str]) -> dict[str, Any]:
                 result[name] = str(version)
             else:
                 unknown[f"packages.{name}"] = "installed, but its metadata has no version"
+    if result["mmcv"] is None and result["mmcv-lite"]:  # mmcv-lite installs the same `mmcv` package, minus ops
+        result["mmcv"] = result["mmcv-lite"]
     return result
 
 

@@ -22,6 +22,7 @@ PACKAGES = (
     "mmengine",
     "mmcv",
     "mmcv-lite",
+    "timm",
 )
 LIBRARIES = ("liblapacke.so.3", "libcublas.so.12")
 ENV_VARS = ("AIMET_DEFAULT_API", "CUDA_VISIBLE_DEVICES")
@@ -176,7 +177,13 @@ def _platform_facts(data: _Payload, section: Mapping[str, Any]) -> dict[str, Fac
 
 
 def _package_facts(data: _Payload, section: Mapping[str, Any]) -> dict[str, Fact]:
-    return {name: _known_or(data.string(section, f"packages.{name}"), "not installed") for name in PACKAGES}
+    """Installed versions; a package an older collector did not look for (a saved payload) stays unknown."""
+    return {
+        name: _known_or(data.string(section, f"packages.{name}"), "not installed")
+        if name in section
+        else Fact.unknown("not reported by the collector that ran")
+        for name in PACKAGES
+    }
 
 
 def _torch_with_local(torch_build: Mapping[str, Any], installed: Fact | None) -> Fact | None:

@@ -18,11 +18,14 @@ from qatdoctor.errors import QatdoctorError
 from qatdoctor.matrix import vocab
 from qatdoctor.matrix.model import (
     AimetRelease,
+    Api,
     Condition,
+    Construct,
     CudaDriver,
     EvidenceRecord,
     Matrix,
     ProbeMatch,
+    Producer,
     Rule,
     RuleFix,
     Signature,
@@ -194,8 +197,11 @@ def build(doc: Mapping[str, Any], *, path: str = "<memory>", sha256: str = "") -
         cuda=tuple(_cuda(e) for e in doc.get("cuda", [])),
         rules=tuple(_rule(e, problems) for e in doc.get("rule", [])),
         evidence=tuple(_evidence(e) for e in doc.get("evidence", [])),
+        constructs=tuple(_construct(e) for e in doc.get("construct", [])),
+        apis=tuple(Api(e["id"], e["title"], e["port_note"], _sources(e)) for e in doc.get("api", [])),
     )
     _check_evidence_refs(matrix, problems)
+    _check_features(matrix, problems)
     if problems:
         raise MatrixError(path, problems)
     return matrix
@@ -208,12 +214,36 @@ def _check_evidence_refs(matrix: Matrix, problems: list[vocab.Problem]) -> None:
         *((f"aimet {a.version}", a.sources) for a in matrix.aimet),
         *((f"torch {t.series!r}", t.sources) for t in matrix.torch),
         *((f"cuda {c.major}", c.sources) for c in matrix.cuda),
+        *((f"construct {c.id!r}", c.sources) for c in matrix.constructs),
         *((f"rule {r.id!r}", r.sources) for r in matrix.rules),
     ]
     for where, sources in entries:
         for source in sources:
             if source.ref.startswith(EVIDENCE_PREFIX) and source.ref[len(EVIDENCE_PREFIX) :] not in known:
                 problems.append(vocab.Problem(f"{where} → sources", f"unknown evidence record {source.ref!r}"))
+
+
+def _check_features(matrix: Matrix, problems: list[vocab.Problem]) -> None:
+    """A model-scope rule's `model_feature` must name a [[construct]], so `--model` can look for it."""
+    known = {c.id for c in matrix.constructs}
+    for rule in matrix.rules:
+        if rule.model_feature is not None and rule.model_feature not in known:
+            problems.append(
+                vocab.Problem(f"rule {rule.id!r} → model_feature", f"no [[construct]] with id {rule.model_feature!r}")
+            )
+
+
+def _construct(e: Mapping[str, Any]) -> Construct:
+    return Construct(
+        id=e["id"],
+        title=e["title"],
+        summary=e["summary"],
+        detect=tuple(dict(d) for d in e["detect"]),
+        sources=_sources(e),
+        stand_in=e.get("stand_in"),
+        only_with=e.get("only_with"),
+        produced_by=tuple(Producer(p["package"], p["note"]) for p in e.get("produced_by", [])),
+    )
 
 
 def _sources(entry: Mapping[str, Any]) -> tuple[Source, ...]:

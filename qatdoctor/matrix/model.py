@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from packaging.specifiers import SpecifierSet
 
+from qatdoctor.matrix.vocab import PROBE_STAGES
 from qatdoctor.model import Source
 from qatdoctor.versions import ParsedVersion
 
@@ -159,6 +160,11 @@ class Rule(NamedTuple):
     probes: tuple[ProbeMatch, ...] = ()
     fixes: tuple[RuleFix, ...] = ()
 
+    def first_stage(self) -> int:
+        """The earliest pipeline stage its probe outcomes name (rules without one sort last)."""
+        stages = [PROBE_STAGES.index(p.stage) for p in self.probes if p.stage in PROBE_STAGES]
+        return min(stages, default=len(PROBE_STAGES))
+
     def has_version_fix(self) -> bool:
         """Whether some version change removes it (an upgrade or pin fix), rather than only a code change."""
         return any(fix.kind in ("upgrade", "pin") for fix in self.fixes)
@@ -177,6 +183,35 @@ class EvidenceRecord(NamedTuple):
     cases: Mapping[str, str] = MappingProxyType({})
 
 
+class Producer(NamedTuple):
+    """An installed package that makes a construct likely in the user's models."""
+
+    package: str
+    note: str
+
+
+class Construct(NamedTuple):
+    """A model construct that model-scope rules name (`model_feature`), and how to find it in a model."""
+
+    id: str
+    title: str
+    summary: str
+    detect: tuple[Mapping[str, object], ...]
+    sources: tuple[Source, ...]
+    stand_in: str | None = None
+    only_with: str | None = None
+    produced_by: tuple[Producer, ...] = ()
+
+
+class Api(NamedTuple):
+    """A QuantSim API, and what porting code to it means."""
+
+    id: str
+    title: str
+    port_note: str
+    sources: tuple[Source, ...]
+
+
 class Matrix(NamedTuple):
     """The whole matrix, plus where it came from."""
 
@@ -190,6 +225,8 @@ class Matrix(NamedTuple):
     rules: tuple[Rule, ...]
     evidence: tuple[EvidenceRecord, ...] = ()
     description: str | None = None
+    constructs: tuple[Construct, ...] = ()
+    apis: tuple[Api, ...] = ()
 
     def aimet_release(self, version: ParsedVersion) -> AimetRelease | None:
         """The release entry whose version equals `version` (local variants ignored)."""
@@ -200,6 +237,16 @@ class Matrix(NamedTuple):
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def construct(self, construct_id: str) -> Construct | None:
+        return next((c for c in self.constructs if c.id == construct_id), None)
+
+    def construct_of_stand_in(self, model: str) -> Construct | None:
+        """The construct a probe stand-in model carries (None for the baseline)."""
+        return next((c for c in self.constructs if c.stand_in == model), None)
+
+    def api(self, api_id: str) -> Api | None:
+        return next((a for a in self.apis if a.id == api_id), None)
 
     def driver_min(self, cuda_major: int) -> CudaDriver | None:
         return next((c for c in self.cuda if c.major == cuda_major), None)

@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 from qatdoctor.matrix.vocab import (
     CHOICE_FACTS,
     CONDITION_FACTS,
+    DETECTOR_KINDS,
     LIBRARY_FACTS,
     PRESENCE,
     PROBE_CHECKS,
@@ -89,6 +90,10 @@ def _is_bool(v: Any) -> str | None:
 
 def _is_int(v: Any) -> str | None:
     return None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"
+
+
+def _is_scalar(v: Any) -> str | None:
+    return None if isinstance(v, (bool, int, str)) else "must be true/false, an integer or a string"
 
 
 def _is_date(v: Any) -> str | None:
@@ -408,6 +413,64 @@ EVIDENCE = TableSpec(
     doc="A probe run we did, with the exact versions.",
 )  # fmt: skip
 
+DETECT = TableSpec(
+    "detect",
+    {
+        "kind": f(_enum(DETECTOR_KINDS), _one_of(DETECTOR_KINDS), required=True,
+                  doc="detector the probe runs on the user's model (qatdoctor/probe/_probe.py)"),
+        "base": f(STR, _is_str, doc="dotted class path the module must be an instance of"),
+        "outside": f(STR, _is_str, doc="module-subclass: the class's module must not start with this"),
+        "classes": f(_arr(STR), _list_of(_is_str, non_empty=True), doc="dotted class paths"),
+        "attr": f(STR, _is_str, doc="module-attr: the attribute to read"),
+        "equals": f({"type": ["boolean", "string", "integer"]}, _is_scalar, doc="module-attr: the value to match"),
+        "not_none": f({"type": "boolean"}, _is_bool, doc="module-attr: match when the attribute is not None"),
+        "function": f(STR, _is_str, doc="function-call: the dotted function to watch during one forward"),
+        "arg": f(STR, _is_str, doc="function-call: the argument to test"),
+        "arg_index": f({"type": "integer"}, _is_int, doc="function-call: its position"),
+        "arg_is": f(_enum(("tensor", "none")), _one_of(("tensor", "none"))),
+        "exclude_inside": f(_arr(STR), _list_of(_is_str), doc="ignore calls made inside these module classes"),
+        "min_calls": f({"type": "integer"}, _is_int, doc="shared-module: calls per forward"),
+        "feeds": f(STR, _is_str, doc="shared-module: only modules whose output feeds this class"),
+    },
+)
+PRODUCER = TableSpec(
+    "produced_by",
+    {
+        "package": f(_enum(VERSION_FACTS), _one_of(VERSION_FACTS), required=True, doc="an installed-package fact"),
+        "note": f(STR, _is_str, required=True, doc="how the package produces the construct"),
+    },
+)
+CONSTRUCT = TableSpec(
+    "construct",
+    {
+        "id": f({"type": "string", "pattern": RULE_ID.pattern}, _matches(RULE_ID, "lower-case-with-dashes"),
+                required=True),
+        "title": f(STR, _is_str, required=True),
+        "summary": f(STR, _is_str, required=True),
+        "stand_in": f(_enum(PROBE_MODELS), _one_of(PROBE_MODELS), doc="the probe's tiny model carrying it"),
+        "only_with": f(_enum(VERSION_FACTS), _one_of(VERSION_FACTS),
+                       doc="package without which the construct cannot occur (caveat hidden when absent)"),
+        "detect": f(_arr({"$ref": "#/$defs/detect"}, minItems=1), _list_of(_is_table, non_empty=True),
+                    required=True),
+        "produced_by": f(_arr({"$ref": "#/$defs/produced_by"}), _list_of(_is_table)),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
+    },
+    key="id",
+    doc="A model construct model-scope rules name, and how to find it in a model.",
+    nested={"detect": DETECT, "produced_by": PRODUCER},
+)  # fmt: skip
+API = TableSpec(
+    "api",
+    {
+        "id": f(_enum(CHOICE_FACTS["aimet-api"]), _one_of(CHOICE_FACTS["aimet-api"]), required=True),
+        "title": f(STR, _is_str, required=True),
+        "port_note": f(STR, _is_str, required=True, doc="what moving QuantSim code to this API means"),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
+    },
+    key="id",
+    doc="A QuantSim API, and what porting code to it means.",
+)
+
 TOP_FIELDS: Mapping[str, FieldSpec] = {
     "schema_version": f({"type": "integer", "const": SCHEMA_VERSION},
                         lambda v: None if v == SCHEMA_VERSION else f"must be {SCHEMA_VERSION}", required=True),
@@ -415,7 +478,10 @@ TOP_FIELDS: Mapping[str, FieldSpec] = {
     "updated": f(DATE, _is_date, required=True),
     "description": f(STR, _is_str),
 }  # fmt: skip
-ARRAYS: Mapping[str, TableSpec] = {"aimet": AIMET, "torch": TORCH, "cuda": CUDA, "rule": RULE, "evidence": EVIDENCE}
+ARRAYS: Mapping[str, TableSpec] = {
+    "aimet": AIMET, "torch": TORCH, "cuda": CUDA, "api": API, "construct": CONSTRUCT, "rule": RULE,
+    "evidence": EVIDENCE,
+}  # fmt: skip
 
 
 # ---- validation ---------------------------------------------------------------------------------------
@@ -538,5 +604,7 @@ def json_schema() -> dict[str, Any]:
             "signature": obj(SIGNATURE),
             "probe": obj(PROBE_MATCH),
             "fix": obj(FIX),
+            "detect": obj(DETECT),
+            "produced_by": obj(PRODUCER),
         },
     }

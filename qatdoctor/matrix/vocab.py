@@ -8,7 +8,7 @@ from dataclasses import dataclass
 # Facts a rule's `when` may test, and what kind of value each takes.
 VERSION_FACTS = (
     "aimet-torch", "aimet-common", "aimet-onnx", "torch", "torchvision", "numpy", "onnx",
-    "mmengine", "mmcv", "python", "cuda", "driver", "glibc",
+    "mmengine", "mmcv", "timm", "python", "cuda", "driver", "glibc",
 )  # fmt: skip
 CHOICE_FACTS: Mapping[str, tuple[str, ...]] = {"aimet-api": ("v1", "v2")}
 LIBRARY_FACTS = ("lib:liblapacke.so.3", "lib:libcublas.so.12")
@@ -21,7 +21,10 @@ SOURCES_FIELD = "sources"
 PROBE_MODELS = (
     "baseline", "bn_subclass", "functional_bn", "functional_bn_nostats", "bn_no_stats", "conv_silu", "shared_conv",
 )  # fmt: skip
-PROBE_STAGES = ("import", "prepare", "quantsim", "compute_encodings", "qat_step", "fold")
+# `fold_prepared` (fold of the prepared model) runs on the user's model (--model) only.
+PROBE_STAGES = ("import", "prepare", "quantsim", "compute_encodings", "qat_step", "fold", "fold_prepared")
+# The construct detectors `_probe.py` implements for `--model`; the constructs themselves are [[construct]] data.
+DETECTOR_KINDS = ("module-subclass", "module-class", "module-attr", "function-call", "shared-module", "eval-in-train")
 PROBE_CHECKS = ("training_false_baked", "train_output_mismatch", "bn_stats_frozen", "not_folded", "fold_output_changed")
 
 

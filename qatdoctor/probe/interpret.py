@@ -8,11 +8,20 @@ from dataclasses import dataclass
 
 from qatdoctor.conditions import evaluate_all
 from qatdoctor.matrix.model import Matrix, ProbeMatch, Rule
-from qatdoctor.model import ErrorInfo, Facts, Finding, ProbeCase, ProbeRun, Severity, StageResult, Status
+from qatdoctor.model import (
+    FAILED,
+    ErrorInfo,
+    Facts,
+    Finding,
+    ProbeCase,
+    ProbeRun,
+    Scope,
+    Severity,
+    StageResult,
+    Status,
+)
 from qatdoctor.rules import rule_finding
 from qatdoctor.signatures import normalize, signature_matches
-
-FAILED = (Status.FAIL, Status.SILENT_FAIL)
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ def probe_findings(
     probe: ProbeRun, facts: Facts, matrix: Matrix, static: Sequence[Finding], *, python: str = "python"
 ) -> list[Finding]:
     """Merge the probe into the static findings; returns the full, new list."""
-    if probe.state in ("crashed", "timeout"):
+    if probe.state in ("crashed", "timeout") and probe.model is None:
         return [*static, _died(probe)]
     seen = observations(probe)
     explained: dict[str, list[Observation]] = {}
@@ -95,12 +104,15 @@ def probe_findings(
         confirmed[rule_id] = rule_finding(rule, outcome, confirmed=True, python=python, extra_evidence=evidence)
     merged = [_not_reproduced(f, probe, matrix) for f in static if f.id not in confirmed]
     merged += [_as_confirmed(f) for f in confirmed.values()]
-    merged += _unexplained(unexplained)
+    merged += _unexplained(unexplained, matrix)
     merged += _eval_mode_note(probe)
     return merged
 
 
 def _as_confirmed(finding: Finding) -> Finding:
+    """Reproduced here: an environment rule fails; a model-scope one stays a caveat, now with probe evidence."""
+    if finding.scope is Scope.CAVEAT:
+        return finding._replace(origin="probe")
     return finding._replace(severity=Severity.ERROR, status=Status.FAIL, origin="probe")
 
 
@@ -131,25 +143,33 @@ def _stages(probe: ProbeRun, spec: ProbeMatch) -> Iterable[StageResult]:
                 yield stage
 
 
-def _unexplained(items: list[Observation]) -> list[Finding]:
-    """Failures no matrix rule explains: real failures of unknown cause (never dropped, never guessed)."""
+def _unexplained(items: list[Observation], matrix: Matrix) -> list[Finding]:
+    """Failures no matrix rule explains: real failures of unknown cause (never dropped, never guessed).
+
+    The baseline model and the import speak for the environment; a stand-in for a construct only for models
+    that contain it, so its unexplained failure is a caveat about that construct."""
     groups: dict[tuple[str, str, str], list[Observation]] = {}
     for item in items:
         groups.setdefault((item.model, item.stage, item.status.value), []).append(item)
     out = []
     for (model, stage, status), group in groups.items():
+        construct = matrix.construct_of_stand_in(model)
         what = "import of aimet_torch" if stage == "import" else f"{model} at {stage}"
+        if construct is not None:
+            what = f"the stand-in for {construct.title} ({model}) at {stage}"
         out.append(
             Finding(
                 id=f"probe.unexplained.{model if model != '*' else 'any'}.{stage}",
                 title=f"Probe: {what} {'fails' if status == 'fail' else 'fails silently'} — cause unknown "
                 "(no matrix entry matches)",
                 severity=Severity.ERROR,
-                status=Status.FAIL,
+                status=Status.UNKNOWN if construct is not None else Status.FAIL,
                 origin="probe",
                 summary="The probe reproduced a failure in this environment that the matrix does not know. "
                 "The error is shown as seen; please report it with `qatdoctor report`.",
                 evidence=tuple(o.describe() for o in group),
+                scope=Scope.CAVEAT if construct is not None else Scope.ENVIRONMENT,
+                construct=construct.id if construct is not None else None,
             )
         )
     return out

@@ -12,11 +12,14 @@ from typing import Any
 
 from qatdoctor.errors import InputError, QatdoctorError
 from qatdoctor.jsonio import probe_from_dict
-from qatdoctor.model import ErrorInfo, ProbeCase, ProbeRun, StageResult, Status
+from qatdoctor.matrix.model import Construct
+from qatdoctor.model import ErrorInfo, ModelRun, ModelSpec, ProbeCase, ProbeRun, StageResult, Status
 from qatdoctor.probe import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from qatdoctor.runner import Completed, Runner, run
 
 EVENT_PREFIX = "@qatdoctor-probe "
+# The probe's event names for the user's own model (`--model`) and its fixed rerun (`--with-fixes`).
+USER_MODELS = {"@model": "your model", "@model-fixed": "your model, fixed"}
 
 
 class ProbeError(QatdoctorError):
@@ -53,9 +56,15 @@ class _Events:
             self.progress(f"probe: importing {self.importing}")
         elif kind == "import-end":
             self.importing = None
+        elif kind == "model-start":
+            self.progress(f"your model: building {event.get('spec')}")
+        elif kind == "scan-start":
+            self.progress("your model: scanning its layers")
         elif kind == "stage-start":
             self.current = (str(event.get("model")), str(event.get("mode")), str(event.get("stage")))
-            if not any(f[:2] == self.current[:2] for f in self.finished):
+            if self.current[0] in USER_MODELS:
+                self.progress(f"{USER_MODELS[self.current[0]]}: {self.current[2]}")
+            elif not any(f[:2] == self.current[:2] for f in self.finished):
                 self.progress(f"probe: {self.current[0]} ({self.current[1]} mode)")
         elif kind == "stage-end" and self.current is not None:
             model, mode, stage = self.current
@@ -63,7 +72,8 @@ class _Events:
             self.finished.append((model, mode, stage, status))
             self.current = None
             if status not in ("pass", "skipped"):
-                self.progress(f"probe: {model}/{mode} {stage}: {status}")
+                where = USER_MODELS.get(model, f"probe: {model}/{mode}")
+                self.progress(f"{where} {stage}: {status}")
 
     def where(self) -> str:
         if self.current is not None:
@@ -72,8 +82,7 @@ class _Events:
             return f"while importing {self.importing}"
         return "outside any stage"
 
-    def partial_cases(self, death: str) -> tuple[ProbeCase, ...]:
-        """Cases reconstructed from the events; the stage that never ended is the one that died."""
+    def _stages(self, death: str) -> dict[tuple[str, str], list[StageResult]]:
         order: dict[tuple[str, str], list[StageResult]] = {}
         for model, mode, stage, status in self.finished:
             try:
@@ -86,13 +95,41 @@ class _Events:
             order.setdefault((model, mode), []).append(
                 StageResult(stage, Status.FAIL, error=ErrorInfo("ProbeDied", f"the probe process {death} here"))
             )
-        return tuple(ProbeCase(model, mode, tuple(stages)) for (model, mode), stages in order.items())
+        return order
+
+    def partial_cases(self, death: str) -> tuple[ProbeCase, ...]:
+        """Stand-in cases reconstructed from the events; the stage that never ended is the one that died."""
+        order = self._stages(death)
+        return tuple(
+            ProbeCase(model, mode, tuple(stages)) for (model, mode), stages in order.items() if model not in USER_MODELS
+        )
+
+    def partial_model(self, spec: ModelSpec | None, death: str) -> ModelRun | None:
+        """The user's model when the process died while running it (a crash or hang of *their* model)."""
+        if spec is None or self.current is None or self.current[0] not in USER_MODELS:
+            return None
+        stages = self._stages(death).get((self.current[0], self.current[1]), [])
+        return ModelRun(spec.spec, status="crashed", reason=f"the process {death} during {self.current[2]}",
+                        stages=tuple(stages))  # fmt: skip
 
 
 def probe_env() -> dict[str, str]:
     """The user's environment, always with one intra-op thread: the probe's tensors are tiny, and on a small
     box thread contention made it 30 % slower and 3x more load-sensitive (bn-probe-measurements.md §5)."""
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def fixes_script() -> Path:
+    """`qatdoctor/fixes.py`, which the probe loads by path in the target for `--with-fixes`."""
+    path = Path(__file__).resolve().parents[1] / "fixes.py"
+    if not path.is_file():
+        raise ProbeError(f"fixes module missing from the installation: {path}")
+    return path
+
+
+def constructs_payload(constructs: Sequence[Construct]) -> list[dict[str, Any]]:
+    """The matrix's construct detectors, as the probe script reads them (`--constructs FILE`)."""
+    return [{"id": c.id, "detect": [dict(d) for d in c.detect]} for c in constructs]
 
 
 def run_probe(
@@ -102,8 +139,12 @@ def run_probe(
     timeout: float = DEFAULT_TIMEOUT,
     models: Sequence[str] = (),
     progress: Callable[[str], None] = lambda line: None,
+    model: ModelSpec | None = None,
+    constructs: Sequence[Construct] = (),
 ) -> ProbeRun:
-    """Run the probe in `python`; always returns a ProbeRun (state ran / import-failed / crashed / timeout)."""
+    """Run the probe in `python`; always returns a ProbeRun (state ran / import-failed / crashed / timeout).
+
+    With `model`, the user's model runs after the stand-ins in the same process (one AIMET import)."""
     argv = [python, str(probe_script())]
     if models:
         argv += ["--models", ",".join(models)]
@@ -111,12 +152,25 @@ def run_probe(
     progress("probe: starting (tiny models through the real AIMET pipeline)")
     # torch._dynamo (imported by aimet-torch 2.x) creates its cache dir on import: keep it in a temp dir.
     with tempfile.TemporaryDirectory(prefix="qatdoctor-probe-") as scratch:
+        if model is not None:
+            argv += _model_args(model, constructs, Path(scratch))
         env = {**probe_env(), "TORCHINDUCTOR_CACHE_DIR": scratch, "TRITON_CACHE_DIR": scratch}
         done = runner(argv, timeout=timeout, env=env, on_stderr_line=events)
-    return interpret_completed(done, events, timeout)
+    return interpret_completed(done, events, timeout, model)
 
 
-def interpret_completed(done: Completed, events: _Events, timeout: float) -> ProbeRun:
+def _model_args(model: ModelSpec, constructs: Sequence[Construct], scratch: Path) -> list[str]:
+    listing = scratch / "constructs.json"
+    listing.write_text(json.dumps(constructs_payload(constructs)), encoding="utf-8")
+    argv = ["--model", model.spec, "--constructs", str(listing)]
+    if model.input_shape:
+        argv += ["--input-shape", ",".join(str(d) for d in model.input_shape)]
+    if model.with_fixes:
+        argv += ["--with-fixes", str(fixes_script())]
+    return argv
+
+
+def interpret_completed(done: Completed, events: _Events, timeout: float, model: ModelSpec | None = None) -> ProbeRun:
     """Turn the finished process into a ProbeRun."""
     tail = done.stderr_tail(15) or None
     if done.start_error is not None:
@@ -130,6 +184,7 @@ def interpret_completed(done: Completed, events: _Events, timeout: float) -> Pro
             cases=events.partial_cases("hung"),
             exit_status=done.describe_exit(),
             stderr_tail=tail,
+            model=events.partial_model(model, "hung"),
         )
     payload = _json_object(done.stdout)
     if done.returncode != 0 or payload is None:
@@ -137,9 +192,10 @@ def interpret_completed(done: Completed, events: _Events, timeout: float) -> Pro
         return ProbeRun(
             state="crashed",
             reason=f"{died} {events.where()}" if done.returncode != 0 else "the probe printed no result",
-            cases=events.partial_cases(f"was {died}" if died.startswith("killed") else f"ended ({died})"),
+            cases=events.partial_cases(death := f"was {died}" if died.startswith("killed") else f"ended ({died})"),
             exit_status=died,
             stderr_tail=tail,
+            model=events.partial_model(model, death),
         )
     try:
         return from_payload(payload, stderr_tail=tail)
@@ -171,6 +227,7 @@ def from_payload(payload: dict[str, Any], *, stderr_tail: str | None = None) -> 
         "cases": payload.get("cases") or [],
         "stderr_tail": stderr_tail if failed else None,
         "reason": (api.get("reason") if isinstance(api, dict) else None),
+        "model": payload.get("model"),
     }
     probe = probe_from_dict(as_report)
     assert probe is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qatdoctor.model import Report, Status, finding_order
+from qatdoctor.model import Finding, Report, Scope, Severity, Status, finding_order
 
 
 def _cell(text: str) -> str:
@@ -31,14 +31,23 @@ def render(report: Report) -> str:
             else ", ".join(f"{g.name} (cc {g.compute_capability})" for g in gpus) or "none"
         )  # fmt: skip
         lines.append(f"| gpus | {_cell(shown)} |")
-    lines += ["", f"#### Findings ({len(report.findings)})", ""]
-    for f in sorted(report.findings, key=finding_order):
-        lines.append(f"- **{f.status.value.upper()}** ({f.severity.value}) {f.title} `{f.id}`")
-        lines.append(f"  - {f.summary}")
-        for fix in f.fixes:
-            lines.append(f"  - fix ({fix.kind}): {fix.summary}" + "".join(f" `{c}`" for c in fix.commands))
-        if f.sources:
-            lines.append("  - sources: " + ", ".join(s.ref for s in f.sources))
+    sections = (
+        ("Findings", Scope.ENVIRONMENT),
+        ("Your model", Scope.MODEL),
+        ("Caveats for models containing these constructs (never a failure: --model checks your model)", Scope.CAVEAT),
+    )
+    for heading, scope in sections:
+        findings = [f for f in report.findings if f.scope is scope]
+        if not findings and scope is not Scope.ENVIRONMENT:
+            continue
+        lines += ["", f"#### {heading} ({len(findings)})", ""]
+        model = report.probe.model if report.probe is not None else None
+        if scope is Scope.MODEL and model is not None:
+            lines.append(f"`{model.spec}` ({model.class_name or model.status}): "
+                         + ", ".join(f"{s.stage} {s.status.value}" for s in model.stages))  # fmt: skip
+            lines.append("")
+        for f in sorted(findings, key=finding_order):
+            lines += _finding(f)
     if report.recommendations:
         lines += ["", "#### Recommendations", ""]
         for number, rec in enumerate(report.recommendations, 1):
@@ -68,3 +77,27 @@ def render(report: Report) -> str:
     if report.timings:
         lines += ["", "<sub>timings: " + ", ".join(f"{k} {v:.3f}s" for k, v in report.timings.items()) + "</sub>"]
     return "\n".join(lines) + "\n"
+
+
+def _word(f: Finding) -> str:
+    """FAIL only for what fails the verdict (a failed warning is WARN); a caveat is never a failure."""
+    if f.scope is Scope.CAVEAT:
+        return "LIKELY" if f.likely else "CAVEAT"
+    if f.status in (Status.FAIL, Status.SILENT_FAIL) and f.severity is not Severity.ERROR:
+        return "WARN"
+    return f.status.value.upper()
+
+
+def _finding(f: Finding) -> list[str]:
+    lines = [f"- **{_word(f)}** ({f.severity.value}) {f.title} `{f.id}`"]
+    if f.likely:
+        lines.append(f"  - likely applies: {f.likely}")
+    lines.append(f"  - {f.summary}")
+    if f.layers:
+        more = f", … (+{len(f.layers) - 6} more)" if len(f.layers) > 6 else ""
+        lines.append(f"  - layers ({len(f.layers)}): " + ", ".join(f"`{name}`" for name in f.layers[:6]) + more)
+    for fix in f.fixes:
+        lines.append(f"  - fix ({fix.kind}): {fix.summary}" + "".join(f" `{c}`" for c in fix.commands))
+    if f.sources:
+        lines.append("  - sources: " + ", ".join(s.ref for s in f.sources))
+    return lines

@@ -11,7 +11,18 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from qatdoctor.model import Finding, ProbeRun, Recommendation, Report, Severity, Status, Verdict, finding_order
+from qatdoctor.model import (
+    Finding,
+    ModelRun,
+    ProbeRun,
+    Recommendation,
+    Report,
+    Scope,
+    Severity,
+    Status,
+    Verdict,
+    finding_order,
+)
 
 VERDICT_STYLE = {Verdict.OK: "bold green", Verdict.PROBLEMS: "bold red", Verdict.UNKNOWN: "bold yellow"}
 STATUS_WORD = {
@@ -25,7 +36,7 @@ STATUS_WORD = {
 SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 FACT_ORDER = (
     "python", "platform", "os", "glibc", "aimet-torch", "aimet-api", "torch", "cuda", "torchvision", "numpy",
-    "onnx", "mmengine", "mmcv", "aimet-onnx", "driver", "lib:liblapacke.so.3", "lib:libcublas.so.12",
+    "onnx", "mmengine", "mmcv", "timm", "aimet-onnx", "driver", "lib:liblapacke.so.3", "lib:libcublas.so.12",
 )  # fmt: skip
 
 
@@ -46,17 +57,43 @@ def render(report: Report, *, styled: bool = False) -> str:
         f"verdict: [{verdict_style}]{report.verdict.value.upper()}[/]   "
         f"(matrix {report.matrix.version}, updated {report.matrix.updated})"
     )
+    likely = [f for f in report.findings if f.scope is Scope.CAVEAT and f.likely]
+    if likely and report.verdict is Verdict.UNKNOWN:
+        constructs = ", ".join(dict.fromkeys(f.construct or f.id for f in likely))
+        console.print(
+            f"[yellow]run with --model path/to/file.py:build_model to know: caveats for {escape(constructs)} "
+            "likely apply to the models trained here[/]"
+        )
     for note in report.notes:
         console.print(f"note: {escape(note)}")
     if report.extracted is not None:
         _extracted(console, report, table_box)
     _facts(console, report, table_box)
-    _findings(console, report.findings)
+    environment = tuple(f for f in report.findings if f.scope is Scope.ENVIRONMENT)
+    _findings(console, environment, "Findings")
+    model = report.probe.model if report.probe is not None else None
+    if model is not None:
+        _model(console, model, tuple(f for f in report.findings if f.scope is Scope.MODEL), table_box)
+    _caveats(console, tuple(f for f in report.findings if f.scope is Scope.CAVEAT))
     if report.recommendations:
         _recommendations(console, report.recommendations)
     if report.probe is not None:
         _probe(console, report.probe, table_box)
+    console.print(f"\nverdict: [{verdict_style}]{report.verdict.value.upper()}[/] — {escape(summary_line(report))}")
     return buffer.getvalue()
+
+
+def summary_line(report: Report) -> str:
+    """`N problems, M caveats, K unknown` — the counts behind the verdict."""
+    problems = sum(1 for f in report.findings if f.failed and f.severity is Severity.ERROR)
+    warnings = sum(1 for f in report.findings if f.failed and f.severity is not Severity.ERROR)
+    caveats = sum(1 for f in report.findings if f.scope is Scope.CAVEAT)
+    unknown = sum(1 for f in report.findings if f.counts_unknown)
+    parts = [f"{problems} {'problem' if problems == 1 else 'problems'}"]
+    if warnings:
+        parts.append(f"{warnings} {'warning' if warnings == 1 else 'warnings'}")
+    parts += [f"{caveats} {'caveat' if caveats == 1 else 'caveats'}", f"{unknown} unknown"]
+    return ", ".join(parts)
 
 
 def _extracted(console: Console, report: Report, table_box: box.Box) -> None:
@@ -100,28 +137,113 @@ def _indented(console: Console, markup: str, indent: int = 6) -> None:
         console.print(Padding(markup, (0, 0, 0, indent), expand=False))
 
 
-def _findings(console: Console, findings: tuple[Finding, ...]) -> None:
-    counts = {status: sum(1 for f in findings if f.status is status) for status in STATUS_WORD}
-    shown = ", ".join(f"{n} {STATUS_WORD[s][0].lower()}" for s, n in counts.items() if n)
-    console.print(f"\n[bold]Findings[/] ({shown or 'none'})")
+def _word(finding: Finding) -> tuple[str, str]:
+    """The status word: FAIL only for what fails the verdict; a failed warning is WARN; a caveat never fails."""
+    if finding.scope is Scope.CAVEAT:
+        return ("LIKELY", "yellow") if finding.likely else ("CAVEAT", "cyan")
+    if finding.status in (Status.FAIL, Status.SILENT_FAIL) and finding.severity is not Severity.ERROR:
+        return "WARN", "yellow"
+    return STATUS_WORD[finding.status]
+
+
+def _findings(console: Console, findings: tuple[Finding, ...], heading: str) -> None:
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[_word(finding)[0].lower()] = counts.get(_word(finding)[0].lower(), 0) + 1
+    shown = ", ".join(f"{n} {word}" for word, n in counts.items())
+    console.print(f"\n[bold]{heading}[/] ({shown or 'none'})")
     for finding in sorted(findings, key=finding_order):
-        word, style = STATUS_WORD[finding.status]
+        _finding(console, finding)
+
+
+def _finding(console: Console, finding: Finding) -> None:
+    word, style = _word(finding)
+    head = f"  [{style}]{word:<11}[/] [{SEVERITY_STYLE[finding.severity]}]{finding.severity.value:<7}[/] "
+    console.print(head + f"[bold]{escape(finding.title)}[/] [dim]({escape(finding.id)})[/]")
+    if finding.status in (Status.UNKNOWN, Status.NOT_APPLICABLE) and finding.origin in ("requirements", "matrix") \
+            and finding.scope is not Scope.CAVEAT:
+        # undecided checks: one line saying what is missing is enough
+        _indented(console, f"[dim]{escape(finding.summary.split(').', 1)[0][:200])}[/]")
+        return
+    if finding.likely:
+        _indented(console, f"[yellow]likely applies: {escape(finding.likely)}[/]")
+    _indented(console, escape(finding.summary))
+    if finding.layers:
+        _indented(console, f"layers ({len(finding.layers)}): {escape(_shown(finding.layers))}")
+    for line in finding.evidence[:4]:
+        _indented(console, f"[dim]evidence: {escape(line)}[/]")
+    for fix in finding.fixes:
+        _indented(console, f"fix ({fix.kind}): {escape(fix.summary)}")
+        for command in fix.commands:
+            console.print(f"        $ {escape(command)}", soft_wrap=True)
+    if finding.sources:
+        refs = ", ".join(s.ref for s in finding.sources[:4])
+        _indented(console, f"[dim]sources: {escape(refs)}[/]")
+
+
+def _shown(names: tuple[str, ...], most: int = 6) -> str:
+    more = len(names) - most
+    return ", ".join(names[:most]) + (f", … (+{more} more)" if more > 0 else "")
+
+
+def _caveats(console: Console, caveats: tuple[Finding, ...]) -> None:
+    """Knowledge about constructs, for a model qatdoctor has not seen: never a failure."""
+    if not caveats:
+        return
+    constructs = ", ".join(dict.fromkeys(f.construct or "?" for f in caveats))
+    console.print(f"\n[bold]Caveats for models containing[/] {escape(constructs)} "
+                  "[dim](not about this environment; --model checks your model)[/]")  # fmt: skip
+    for finding in sorted(caveats, key=lambda f: (f.likely is None, finding_order(f))):
+        word, style = _word(finding)
         head = f"  [{style}]{word:<11}[/] [{SEVERITY_STYLE[finding.severity]}]{finding.severity.value:<7}[/] "
         console.print(head + f"[bold]{escape(finding.title)}[/] [dim]({escape(finding.id)})[/]")
-        if finding.status is Status.UNKNOWN and finding.origin in ("requirements", "matrix"):
-            # undecided checks: one line saying what is missing is enough
-            _indented(console, f"[dim]{escape(finding.summary.split(').', 1)[0][:200])}[/]")
-            continue
-        _indented(console, escape(finding.summary))
-        for line in finding.evidence[:4]:
-            _indented(console, f"[dim]evidence: {escape(line)}[/]")
-        for fix in finding.fixes:
+        if finding.likely:
+            _indented(console, f"[yellow]likely applies: {escape(finding.likely)}[/]")
+        if finding.origin == "probe":
+            _indented(console, "[dim]reproduced here by the probe's stand-in model[/]")
+        fix = next((fx for fx in finding.fixes if fx.kind == "code"), finding.fixes[0] if finding.fixes else None)
+        if fix is not None:
             _indented(console, f"fix ({fix.kind}): {escape(fix.summary)}")
-            for command in fix.commands:
-                console.print(f"        $ {escape(command)}", soft_wrap=True)
-        if finding.sources:
-            refs = ", ".join(s.ref for s in finding.sources[:4])
-            _indented(console, f"[dim]sources: {escape(refs)}[/]")
+    console.print("  [dim](details: --format json or markdown)[/]")
+
+
+def _model(console: Console, run: ModelRun, findings: tuple[Finding, ...], table_box: box.Box) -> None:
+    """The user's model: what it is, which constructs it has, each stage, and the findings about it."""
+    named = f" ({escape(run.class_name)})" if run.class_name else ""
+    console.print(f"\n[bold]Your model[/]: {escape(run.spec)}{named}")
+    if run.ran:
+        shapes = ", ".join("×".join(map(str, s)) for s in run.input_shapes)
+        console.print(f"  {run.modules} modules, {run.parameters:,} parameters; input {shapes or '?'}")
+        found = {cid: hit for cid, hit in run.constructs.items() if hit.total}
+        for cid, hit in found.items():
+            classes = ", ".join(f"{name} ×{n}" for name, n in hit.classes.items())
+            console.print(f"  {escape(cid)}: {hit.total} ({escape(classes or _shown(hit.layers, 3))})")
+        if not found:
+            console.print("  none of the constructs the matrix knows")
+        for error in run.scan_errors:
+            console.print(f"  [yellow]scan: {escape(error)}[/]")
+        runs = [("as given", run), *((("fixed", run.fixed),) if run.fixed is not None else ())]
+        table = Table(box=table_box)
+        for column in ("model", *dict.fromkeys(s.stage for _, r in runs for s in r.stages)):
+            table.add_column(column, no_wrap=True)
+        stages = [c.header for c in table.columns][1:]
+        for label, r in runs:
+            cells = {s.stage: _cell(s.status) for s in r.stages}
+            table.add_row(label, *(cells.get(stage, "") for stage in stages))
+        console.print(table)
+        for label, r in runs:
+            for fold_name, fold in r.fold.items():
+                if fold is not None and fold.pairs is not None:
+                    rel = f", output change {fold.relative:.2g} of its scale" if fold.relative is not None else ""
+                    left = f", {len(fold.unfolded)} BN left" if fold.unfolded else ""
+                    console.print(f"  [dim]{label}: fold {fold_name}: {fold.pairs} pairs{left}{rel}[/]")
+    shown = tuple(f for f in findings if f.status is not Status.NOT_APPLICABLE)
+    _findings(console, shown, "Findings about your model")
+    absent = [f for f in findings if f.status is Status.NOT_APPLICABLE]
+    if absent:
+        constructs = ", ".join(dict.fromkeys(f.construct or f.id for f in absent))
+        console.print(f"  [dim]N/A         {len(absent)} rules about constructs your model does not have "
+                      f"({escape(constructs)})[/]")  # fmt: skip
 
 
 def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None:

@@ -124,6 +124,26 @@ def fake_site(root: Path, *, torch_version_py: str) -> Path:
 TORCH_22 = "from typing import Optional\n__version__ = '2.2.2+cu121'\ncuda: Optional[str] = '12.1'\nhip = None\n"
 
 
+@pytest.mark.parametrize(
+    ("dists", "mmcv"),
+    [
+        ({"mmcv_lite": "2.1.0"}, "2.1.0"),
+        ({"mmcv": "2.2.0", "mmcv_lite": "2.1.0"}, "2.2.0"),
+        ({"mmcv": "1.7.2"}, "1.7.2"),
+        ({"mmengine": "0.10.7"}, None),
+    ],
+)
+def test_mmcv_lite_counts_as_mmcv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dists: dict[str, str], mmcv: str | None
+) -> None:
+    for dist, version in dists.items():
+        (tmp_path / f"{dist}-{version}.dist-info").mkdir()
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    packages = collector.probe_packages({})
+    assert packages["mmcv"] == mmcv
+    assert packages["mmcv-lite"] == dists.get("mmcv_lite")
+
+
 @pytest.mark.parametrize("python", interpreters())
 def test_packages_and_builds_are_read_without_importing_them(python: str, tmp_path: Path) -> None:
     site = fake_site(tmp_path, torch_version_py=TORCH_22)
@@ -131,8 +151,14 @@ def test_packages_and_builds_are_read_without_importing_them(python: str, tmp_pa
     assert payload["packages"]["torch"] == "2.2.2+cu121"
     assert payload["packages"]["aimet-torch"] == "2.0.0"
     assert payload["packages"]["mmcv-lite"] == "2.0.1"
+    assert payload["packages"]["mmcv"] == "2.0.1"  # mmcv-lite provides the mmcv package
     assert payload["packages"]["onnx"] is None
-    assert payload["torch_build"] == {"cuda": "12.1", "hip": None, "version": "2.2.2+cu121", "source": "torch/version.py"}
+    assert payload["torch_build"] == {
+        "cuda": "12.1",
+        "hip": None,
+        "version": "2.2.2+cu121",
+        "source": "torch/version.py",
+    }
     assert payload["aimet_build"] == {
         "torch": "2.2.0+cu121",
         "python_abi": "cpython-310-x86_64-linux-gnu",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from qatdoctor.matrix.vocab import PROBE_CHECKS, PROBE_MODELS, PROBE_STAGES
+from qatdoctor.matrix.load import load
+from qatdoctor.matrix.vocab import DETECTOR_KINDS, PROBE_CHECKS, PROBE_MODELS, PROBE_STAGES
 
 SCRIPT = Path(__file__).resolve().parents[2] / "qatdoctor" / "probe" / "_probe.py"
 
@@ -20,7 +21,16 @@ def test_models_and_stages_match() -> None:
     models = _constant("MODELS")
     assert isinstance(models, tuple)
     assert tuple(m[0] for m in models) == PROBE_MODELS
-    assert ("import", *_constant("STAGES")) == PROBE_STAGES  # type: ignore[misc]
+    stages = ("import", *_constant("STAGES"))  # type: ignore[misc]
+    user = _constant("USER_STAGES")  # the user's model (--model) also folds the prepared model
+    assert isinstance(user, tuple)
+    assert (*stages, *(s for s in user if s not in stages)) == PROBE_STAGES
+
+
+def test_the_script_implements_every_detector_the_matrix_may_use() -> None:
+    assert _constant("DETECTOR_KINDS") == DETECTOR_KINDS
+    used = {d["kind"] for c in load().constructs for d in c.detect}
+    assert used <= set(DETECTOR_KINDS)
 
 
 def test_every_check_is_emitted_by_the_script() -> None:
