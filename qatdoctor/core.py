@@ -14,17 +14,18 @@ from typing import Any, TypeVar
 from qatdoctor.assume import apply_assumptions, what_if_facts
 from qatdoctor.collect import collect, resolve_python
 from qatdoctor.errors import InputError, QatdoctorError
-from qatdoctor.evaluate import caveat_context, evaluate, is_clean, verdict_of
+from qatdoctor.evaluate import Evaluation, caveat_context, evaluate, is_clean, verdict_of
 from qatdoctor.expectations import expect_cuda, with_target_driver
 from qatdoctor.jsonio import facts_from_dict, probe_from_dict
 from qatdoctor.matrix.load import load
 from qatdoctor.matrix.model import Matrix
-from qatdoctor.matrix.vocab import PROBE_MODELS
+from qatdoctor.matrix.vocab import PROBE_MODELS, SET_PACKAGES
 from qatdoctor.model import (
     Fact,
     Facts,
     FactState,
     Finding,
+    Fix,
     MatrixInfo,
     ModelSpec,
     ProbeRun,
@@ -80,9 +81,16 @@ def target_facts(options: Options) -> tuple[Facts, dict[str, float]]:
     return facts, timings
 
 
-def pip_python(facts: Facts) -> str:
-    """The interpreter to put in pip commands: the target's own (redacted) path when known."""
-    return facts.value("python-executable") or "python"
+def pip_python(facts: Facts, resolved: str | None = None) -> str:
+    """The interpreter to put in pip commands: the target's absolute path when qatdoctor resolved it (runnable
+    as printed; renderers shorten the home directory for display), else the collected path, else `python` (a
+    hypothetical environment or a pasted log names no interpreter)."""
+    return resolved or _expand(facts.value("python-executable")) or "python"
+
+
+def _expand(path: str | None) -> str | None:
+    """The collector shortens the home directory to `~` (it never sends it); a command needs it back."""
+    return str(Path(path).expanduser()) if path and path.startswith("~/") else path
 
 
 def diagnose(
@@ -96,10 +104,11 @@ def diagnose(
     expected_cuda: str | None = None,
     timings: dict[str, float] | None = None,
     notes: Sequence[str] = (),
+    python: str | None = None,
 ) -> Report:
-    """Evaluate, recommend and assemble the report."""
+    """Evaluate, recommend and assemble the report; `python` is the target's resolved interpreter path."""
     started = time.perf_counter()
-    python = pip_python(facts)
+    python = pip_python(facts, python)
     evaluation = evaluate(facts, matrix, python=python)
     extra_findings = (*extra_findings, *expect_cuda(evaluation.facts, expected_cuda))
     findings = (*evaluation.findings, *extra_findings)
@@ -118,6 +127,9 @@ def diagnose(
             if probe.model.ran:
                 features = frozenset(c for c, hit in probe.model.constructs.items() if hit.total)
     findings = tuple(f for f in (caveat_context(f, evaluation.facts, matrix) for f in findings) if f is not None)
+    if features is None:  # a pasted log that shows the model failing (explain) says what the model contains
+        shown = {f.construct for f in findings if f.scope is Scope.MODEL and f.failed and f.construct}
+        features = frozenset(shown) if shown else None
     # Fixes are driven by what fails here: the environment, and the user's model when qatdoctor has seen it.
     avoid = tuple(f for f in findings if f.failed and (f.origin == "probe" or _avoidable_by_version(f, matrix)))
     recommendations: tuple[Recommendation, ...] = ()
@@ -125,6 +137,7 @@ def diagnose(
         from qatdoctor.recommend import recommend
 
         recommendations = recommend(evaluation, matrix, python=python, failing=avoid, features=features)
+    findings = concrete_fixes(findings, evaluation, matrix, python, recommendations)
     timings = dict(timings or {})
     timings["evaluate"] = time.perf_counter() - started
     return Report(
@@ -139,6 +152,62 @@ def diagnose(
         timings=timings,
         notes=tuple(notes),
     )
+
+
+def concrete_fixes(
+    findings: Sequence[Finding],
+    evaluation: Evaluation,
+    matrix: Matrix,
+    python: str,
+    recommendations: Sequence[Recommendation],
+) -> tuple[Finding, ...]:
+    """Every version fix of a finding as the whole set it lands on, checked against the matrix: the
+    recommendation that already carries that move when there is one (so the two never disagree), else the
+    closest known-good set with it; a move no set here can carry says so instead of printing a command."""
+    if not any(fx.package in SET_PACKAGES and fx.spec for f in findings for fx in f.fixes):
+        return tuple(findings)
+    from qatdoctor import recommend
+
+    memo: recommend.Memo = {}
+    made: dict[tuple[str, str], Fix] = {}
+
+    def whole(fix: Fix) -> Fix:
+        if fix.package not in SET_PACKAGES or fix.spec is None:
+            return fix
+        key = (fix.package, fix.spec)
+        if key not in made:
+            number, rec = next(
+                ((n, r) for n, r in enumerate(recommendations, 1) if _carries(r, fix.package, fix.spec)), (0, None)
+            )
+            where = f"recommendation {number}: " if rec is not None else ""
+            rec = rec or recommend.set_with(
+                evaluation, matrix, python=python, package=fix.package, spec=fix.spec, memo=memo
+            )
+            if rec is None:
+                made[key] = fix._replace(
+                    summary=f"{fix.summary} (no known-good set with {fix.package}{fix.spec} installs on this "
+                    "Python/glibc/driver: see the recommendations)",
+                    commands=(),
+                )
+            else:
+                changes = ", ".join(f"{c.package} {c.current or '(none)'} → {c.target}" for c in rec.changes)
+                made[key] = fix._replace(
+                    commands=rec.commands, lands_on=f"{where}{rec.summary}" + (f" ({changes})" if changes else "")
+                )
+        return made[key]
+
+    return tuple(f._replace(fixes=tuple(whole(fx) for fx in f.fixes)) if f.fixes else f for f in findings)
+
+
+def _carries(rec: Recommendation, package: str, spec: str) -> bool:
+    """A version recommendation whose pin for `package` is inside `spec`."""
+    from packaging.specifiers import SpecifierSet
+
+    for line in rec.constraints:
+        if line.startswith(package) and line[len(package) : len(package) + 2] == "==":
+            version = try_parse_version(line[len(package) + 2 :])
+            return version is not None and SpecifierSet(spec).contains(version.comparable, prereleases=True)
+    return False
 
 
 def _avoidable_by_version(finding: Finding, matrix: Matrix) -> bool:
@@ -170,15 +239,17 @@ def run_check(options: Options) -> Report:
             notes.append("the probe ran on the real environment; --assume changed only the matrix checks")
     else:
         notes.append("probe skipped (--no-probe): findings come from the matrix only")
+    python = resolve_python(options.python)
     return diagnose(
         facts,
         matrix,
         command="check",
-        target=facts.value("python-executable") or options.python or "current interpreter",
+        target=python,
         probe=probe,
         expected_cuda=options.expect_cuda,
         timings=timings,
         notes=notes,
+        python=python,
     )
 
 
@@ -269,7 +340,7 @@ def run_pin(options: Options, *, fresh: bool) -> Recommendation:
         facts = facts.with_values({k: v for k, v in empty.items() if k not in _assumed(facts)})
     from qatdoctor.recommend import best_known_good
 
-    recommendation = best_known_good(facts, matrix, pip_python(facts))
+    recommendation = best_known_good(facts, matrix, pip_python(facts, resolve_python(options.python)))
     if recommendation is None:
         python = facts.value("python") or "this Python"
         raise NoKnownGoodError(

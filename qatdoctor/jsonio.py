@@ -64,6 +64,7 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
                 "summary": fx.summary,
                 "commands": list(fx.commands),
                 **({"code": fx.code} if fx.code else {}),
+                **({"package": fx.package, "spec": fx.spec, "lands_on": fx.lands_on} if fx.package else {}),
             }
             for fx in finding.fixes
         ],
@@ -72,6 +73,8 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "construct": finding.construct,
         "layers": list(finding.layers),
         "likely": finding.likely,
+        "basis": finding.basis,
+        "measured_on": [{"versions": dict(m.versions), "evidence": m.evidence} for m in finding.measured_on],
     }
 
 

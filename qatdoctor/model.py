@@ -124,13 +124,31 @@ class Source(NamedTuple):
     note: str | None = None
 
 
+class Measurement(NamedTuple):
+    """Versions a rule was measured on (a probe run, a reproduction, a wheel read with a tool) and the
+    `[[evidence]]` record that holds the measurement."""
+
+    versions: Mapping[str, str]
+    evidence: str
+
+    def describe(self) -> str:
+        """`aimet-torch 2.42.0, torch 2.14.1`."""
+        return ", ".join(f"{name} {value}" for name, value in self.versions.items())
+
+
 class Fix(NamedTuple):
-    """One way out of a finding: a version change, a system package, or a code change."""
+    """One way out of a finding: a version change, a system package, or a code change.
+
+    A version fix names the package and range it moves (`package`, `spec`); its commands install the whole
+    known-good set that move lands on (`lands_on`), never the one package alone."""
 
     kind: str
     summary: str
     commands: tuple[str, ...] = ()
     code: str | None = None
+    package: str | None = None
+    spec: str | None = None
+    lands_on: str | None = None
 
 
 class Scope(str, enum.Enum):
@@ -165,6 +183,10 @@ class Finding(NamedTuple):
     construct: str | None = None
     layers: tuple[str, ...] = ()
     likely: str | None = None
+    # what the finding rests on: measured (on these versions), extrapolated (measured only on `measured_on`),
+    # vendor-docs, reported (an issue) or inferred; None for findings that are not about a matrix rule
+    basis: str | None = None
+    measured_on: tuple[Measurement, ...] = ()
 
     @property
     def failed(self) -> bool:

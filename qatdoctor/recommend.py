@@ -102,6 +102,57 @@ def recommend(
     return (*unique, *code)
 
 
+# Real numpy releases that stand for a planned numpy range when comparing it with a fix's range.
+_NUMPY_SAMPLES = ("2.4.6", "2.2.6", "2.0.2", "1.26.4", "1.24.4", "1.23.5", "1.22.4", "1.21.6")
+
+
+def set_with(
+    evaluation: Evaluation, matrix: Matrix, *, python: str, package: str, spec: str, memo: Memo | None = None
+) -> Recommendation | None:
+    """The known-good set closest to the installed one in which `package` is in `spec`: a finding's version fix
+    made whole (pip-audit's fix loop: every candidate is re-evaluated against the whole matrix), or None when no
+    such set installs here (Python, glibc and the driver are held fixed)."""
+    wanted = SpecifierSet(spec)
+    memo = {} if memo is None else memo
+    facts = evaluation.facts
+    now_aimet, now_torch = _version(facts, "aimet-torch"), _version(facts, "torch")
+    releases = [
+        r for r in _installable_aimets(facts, matrix) if package != "aimet-torch" or in_range(r.version, wanted)
+    ]
+    # The nearest aimet-torch release first (the installed one when the fix moves another package); the first
+    # release with any known-good set ends the search, so a fix costs a few evaluations, not the whole grid.
+    def nearest(release: AimetRelease) -> tuple[int, ...]:
+        same = now_aimet is not None and release.version.comparable == now_aimet.comparable
+        return (0 if same else 1, *(_aimet_distance(release, now_aimet) if now_aimet else ()))
+
+    for release in sorted(releases, key=nearest):
+        options = [
+            c
+            for c in _torch_options(facts, matrix, release, memo)
+            if is_clean(c.evaluation) and _satisfies(c, facts, package, wanted)
+        ]
+        if options:
+            best = min(options, key=lambda c: (len(_changes(c, facts)), *_torch_distance(c, now_torch)))
+            return _as_recommendation("fix", best, facts, python, (), matrix)
+    return None
+
+
+def _satisfies(c: Candidate, facts: Facts, package: str, wanted: SpecifierSet) -> bool:
+    if package == "aimet-torch":
+        return in_range(c.aimet.version, wanted)
+    if package == "torch":
+        return in_range(c.torch, wanted)
+    if package == "torchvision":
+        return (v := try_parse_version(c.torchvision)) is not None and in_range(v, wanted)
+    if package == "numpy":
+        if c.numpy is None:  # the installed numpy stays
+            return (v := _version(facts, "numpy")) is not None and in_range(v, wanted)
+        planned = SpecifierSet(c.numpy if _is_range(c.numpy) else f"=={c.numpy}")
+        allowed = [s for s in _NUMPY_SAMPLES if planned.contains(s)]
+        return bool(allowed) and all(wanted.contains(s) for s in allowed)
+    return False
+
+
 def _is_error(finding: Finding) -> bool:
     return finding.failed and finding.severity is Severity.ERROR
 
@@ -259,15 +310,19 @@ def _torch_options(
             releases = [r for r in releases if in_range(r, aimet.torch)]
         if not releases:
             continue
-        variant = _variant(facts, matrix, series, fixed)
-        if variant is None:
+        chosen = _variant(facts, matrix, series, fixed)
+        if chosen is None:
             continue
-        if variant == PYPI:
-            # An installed `+cu118` satisfies a plain `torch==X`: name the default build explicitly to replace it.
-            local = (installed.local or "") if (installed := _version(facts, "torch")) else ""
-            variant = series.pypi_cuda if local.startswith("cu") and local != series.pypi_cuda else None
+        installed = _version(facts, "torch")
         # The newest patch of a series stands for the series, unless the user's own release is in it.
         for release in sorted(releases, key=lambda r: r.comparable, reverse=True)[: 1 if fixed is None else None]:
+            variant: str | None = chosen
+            if chosen == PYPI:
+                # An installed `2.2.2+cu118` satisfies a plain `torch==2.2.2`: only then name PyPI's default build
+                # explicitly (and its index) to replace it; any other release from PyPI needs no local tag.
+                local = (installed.local or "") if installed is not None else ""
+                same = installed is not None and installed.comparable == release.comparable
+                variant = series.pypi_cuda if same and local.startswith("cu") and local != series.pypi_cuda else None
             key = (str(aimet.version), str(release), variant)
             if key not in memo:
                 memo[key] = _candidate(facts, matrix, aimet, series, release, variant)
@@ -277,18 +332,34 @@ def _torch_options(
 
 
 def _variant(facts: Facts, matrix: Matrix, series: TorchSeries, fixed: ParsedVersion | None) -> str | None:
-    """PYPI for PyPI's default build, a `cuXXX` tag when another build is needed, None when none fits."""
+    """PYPI for PyPI's default build, a `cuXXX` tag when another build is needed, None when none fits.
+
+    With a known driver: the first build it runs (PyPI's first). Without one (unknown, or a build host with no
+    GPU): the build that keeps the environment's CUDA major, PyPI's when it does — moving to another major is
+    only safe where the driver is known to support it (a note on the recommendation says what it needs)."""
     if fixed is not None and fixed.local and fixed.local != series.pypi_cuda:
         return fixed.local
     driver = _version(facts, "driver")
     options = [PYPI, *(v for v in sorted(series.cuda_variants, reverse=True) if v != series.pypi_cuda)]
+    if driver is None:
+        keeping = [o for o in options if _major_of(series, o) == _installed_major(facts)]
+        return (keeping or options)[0] if _installed_major(facts) is not None else options[0]
     for option in options:
-        tag = series.pypi_cuda if option == PYPI else option
-        major = cuda_major(cuda_from_local(tag or ""))
+        major = _major_of(series, option)
         needed = matrix.driver_min(major) if major is not None else None
-        if driver is None or needed is None or driver.comparable >= needed.driver_min.comparable:
+        if needed is None or driver.comparable >= needed.driver_min.comparable:
             return option
     return None
+
+
+def _major_of(series: TorchSeries, option: str | None) -> int | None:
+    tag = series.pypi_cuda if option in (PYPI, None) else option
+    return cuda_major(cuda_from_local(tag or ""))
+
+
+def _installed_major(facts: Facts) -> int | None:
+    """The CUDA major of the installed torch build (None for CPU builds and unknown ones)."""
+    return cuda_major(facts.value("cuda"))
 
 
 def _candidate(
@@ -343,8 +414,11 @@ def _numpy_pins(evaluation: Evaluation, matrix: Matrix) -> str | None:
 def _planned_facts(
     facts: Facts, aimet: AimetRelease, torch: str, vision: str, numpy: str | None, build: str | None
 ) -> Facts:
-    # The API the user chose (assumed, or AIMET_DEFAULT_API) carries over; a derived one is re-derived.
-    values = {k: v for k, v in facts.values.items() if k != "cuda" and not (k == "aimet-api" and v.origin == "derived")}
+    # The API the user chose (assumed, or AIMET_DEFAULT_API) carries over to a release that ships it; a derived
+    # one, or one the release does not ship (v1 on 2.30+), is re-derived (the move then says it needs porting).
+    chosen = facts.get("aimet-api")
+    keep_api = chosen.origin != "derived" and chosen.value in aimet.apis
+    values = {k: v for k, v in facts.values.items() if k != "cuda" and not (k == "aimet-api" and not keep_api)}
     values.update(
         {
             "aimet-torch": Fact.known(str(aimet.version), origin="planned"),
@@ -402,7 +476,9 @@ def _as_recommendation(
     changes = _changes(c, facts)
     names = {ch.package for ch in changes}
     torch = f"{c.torch.comparable}{'+' + c.variant if c.variant else ''}"
-    if kind == "keep-aimet":
+    if kind == "fix":
+        summary = "the whole set: " + ", ".join(f"{p.name}{p.spec}" for p in c.pins())
+    elif kind == "keep-aimet":
         summary = f"pin torch=={torch} (keep aimet-torch {c.aimet.version})"
     elif kind == "keep-torch":
         now = _version(facts, "aimet-torch")
@@ -414,6 +490,15 @@ def _as_recommendation(
     notes = ["changes: " + ", ".join(f"{ch.package} {ch.current or '(none)'} → {ch.target}" for ch in changes)]
     if avoid:
         notes.append("avoids: " + ", ".join(dict.fromkeys(r.id for r in avoid)))
+    major_now, major_then = _installed_major(facts), cuda_major(c.evaluation.facts.value("cuda"))
+    if major_now is not None and major_then is not None and major_now != major_then:
+        floor = matrix.driver_min(major_then)
+        driver = facts.value("driver")
+        notes.append(
+            f"moves torch from CUDA {major_now} to CUDA {major_then}: needs NVIDIA driver >= "
+            f"{floor.driver_min if floor else '?'} where it runs (driver: {driver or 'unknown here'}; check with "
+            "--target-driver)"
+        )
     api_now, api_then = facts.value("aimet-api"), c.evaluation.facts.value("aimet-api")
     if api_now and api_then and api_now != api_then and (api := matrix.api(api_then)) is not None:
         notes.append(f"{api_now} → {api_then} QuantSim API: {api.port_note}")

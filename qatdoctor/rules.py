@@ -29,11 +29,16 @@ def match_rules(facts: Facts, matrix: Matrix) -> list[RuleMatch]:
     return matches
 
 
+PYTHON_PLACEHOLDER = "{python}"
+
+
 def fix_from_rule(fix: RuleFix, python: str = "python") -> Fix:
-    """A matrix fix as a finding fix; version fixes get a pip command when the matrix gives none."""
-    commands = fix.commands
-    if not commands and fix.kind in ("upgrade", "pin") and fix.package and fix.spec is not None:
-        commands = (f'{python} -m pip install "{fix.package}{fix.spec}"',)
+    """A matrix fix as a finding fix. A version fix carries its package and range and no command yet: the
+    diagnosis turns it into the whole set it lands on (core.concrete_fixes). Matrix commands name the target
+    interpreter as `{python}`."""
+    commands = tuple(c.replace(PYTHON_PLACEHOLDER, python) for c in fix.commands)
+    if fix.kind in ("upgrade", "pin") and fix.package and fix.spec is not None:
+        return Fix(fix.kind, fix.summary, commands, fix.code, fix.package, str(fix.spec))
     return Fix(kind=fix.kind, summary=fix.summary, commands=commands, code=fix.code)
 
 

@@ -136,8 +136,7 @@ def _before(options: VerifyOptions, matrix: Matrix, hypothetical: bool) -> Repor
             constructs=matrix.constructs,
         )
         timings["probe"] = time.perf_counter() - started
-    target = facts.value("python-executable") or python
-    return core.diagnose(facts, matrix, command="verify", target=target, probe=probe, timings=timings)
+    return core.diagnose(facts, matrix, command="verify", target=python, probe=probe, timings=timings, python=python)
 
 
 def version_recommendations(recs: Sequence[Recommendation]) -> list[Recommendation]:

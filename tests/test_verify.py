@@ -90,6 +90,8 @@ class Fakes:
 @pytest.fixture(autouse=True)
 def _original_exists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("qatdoctor.verify.resolve_python", lambda python: python or ORIGINAL)
+    # The fake builder downloads nothing: whether the PyTorch index answers is tested on its own below.
+    monkeypatch.setattr("qatdoctor.verify.check_index", lambda url: None)
 
 
 def options(tmp_path: Path, fakes: Fakes, *, model: ModelSpec | None = MODEL, **kw: Any) -> VerifyOptions:
@@ -108,9 +110,28 @@ def test_newest_set_fixes_the_crash_and_leaves_the_bn_swap(tmp_path: Path) -> No
     frozen = next(e for e in c.remaining if e.id == "bn-subclass-stats-frozen-v2")
     assert frozen.was == ("bn-subclass-qat-crash-v1",) and frozen.note and "make_qat_safe" in frozen.note
     assert frozen.scope == "model" and not c.new_blocking and result.fixes and result.exit_code == 0
+    # The driver is unknown on this host, so the set keeps the environment's CUDA 12 (torch 2.2.2+cu121): the
+    # cu126 build from the PyTorch index, exactly as the recommendation printed it, not PyPI's CUDA 13 one.
     spec = fakes.specs[0]
     assert spec.python == "3.10"
-    assert spec.requirements[:3] == ("aimet-torch==2.42.0", "torch==2.14.1", "torchvision==0.29.1")
+    assert spec.requirements[:3] == ("aimet-torch==2.42.0", "torch==2.14.1+cu126", "torchvision==0.29.1+cu126")
+    command = result.recommendation.commands[0]
+    assert '"torch==2.14.1+cu126"' in command and "--extra-index-url https://download.pytorch.org/whl/cu126" in command
+
+
+def test_keep_torch_recommendation_trades_the_crash_for_the_silu_failure(tmp_path: Path) -> None:
+    """Recorded in a throwaway env `qatdoctor verify --model … --pick 2` really built (aimet-torch 2.0.0)."""
+    fakes = Fakes()
+    result = run_verify(options(tmp_path, fakes, pick=2))
+    assert result.recommendation is not None and "2.0.0" in result.recommendation.summary
+    assert "silu-quantsim-valueerror-2.0.0" in result.recommendation.model_failures  # said before it was built
+    # pip install of the recommendation keeps the installed numpy, so the throwaway env does too
+    assert fakes.specs[0].requirements == ("aimet-torch==2.0.0", "torch==2.2.2", "torchvision==0.17.2", "numpy==1.23.5")
+    c = result.comparison
+    assert "bn-subclass-qat-crash-v1" in {e.id for e in c.fixed}
+    silu = next(e for e in c.remaining if e.id == "silu-quantsim-valueerror-2.0.0")
+    assert silu.scope == "model" and silu.note == "announced by the recommendation"
+    assert not c.new_blocking and result.exit_code == 0
 
 
 def test_without_a_model_a_known_good_environment_has_nothing_to_verify(tmp_path: Path) -> None:

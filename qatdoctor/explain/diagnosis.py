@@ -14,7 +14,7 @@ from qatdoctor.evaluate import derive_facts, verdict_of
 from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
 from qatdoctor.explain.scan import Hit
 from qatdoctor.matrix.model import Matrix, Rule
-from qatdoctor.model import Fact, Facts, Finding, Report, Severity, Status, Verdict
+from qatdoctor.model import Fact, Facts, Finding, Report, Scope, Severity, Status, Verdict
 from qatdoctor.rules import rule_finding
 from qatdoctor.versions import in_range, try_parse_version
 
@@ -143,9 +143,13 @@ def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str) -> Finding
             "so this rests on the message alone."
         )
     feature = rule.model_feature if rule.scope == "model" else None
-    model = f" Applies to models containing: {feature}." if feature else ""
+    model = f" The input's model contains: {feature}." if feature else ""
     summary = f"{where}{context}{model} {rule.summary}"
-    return base._replace(origin="log", status=Status.FAIL, severity=Severity(rule.severity), summary=summary)
+    # the log is the user's model failing: a model-scope rule it shows is about that model, not a caveat
+    scope = Scope.MODEL if feature else Scope.ENVIRONMENT
+    return base._replace(
+        origin="log", status=Status.FAIL, severity=Severity(rule.severity), summary=summary, scope=scope, likely=None
+    )
 
 
 def _unsupported(base: Finding, summary: str) -> Finding:
@@ -169,6 +173,8 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
     undecided = 0
     if "aimet-torch" in chosen or "torch" in chosen:
         report = diagnose(facts, matrix, command="explain", target=target, extra_findings=from_log, timings=timings)
+        # the log's findings as the diagnosis finished them: their version fixes made whole sets
+        from_log = [f for f in report.findings if f.origin == "log"] or from_log
         logged = {f.id for f in from_log}
         from_versions = sorted(
             (f for f in report.findings if f.origin != "log" and f.id not in logged and _relevant(f, matrix)),

@@ -1,17 +1,22 @@
 """`qatdoctor matrix ...`: validate, list, show and export the matrix."""
 
 
+import enum
 import json
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.matrix.load import MatrixError, load
 from qatdoctor.matrix.model import Matrix, Rule
+
+if TYPE_CHECKING:
+    from qatdoctor.grid import Filters as GridFilters
 
 app = typer.Typer(help="Validate, list and show compat_matrix.toml.", no_args_is_help=True)
 
@@ -189,3 +194,87 @@ def merge_evidence_command(
     guarded(lambda: compile_matrix(target))
     for record in written:
         say(f"qatdoctor: recorded evidence {record}")
+
+
+class GridFormat(str, enum.Enum):
+    """Output formats of `matrix grid` (the page is `--html`)."""
+
+    text = "text"
+    json = "json"
+
+
+@app.command("grid")
+def grid_command(
+    matrix: MatrixOpt = None,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", metavar="3.X", help="Only this CPython minor (default: the best one per cell)."),
+    ] = None,
+    driver: Annotated[
+        str | None,
+        typer.Option("--driver", metavar="VERSION", help="Mark cells whose CUDA build needs a newer NVIDIA driver."),
+    ] = None,
+    construct: Annotated[
+        str | None,
+        typer.Option(
+            "--model-construct", metavar="ID", help="Mark cells where a model-scope rule about this construct applies."
+        ),
+    ] = None,
+    fmt: Annotated[GridFormat, typer.Option("--format", "-f", help="Output format.")] = GridFormat.text,
+    html: Annotated[
+        Path | None, typer.Option("--html", metavar="OUT.html", help="Write the grid as one self-contained web page.")
+    ] = None,
+    width: Annotated[
+        int | None,
+        typer.Option("--width", min=40, help="Fold the columns into this width (default: the terminal's, or 100)."),
+    ] = None,
+) -> None:
+    """aimet-torch releases × torch series: measured good, vendor good, known-bad, not installable, untested."""
+    from qatdoctor.cli import guarded, say
+
+    m = _load(matrix)
+    filters = guarded(lambda: _grid_filters(m, python, driver, construct))
+    if html is not None:
+        from qatdoctor.render import grid_html
+
+        size = guarded(lambda: grid_html.write(html, m, filters))
+        say(f"qatdoctor: wrote {html} ({size / 1024:.0f} KiB)")
+        return
+    from qatdoctor import grid
+
+    result = grid.build(m, filters)
+    if fmt is GridFormat.json:
+        print(json.dumps(grid.grid_to_dict(result, m), indent=2))
+        return
+    from qatdoctor.render import grid_text, wants_style
+
+    styled = wants_style(sys.stdout)
+    columns = width or (shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100)
+    glyphs = grid_text.UNICODE if _encodes(grid_text.UNICODE, sys.stdout) else grid_text.ASCII
+    sys.stdout.write(grid_text.render(result, m, width=columns, styled=styled, glyphs=glyphs))
+
+
+def _grid_filters(m: Matrix, python: str | None, driver: str | None, construct: str | None) -> "GridFilters":
+    """The filters, checked: a CPython minor, a driver version, a [[construct]] id."""
+    import re
+
+    from qatdoctor.errors import InputError
+    from qatdoctor.grid import Filters
+    from qatdoctor.versions import parse_version
+
+    if python is not None and not re.fullmatch(r"3\.\d{1,2}", python.strip()):
+        raise InputError(f"--python {python!r}: expected a CPython minor such as 3.10")
+    if driver is not None:
+        driver = str(parse_version(driver, what="--driver version"))
+    if construct is not None and m.construct(construct) is None:
+        known = ", ".join(c.id for c in m.constructs)
+        raise InputError(f"--model-construct {construct!r}: not a [[construct]] of the matrix (known: {known})")
+    return Filters(python.strip() if python else None, driver, construct)
+
+
+def _encodes(glyphs: tuple[str, ...], stream: Any) -> bool:
+    try:
+        "".join(glyphs).encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True

@@ -33,7 +33,7 @@ from qatdoctor.matrix.model import (
     V1Requirements,
     WheelVariant,
 )
-from qatdoctor.model import Source
+from qatdoctor.model import Measurement, Source
 from qatdoctor.versions import parse_version
 
 MATRIX_ENV = "QATDOCTOR_MATRIX"
@@ -385,6 +385,10 @@ def _rule(e: Mapping[str, Any], problems: list[vocab.Problem]) -> Rule:
             for p in e.get("probe", [])
         ),
         fixes=tuple(fixes),
+        basis=e.get("basis", "inferred"),
+        measured_on=tuple(
+            Measurement({k: v for k, v in m.items() if k != "evidence"}, m["evidence"]) for m in e.get("measured_on", ())
+        ),
     )
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
 from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from qatdoctor.matrix.vocab import PROBE_STAGES
-from qatdoctor.model import Source
+from qatdoctor.model import Facts, Measurement, Source
 from qatdoctor.versions import ParsedVersion
 
 
@@ -159,6 +160,29 @@ class Rule(NamedTuple):
     signatures: tuple[Signature, ...] = ()
     probes: tuple[ProbeMatch, ...] = ()
     fixes: tuple[RuleFix, ...] = ()
+    basis: str = "inferred"
+    measured_on: tuple[Measurement, ...] = ()
+
+    @property
+    def measured(self) -> bool:
+        """Whether a run of ours (probe, reproduction, wheel read) backs it on at least one version."""
+        return self.basis == "measured" and bool(self.measured_on)
+
+    def measurement_for(self, facts: Facts) -> Measurement | None:
+        """The measurement whose versions these facts match (None: this environment was not measured)."""
+        return next((m for m in self.measured_on if covers(m, facts)), None)
+
+    def basis_for(self, facts: Facts | None) -> tuple[str, str]:
+        """(basis, a line saying it) for this rule applied to `facts`: measured here, extrapolated from other
+        versions, or the rule's own basis (vendor-docs, reported, inferred)."""
+        if not self.measured:
+            return self.basis, BASIS_LINES.get(self.basis, f"basis: {self.basis}")
+        hit = self.measurement_for(facts) if facts is not None else None
+        if hit is not None:
+            return "measured", f"measured on {hit.describe()} (evidence:{hit.evidence})"
+        where = _where(self, facts)
+        seen = "; ".join(dict.fromkeys(m.describe() for m in self.measured_on))
+        return "extrapolated", f"expected (not measured{' on ' + where if where else ''}; measured on {seen})"
 
     def first_stage(self) -> int:
         """The earliest pipeline stage its probe outcomes name (rules without one sort last)."""
@@ -168,6 +192,40 @@ class Rule(NamedTuple):
     def has_version_fix(self) -> bool:
         """Whether some version change removes it (an upgrade or pin fix), rather than only a code change."""
         return any(fix.kind in ("upgrade", "pin") for fix in self.fixes)
+
+
+BASIS_LINES = {
+    "vendor-docs": "vendor-documented (docs, release notes, package metadata); not measured by qatdoctor",
+    "reported": "reported in an issue; not measured by qatdoctor",
+    "inferred": "inferred from code or other facts; not measured by qatdoctor",
+}
+
+
+def same_version(measured: str, value: str) -> bool:
+    """Whether a measured version names `value`: `3.10` covers 3.10.13, `2.2.2` covers 2.2.2+cu121."""
+    try:
+        want, have = Version(measured), Version(value)
+    except InvalidVersion:
+        return measured == value
+    if len(want.release) < len(have.release):
+        return have.release[: len(want.release)] == want.release
+    return Version(want.public) == Version(have.public)
+
+
+def covers(measurement: Measurement, facts: Facts) -> bool:
+    """The environment is one the measurement ran on (every version it names matches)."""
+    for name, version in measurement.versions.items():
+        value = facts.value(name)
+        if value is None or not same_version(version, value):
+            return False
+    return True
+
+
+def _where(rule: Rule, facts: Facts | None) -> str:
+    if facts is None:
+        return ""
+    names = dict.fromkeys(name for m in rule.measured_on for name in m.versions)
+    return ", ".join(f"{name} {facts.value(name)}" for name in names if facts.value(name))
 
 
 class EvidenceRecord(NamedTuple):
@@ -250,3 +308,15 @@ class Matrix(NamedTuple):
 
     def driver_min(self, cuda_major: int) -> CudaDriver | None:
         return next((c for c in self.cuda if c.major == cuda_major), None)
+
+    def evidence_record(self, record_id: str) -> EvidenceRecord | None:
+        return next((e for e in self.evidence if e.id == record_id), None)
+
+    def measured_landing(self, lands_on: Iterable[str], facts: Facts) -> bool:
+        """Whether a known-good landing was measured on these versions (a `good` rule with a measurement that
+        covers them), rather than only declared by the vendor (a pin, the wheel's build torch) or extrapolated."""
+        for rule_id in lands_on:
+            rule = self.rule(rule_id)
+            if rule is not None and rule.kind == "good" and rule.measurement_for(facts) is not None:
+                return True
+        return False

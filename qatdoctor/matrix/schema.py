@@ -369,6 +369,16 @@ CUDA = TableSpec(
     key="major",
     doc="Minimum NVIDIA driver for a CUDA major family.",
 )
+BASES = ("measured", "vendor-docs", "reported", "inferred")
+MEASURED = TableSpec(
+    "measured_on",
+    {
+        **{name: f({"type": "string"}, _is_version, doc=f"the {name} version measured") for name in VERSION_FACTS},
+        "evidence": f({"type": "string", "pattern": RULE_ID.pattern}, _matches(RULE_ID, "an [[evidence]] id"),
+                      required=True, doc="the [[evidence]] record of the run (also cited in sources)"),
+    },
+    doc="One measured combination: the versions of the rule's facts it ran on, and its [[evidence]] record.",
+)  # fmt: skip
 RULE = TableSpec(
     "rule",
     {
@@ -389,11 +399,17 @@ RULE = TableSpec(
         "signature": f(_arr({"$ref": "#/$defs/signature"}), lambda v: None),
         "probe": f(_arr({"$ref": "#/$defs/probe"}), lambda v: None),
         "fix": f(_arr({"$ref": "#/$defs/fix"}), lambda v: None),
+        "basis": f(_enum(BASES), _one_of(BASES), required=True,
+                   doc="what the rule rests on: measured (runs of ours, see measured_on; the rest of its range is "
+                       "extrapolated), vendor-docs (docs, release notes, package metadata), reported (an issue), "
+                       "inferred (read from code or other facts)"),
+        "measured_on": f(_arr({"$ref": "#/$defs/measured_on"}), _list_of(_is_table),
+                         doc="the exact versions measured, each with its [[evidence]] record (basis = measured)"),
         SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
     },
     key="id",
     doc="A known-bad or known-good combination.",
-    nested={"signature": SIGNATURE, "probe": PROBE_MATCH, "fix": FIX},
+    nested={"signature": SIGNATURE, "probe": PROBE_MATCH, "fix": FIX, "measured_on": MEASURED},
 )  # fmt: skip
 EVIDENCE = TableSpec(
     "evidence",
@@ -604,6 +620,7 @@ def json_schema() -> dict[str, Any]:
             "signature": obj(SIGNATURE),
             "probe": obj(PROBE_MATCH),
             "fix": obj(FIX),
+            "measured_on": obj(MEASURED),
             "detect": obj(DETECT),
             "produced_by": obj(PRODUCER),
         },

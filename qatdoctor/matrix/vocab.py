@@ -17,6 +17,9 @@ CONDITION_FACTS = (*VERSION_FACTS, *CHOICE_FACTS, *LIBRARY_FACTS)
 
 SOURCES_FIELD = "sources"
 
+# What a version fix's whole set pins: a fix that moves one of these installs all of them together.
+SET_PACKAGES = ("aimet-torch", "torch", "torchvision", "numpy")
+
 # The live probe's models, stages and silent checks (qatdoctor/probe/_probe.py), which rules may name.
 PROBE_MODELS = (
     "baseline", "bn_subclass", "functional_bn", "functional_bn_nostats", "bn_no_stats", "conv_silu", "shared_conv",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
@@ -52,7 +53,7 @@ def render(report: Report, *, styled: bool = False) -> str:
     )  # fmt: skip
     table_box = box.ROUNDED if styled else box.ASCII
     verdict_style = VERDICT_STYLE[report.verdict]
-    console.print(f"[bold]qatdoctor {report.command}[/] — {escape(report.target)}")
+    console.print(f"[bold]qatdoctor {report.command}[/] — {escape(_home(report.target))}")
     console.print(
         f"verdict: [{verdict_style}]{report.verdict.value.upper()}[/]   "
         f"(matrix {report.matrix.version}, updated {report.matrix.updated})"
@@ -72,8 +73,11 @@ def render(report: Report, *, styled: bool = False) -> str:
     environment = tuple(f for f in report.findings if f.scope is Scope.ENVIRONMENT)
     _findings(console, environment, "Findings")
     model = report.probe.model if report.probe is not None else None
+    about_model = tuple(f for f in report.findings if f.scope is Scope.MODEL)
     if model is not None:
-        _model(console, model, tuple(f for f in report.findings if f.scope is Scope.MODEL), table_box)
+        _model(console, model, about_model, table_box)
+    elif about_model:  # explain: the pasted log shows the user's model failing
+        _findings(console, about_model, "Findings about your model")
     _caveats(console, tuple(f for f in report.findings if f.scope is Scope.CAVEAT))
     if report.recommendations:
         _recommendations(console, report.recommendations)
@@ -81,6 +85,12 @@ def render(report: Report, *, styled: bool = False) -> str:
         _probe(console, report.probe, table_box)
     console.print(f"\nverdict: [{verdict_style}]{report.verdict.value.upper()}[/] — {escape(summary_line(report))}")
     return buffer.getvalue()
+
+
+def _home(text: str) -> str:
+    """Display only: the home directory as `~` (JSON keeps the runnable absolute path)."""
+    home = str(Path.home()).rstrip("/")
+    return text.replace(home + "/", "~/") if home and home != "/" else text
 
 
 def summary_line(report: Report) -> str:
@@ -174,8 +184,10 @@ def _finding(console: Console, finding: Finding) -> None:
         _indented(console, f"[dim]evidence: {escape(line)}[/]")
     for fix in finding.fixes:
         _indented(console, f"fix ({fix.kind}): {escape(fix.summary)}")
+        if fix.lands_on:
+            _indented(console, f"[dim]lands on {escape(fix.lands_on)}[/]", 8)
         for command in fix.commands:
-            console.print(f"        $ {escape(command)}", soft_wrap=True)
+            console.print(f"        $ {escape(_home(command))}", soft_wrap=True)
     if finding.sources:
         refs = ", ".join(s.ref for s in finding.sources[:4])
         _indented(console, f"[dim]sources: {escape(refs)}[/]")
@@ -251,7 +263,7 @@ def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None
     for number, rec in enumerate(recs, 1):
         console.print(f"  {number}. [bold]{escape(rec.summary)}[/]  [dim]({rec.kind})[/]")
         for command in rec.commands:
-            console.print(f"     $ {escape(command)}", soft_wrap=True)
+            console.print(f"     $ {escape(_home(command))}", soft_wrap=True)
         if rec.lands_on:
             console.print("     [dim]known-good: " + escape("; ".join(rec.lands_on)) + "[/]")
         for note in rec.notes:

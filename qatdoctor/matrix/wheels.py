@@ -1,0 +1,238 @@
+"""What a wheel says about itself: METADATA, tags, and the ELF facts of its compiled modules.
+
+Read with the stdlib (zipfile, email) and pyelftools (the `authoring` extra): the NEEDED sonames of every
+ELF file and the highest GLIBC_x.y symbol version it binds to, with the symbols that need it. The glibc a
+wheel really needs is that maximum, not its manylinux tag (a `py38-none-any` wheel can carry CPython 3.10
+extensions needing GLIBC_2.34). Used by `matrix refresh` and for the wheel evidence files it writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.parser
+import io
+import re
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from qatdoctor.errors import InputError
+
+ELF_MAGIC = b"\x7fELF"
+MAX_ELF_BYTES = 256 * 1024 * 1024
+_GLIBC = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.(\d+))?$")
+_SO_NAME = re.compile(r"\.so(\.[\w.-]+)?$")
+_CUDA_SONAME = re.compile(r"^lib(cublas|cublasLt|cudart|cudnn|cufft|curand|cusolver|cusparse|nvrtc)[-\w]*\.so\.(\d+)")
+_VERSION_FILES = ("/_version.py", "/_deps.py")
+_ASSIGNMENT = re.compile(r"""^(torch|python_abi|min_glibc)\s*=\s*['"]([^'"]*)['"]""", re.MULTILINE)
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_")
+_LEGACY_MANYLINUX = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
+
+
+@dataclass(frozen=True)
+class ElfFacts:
+    """One compiled module: its path in the wheel, NEEDED sonames, and its glibc floor."""
+
+    path: str
+    needed: tuple[str, ...]
+    glibc: str | None = None
+    glibc_symbols: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "needed": list(self.needed), "glibc": self.glibc,
+                "glibc_symbols": list(self.glibc_symbols)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WheelFacts:
+    """Everything `matrix refresh` reads from one wheel file."""
+
+    filename: str
+    name: str
+    version: str
+    tags: tuple[str, ...]
+    requires_python: str | None
+    requires_dist: tuple[str, ...]
+    elf: tuple[ElfFacts, ...] = ()
+    build_torch: str | None = None
+    python_abi: str | None = None
+    has_v1: bool = False
+    built: dt.date | None = None
+    extras: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def platform_floor(self) -> str | None:
+        """The glibc its platform tag promises (manylinux_2_34 → 2.34); None for `any`."""
+        floors = [_tag_floor(tag.split("-")[-1]) for tag in self.tags]
+        found = [f for f in floors if f]
+        return max(found, key=_version_key) if found else None
+
+    @property
+    def glibc(self) -> str | None:
+        """The highest GLIBC_x.y any of its ELF files binds to (what the loader really needs)."""
+        found = [e.glibc for e in self.elf if e.glibc]
+        return max(found, key=_version_key) if found else None
+
+    @property
+    def cuda_sonames(self) -> tuple[str, ...]:
+        return tuple(sorted({n for e in self.elf for n in e.needed if _CUDA_SONAME.match(n)}))
+
+    @property
+    def cuda_major(self) -> int | None:
+        majors = {int(m.group(2)) for n in self.cuda_sonames if (m := _CUDA_SONAME.match(n))}
+        return max(majors) if majors else None
+
+    @property
+    def cpython(self) -> str | None:
+        """The CPython minor its compiled modules are built for: from the wheel tag, else the `_version.py` ABI."""
+        for tag in self.tags:
+            found = re.match(r"^cp3(\d+)-cp3\d+", tag)
+            if found:
+                return f"3.{found.group(1)}"
+        abi = re.match(r"^cpython-3(\d+)", self.python_abi or "")
+        if abi and self.elf:
+            return f"3.{abi.group(1)}"
+        names = {m.group(1) for e in self.elf if (m := re.search(r"cpython-3(\d+)-", e.path))}
+        return f"3.{names.pop()}" if len(names) == 1 else None
+
+    def requirement(self, name: str, extra: str | None = None) -> str | None:
+        """The specifier of a Requires-Dist on `name` (core, or of one extra); '' when it is unbounded."""
+        lines = self.extras.get(extra, ()) if extra else self.requires_dist
+        for line in lines:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if canonicalize_name(req.name) == canonicalize_name(name):
+                return str(req.specifier)
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename, "name": self.name, "version": self.version, "tags": list(self.tags),
+            "requires_python": self.requires_python, "requires_dist": list(self.requires_dist),
+            "extras": {k: list(v) for k, v in self.extras.items()}, "build_torch": self.build_torch,
+            "python_abi": self.python_abi, "has_v1": self.has_v1,
+            "built": self.built.isoformat() if self.built else None,
+            "platform_floor": self.platform_floor, "glibc": self.glibc, "cuda_sonames": list(self.cuda_sonames),
+            "elf": [e.to_dict() for e in self.elf],
+        }  # fmt: skip
+
+
+def _tag_floor(platform: str) -> str | None:
+    found = _MANYLINUX.match(platform)
+    if found:
+        return f"{found.group(1)}.{found.group(2)}"
+    return next((v for k, v in _LEGACY_MANYLINUX.items() if platform.startswith(k + "_")), None)
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".") if p.isdigit())
+
+
+def parse_filename(filename: str) -> tuple[str, str, tuple[str, ...]]:
+    """(canonical name, version, tags as `py-abi-platform` strings) of a wheel file name."""
+    try:
+        name, version, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as error:
+        raise InputError(f"{filename}: not a wheel file name ({error})") from None
+    return str(name), str(version), tuple(sorted(str(t) for t in tags))
+
+
+def read_wheel(path: Path, *, read_elf: bool = True) -> WheelFacts:
+    """The facts of one wheel; InputError when it is not a readable wheel."""
+    name, version, tags = parse_filename(path.name)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _read_archive(archive, path.name, name, version, tags, read_elf)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise InputError(f"cannot read wheel {path}: {error}") from None
+
+
+def _read_archive(
+    archive: zipfile.ZipFile, filename: str, name: str, version: str, tags: tuple[str, ...], read_elf: bool
+) -> WheelFacts:
+    infos = archive.infolist()
+    meta = next((i for i in infos if i.filename.endswith(".dist-info/METADATA")), None)
+    if meta is None:
+        raise InputError(f"{filename}: no .dist-info/METADATA")
+    message = email.parser.Parser().parsestr(archive.read(meta).decode("utf-8", "replace"), headersonly=True)
+    core: list[str] = []
+    extras: dict[str, list[str]] = {}
+    for line in message.get_all("Requires-Dist") or []:
+        extra = re.search(r"""extra\s*==\s*['"]([^'"]+)['"]""", line)
+        if extra:
+            extras.setdefault(extra.group(1), []).append(line.split(";")[0].strip())
+        else:
+            core.append(line.strip())
+    build: dict[str, str] = {}
+    for info in infos:
+        if info.filename.endswith(_VERSION_FILES) and "/aimet" in "/" + info.filename:
+            build.update(dict(_ASSIGNMENT.findall(archive.read(info).decode("utf-8", "replace"))))
+    elf = tuple(_elf_members(archive, infos)) if read_elf else ()
+    stamp = meta.date_time
+    return WheelFacts(
+        filename=filename,
+        name=name,
+        version=version,
+        tags=tags,
+        requires_python=message.get("Requires-Python"),
+        requires_dist=tuple(core),
+        elf=elf,
+        build_torch=build.get("torch"),
+        python_abi=build.get("python_abi"),
+        has_v1=any(i.filename.endswith("aimet_torch/v1/__init__.py") for i in infos),
+        built=dt.date(*stamp[:3]) if stamp[0] >= 1980 else None,
+        extras={k: tuple(v) for k, v in extras.items()},
+    )
+
+
+def _elf_members(archive: zipfile.ZipFile, infos: Iterable[zipfile.ZipInfo]) -> Iterable[ElfFacts]:
+    for info in infos:
+        base = info.filename.rsplit("/", 1)[-1]
+        if not _SO_NAME.search(base) or info.file_size > MAX_ELF_BYTES:
+            continue
+        data = archive.read(info)
+        if data[:4] == ELF_MAGIC:
+            yield read_elf(data, info.filename)
+
+
+def read_elf(data: bytes, path: str) -> ElfFacts:
+    """NEEDED sonames and the highest GLIBC version (with the symbols bound to it) of one ELF file."""
+    from elftools.common.exceptions import ELFError  # type: ignore[import-untyped]
+    from elftools.elf.dynamic import DynamicSection  # type: ignore[import-untyped]
+    from elftools.elf.elffile import ELFFile  # type: ignore[import-untyped]
+    from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection  # type: ignore[import-untyped]
+
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        needed: list[str] = []
+        versions: dict[int, str] = {}
+        versym = None
+        for section in elf.iter_sections():
+            if isinstance(section, DynamicSection):
+                needed += [tag.needed for tag in section.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+            elif isinstance(section, GNUVerNeedSection):
+                for _, auxes in section.iter_versions():
+                    for aux in auxes:
+                        versions[int(aux.entry["vna_other"])] = str(aux.name)
+            elif isinstance(section, GNUVerSymSection):
+                versym = section
+        glibc = [v for v in versions.values() if _GLIBC.match(v)]
+        top = max(glibc, key=lambda v: _version_key(v.removeprefix("GLIBC_")), default=None)
+        symbols: list[str] = []
+        dynsym = elf.get_section_by_name(".dynsym")
+        if top is not None and versym is not None and dynsym is not None:
+            wanted = {i for i, v in versions.items() if v == top}
+            for index in range(min(versym.num_symbols(), dynsym.num_symbols())):
+                ndx = versym.get_symbol(index).entry["ndx"]
+                if isinstance(ndx, int) and (ndx & 0x7FFF) in wanted:
+                    symbols.append(str(dynsym.get_symbol(index).name))
+    except (ELFError, ValueError, KeyError, IndexError) as error:
+        raise InputError(f"{path}: unreadable ELF file ({error})") from None
+    return ElfFacts(path, tuple(needed), top.removeprefix("GLIBC_") if top else None, tuple(sorted(symbols)))

@@ -1,0 +1,158 @@
+"""The grid as one self-contained web page: inline CSS and JS, the data for every filter value embedded as JSON.
+
+The page filters client-side: each cell carries its evaluated outcome for every Python minor and every CUDA build
+a driver tier picks, plus the Python minor that reads best per build, so the browser only looks values up.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from qatdoctor import __version__
+from qatdoctor.grid import (
+    CHECK_TITLES,
+    LEGEND,
+    DriverMark,
+    Evaluator,
+    Filters,
+    Outcome,
+    State,
+    columns_of,
+    driver_tiers,
+    python_minors,
+    rows_of,
+)
+from qatdoctor.matrix.load import EVIDENCE_PREFIX
+from qatdoctor.matrix.model import Matrix
+
+ASSETS = Path(__file__).with_name("grid_page")
+MARKS = {DriverMark.OK: "", DriverMark.VARIANT: "~", DriverMark.TOO_OLD: "^", None: ""}
+
+
+def page_data(matrix: Matrix, evaluator: Evaluator | None = None, initial: Filters | None = None) -> dict[str, Any]:
+    """Everything the page shows, compact: outcomes are shared, cells point at them."""
+    evaluator = evaluator or Evaluator(matrix)
+    rows, columns, tiers = rows_of(matrix), columns_of(matrix), driver_tiers(matrix)
+    outcomes: dict[Outcome, int] = {}
+    cols: list[dict[str, Any]] = []
+    for column in columns:
+        picks = [evaluator.build_for(column.series, tier.driver) for tier in tiers]
+        slots = list(dict.fromkeys([None, *(variant for variant, _ in picks)]))
+        series = evaluator.series(column.series)
+        cols.append({
+            "s": column.series, "t": column.torch, "tv": column.torchvision, "cuda": column.pypi_cuda,
+            "py": list(python_minors(series)), "slots": slots,
+            "tiers": [[slots.index(variant), MARKS[mark]] for variant, mark in picks],
+            "floor": evaluator.driver_floor(column.series),
+        })  # fmt: skip
+    pythons = sorted({p for c in cols for p in c["py"]}, key=lambda p: int(p.split(".")[1]))
+    cells: list[list[Any]] = []
+    for row in rows:
+        for column, col in zip(columns, cols, strict=True):
+            entries: list[int] = []
+            best: list[int] = []
+            torch = column.torch
+            for slot, variant in enumerate(col["slots"]):
+                for python in evaluator.pythons(row.version, column.series):
+                    plan = evaluator.plan(row.version, column.series, python, variant)
+                    torch = plan.torch
+                    entries += [pythons.index(python), slot, outcomes.setdefault(plan.outcome, len(outcomes))]
+                chosen = evaluator.best(row.version, column.series, variant).python
+                best.append(pythons.index(chosen) if chosen else -1)
+            cells.append([best, entries, *([torch] if torch != column.torch else [])])
+    referenced = {x for o in outcomes for x in (*o.rules, *o.caveats, *o.warnings, *o.undecided)}
+    evidence_ids = {e for o in outcomes for e in o.evidence} | {
+        s.ref[len(EVIDENCE_PREFIX) :]
+        for r in matrix.rules
+        if r.id in referenced
+        for s in r.sources
+        if s.ref.startswith(EVIDENCE_PREFIX)
+    }
+    initial = initial or Filters()
+    return {
+        "meta": {
+            "matrix": matrix.matrix_version, "updated": matrix.updated.isoformat(), "sha256": matrix.sha256[:12],
+            "qatdoctor": __version__,
+        },
+        "legend": {state.value: text for state, text in LEGEND.items()},
+        "pythons": pythons,
+        "tiers": [[t.label, t.driver] for t in tiers],
+        "rows": [
+            {"v": r.version, "line": r.line, "rp": r.requires_python, **_pins(matrix, r.version)} for r in rows
+        ],
+        "cols": cols,
+        "cells": cells,
+        "outcomes": [_outcome(o) for o in outcomes],
+        "rules": {r.id: _rule(r) for r in matrix.rules if r.id in referenced},
+        "checks": CHECK_TITLES,
+        "evidence": {e.id: _evidence(e) for e in matrix.evidence if e.id in evidence_ids},
+        "constructs": [{"id": c.id, "title": c.title} for c in matrix.constructs],
+        "init": {"python": initial.python, "driver": initial.driver, "construct": initial.construct},
+    }
+
+
+def _pins(matrix: Matrix, version: str) -> dict[str, str]:
+    release = Evaluator(matrix).release(version)
+    pins = {"torch": release.torch, "torchvision": release.torchvision, "numpy": release.numpy}
+    return {key: str(spec) for key, spec in pins.items() if spec is not None and str(spec)}
+
+
+def _outcome(o: Outcome) -> list[Any]:
+    return [
+        o.state.value, o.reason, o.decided_by, list(o.rules), list(o.checks), list(o.declared), list(o.evidence),
+        list(o.caveats), list(o.warnings), list(o.undecided), o.note,
+    ]  # fmt: skip
+
+
+def _rule(rule: Any) -> dict[str, Any]:
+    return {
+        "title": rule.title, "kind": rule.kind, "severity": rule.severity, "construct": rule.model_feature,
+        "summary": rule.summary, "when": ", ".join(f"{c.fact} {c.raw}" for c in rule.when),
+        "sources": [[s.kind, s.ref, s.note or ""] for s in rule.sources],
+        "fixes": [f.summary for f in rule.fixes],
+    }  # fmt: skip
+
+
+def _evidence(record: Any) -> dict[str, Any]:
+    return {
+        "date": record.date.isoformat(), "platform": record.platform, "outcome": record.outcome,
+        "summary": record.summary, "file": record.file, "versions": dict(record.versions),
+    }  # fmt: skip
+
+
+def render(matrix: Matrix, initial: Filters | None = None, evaluator: Evaluator | None = None) -> str:
+    """The page: the data as JSON in a script element (`<` escaped), the styles and the script inline."""
+    data = json.dumps(page_data(matrix, evaluator, initial), separators=(",", ":"), ensure_ascii=False)
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    title = f"aimet-torch × torch compatibility grid (matrix {matrix.matrix_version})"
+    template = (ASSETS / "page.html").read_text(encoding="utf-8")
+    return (
+        template.replace("{{title}}", html.escape(title))
+        .replace("{{states}}", html.escape(", ".join(s.value for s in State)))
+        .replace("/*{{css}}*/", (ASSETS / "page.css").read_text(encoding="utf-8"))
+        .replace("/*{{js}}*/", (ASSETS / "page.js").read_text(encoding="utf-8"))
+        .replace("{{data}}", data)
+    )
+
+
+def write(path: Path, matrix: Matrix, initial: Filters | None = None) -> int:
+    """Write the page atomically (a temporary file in the same directory, fsync, rename); return its size."""
+    text = render(matrix, initial).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # noqa: PTH101 - mkstemp creates it 0600; a published page is world-readable
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return len(text)
