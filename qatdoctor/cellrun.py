@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from qatdoctor.envbuild import (
 from qatdoctor.matrix.model import Construct
 from qatdoctor.model import Facts, ModelSpec, ProbeRun
 from qatdoctor.probe.run import DEFAULT_TIMEOUT, run_probe
-from qatdoctor.runner import Runner, run
+from qatdoctor.runner import Runner, disown, make_scratch, own, run
 
 
 class Builder(Protocol):
@@ -118,10 +117,18 @@ def run_cell(
     failure is recorded in the result, or raised with `raise_build_errors`.
     """
     kind = resolve_installer(installer)
-    root.mkdir(parents=True, exist_ok=True)
-    home = Path(tempfile.mkdtemp(prefix="tmp-", dir=root)) if throwaway else root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        home = make_scratch("tmp-", root) if throwaway else root
+    except OSError as error:  # $QATDOCTOR_ENVS is a file, read-only, on a full disk, ...
+        raise EnvBuildError(
+            f"cannot create an environment under {root}: {error.strerror or error}",
+            hint="point $QATDOCTOR_ENVS at a writable directory",
+        ) from None
     spec = plan.spec()
     env = home / spec.name
+    if not throwaway and not keep:
+        own(env)  # removed at shutdown if this thread never reaches its own cleanup (Ctrl-C, SIGTERM)
     kept: Path | None = None
     try:
         reused = not throwaway and env_state(spec, home, runner=tools.runner) == "built"
@@ -156,6 +163,7 @@ def run_cell(
     finally:
         if kept is None:
             _cleanup(home if throwaway else env, root, spec.name, throwaway)
+        disown(home if throwaway else env, remove=False)
 
 
 def _facts(tools: Tools, python: str, plan: CellPlan) -> Facts:

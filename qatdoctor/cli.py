@@ -4,6 +4,7 @@
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,22 +28,32 @@ EPILOG = (
     "4 invalid matrix · 5 target interpreter unusable · 6 bad input · 7 environment build failed · "
     "70 internal error."
 )
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="qatdoctor",
-    help="Version-compatibility resolver and environment doctor for AIMET (aimet-torch) QAT.",
+    help="Version-compatibility resolver and environment doctor for AIMET (aimet-torch) QAT.\n\n"
+    "Examples:  qatdoctor check --python ~/venvs/qat/bin/python --model train/model.py:build_model\n\n"
+    "           qatdoctor resolve -a aimet-torch=1.32.2 -a torch=2.2.2 -a cuda=12.0",
     epilog=EPILOG,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # help text is shown as written: `[[evidence]]` stays `[[evidence]]`
+    context_settings=HELP_OPTIONS,
 )
-app.add_typer(matrix_commands.app, name="matrix")
+app.add_typer(matrix_commands.app, name="matrix", context_settings=HELP_OPTIONS)
+QUIET = {"on": False}  # --quiet: no progress lines on stderr
 
 T = TypeVar("T")
 
 PythonOpt = Annotated[
     str | None,
-    typer.Option("--python", "-p", help="Target interpreter (path, venv dir, or name on PATH). Default: this one."),
+    typer.Option(
+        "--python",
+        "-p",
+        metavar="PATH",
+        help="Target interpreter (path, venv dir, or name on PATH). Default: this one.",
+    ),
 ]
 AssumeOpt = Annotated[
     list[str] | None,
@@ -51,11 +62,21 @@ AssumeOpt = Annotated[
 MatrixOpt = Annotated[
     Path | None,
     typer.Option(
-        "--matrix", "-m", envvar="QATDOCTOR_MATRIX", help="Use this compat_matrix.toml instead of the shipped one."
+        "--matrix", "-m", envvar="QATDOCTOR_MATRIX", metavar="PATH",
+        help="Use this compat_matrix.toml instead of the shipped one.",
     ),
 ]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", envvar="QATDOCTOR_FORMAT", help="Output format.")]
+FormatOpt = Annotated[
+    Format,
+    typer.Option("--format", "-f", envvar="QATDOCTOR_FORMAT", metavar="text|json|markdown", help="Output format."),
+]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 3 when the verdict is unknown.")]
+VerboseOpt = Annotated[
+    int,
+    typer.Option(
+        "--verbose", "-v", count=True, help="-v: the full report (passes, evidence, probe table); -vv: timings."
+    ),
+]
 DebugOpt = Annotated[
     bool, typer.Option("--debug", envvar="QATDOCTOR_DEBUG", help="Show tracebacks of internal errors.")
 ]
@@ -64,6 +85,7 @@ DebugOpt = Annotated[
 def _exit_code_for(error: QatdoctorError) -> ExitCode:
     """The one place that maps error layers to exit codes."""
     from qatdoctor.envbuild import EnvBuildError  # the error path only: envbuild is not needed otherwise
+    from qatdoctor.fix import FixError, InstallFailed
 
     codes: tuple[tuple[type[QatdoctorError], ExitCode], ...] = (
         (MatrixError, ExitCode.MATRIX_INVALID),
@@ -71,6 +93,8 @@ def _exit_code_for(error: QatdoctorError) -> ExitCode:
         (InputError, ExitCode.BAD_INPUT),
         (core.NoKnownGoodError, ExitCode.PROBLEMS),
         (EnvBuildError, ExitCode.ENV_BUILD_FAILED),
+        (InstallFailed, ExitCode.ENV_BUILD_FAILED),
+        (FixError, ExitCode.PROBLEMS),
     )
     return next((code for cls, code in codes if isinstance(error, cls)), ExitCode.INTERNAL)
 
@@ -103,13 +127,18 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+_STARTED = time.monotonic()
+
+
 def progress(line: str) -> None:
-    say(f"qatdoctor: {line}")
+    """A progress line on stderr with the elapsed time (nothing with --quiet)."""
+    if not QUIET["on"]:
+        say(f"qatdoctor [{time.monotonic() - _STARTED:5.1f}s] {line}")
 
 
-def emit(report: Report, fmt: Format, strict: bool) -> None:
+def emit(report: Report, fmt: Format, strict: bool, verbose: int = 0) -> None:
     """Print the report on stdout and exit with the verdict's code."""
-    sys.stdout.write(render(report, fmt, styled=fmt is Format.text and wants_style(sys.stdout)))
+    sys.stdout.write(render(report, fmt, styled=fmt is Format.text and wants_style(sys.stdout), verbose=verbose))
     sys.stdout.flush()
     if report.verdict is Verdict.PROBLEMS:
         raise typer.Exit(int(ExitCode.PROBLEMS))
@@ -127,10 +156,12 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+        bool, typer.Option("--version", "-V", callback=_version_callback, is_eager=True, help="Print the version.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (errors still shown).")] = False,
 ) -> None:
     """Diagnose aimet-torch / torch / CUDA / Python combinations, and fix them."""
+    QUIET["on"] = quiet
 
 
 TargetDriverOpt = Annotated[
@@ -140,10 +171,14 @@ TargetDriverOpt = Annotated[
     ),
 ]
 ProbeTimeoutOpt = Annotated[
-    float, typer.Option("--probe-timeout", min=1, help="Seconds before a hung probe is killed (a finding).")
+    float,
+    typer.Option(
+        "--probe-timeout", min=1, metavar="SECONDS", help="Seconds before a hung probe is killed (a finding)."
+    ),
 ]
 ModelsOpt = Annotated[
-    str | None, typer.Option("--models", help="Comma-separated probe models (default: all).", show_default=False)
+    str | None,
+    typer.Option("--models", metavar="NAME,…", help="Comma-separated probe models (default: all).", show_default=False),
 ]
 ModelOpt = Annotated[
     str | None,
@@ -204,16 +239,29 @@ def check(
     model: ModelOpt = None,
     input_shape: InputShapeOpt = None,
     with_fixes: WithFixesOpt = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run the probe even when the environment is unchanged since the last.")
+    ] = False,
+    verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
     """Diagnose an environment: collect facts, run the probe, check the matrix, recommend fixes.
 
-    With --model, also your own model: its layers, the real pipeline on it, and fixes ranked for it."""
+    With --model, also your own model: its layers, the real pipeline on it, and fixes ranked for it.
+
+    \b
+    Examples:
+      qatdoctor check --python ~/venvs/qat/bin/python
+      qatdoctor check --python ~/venvs/qat/bin/python --model train/model.py:build_model --with-fixes
+      qatdoctor check --strict --expect-cuda 12.1 --target-driver 535.104.05   # a container build gate
+    """
     options = _options(python, assume, matrix, probe=probe, probe_timeout=probe_timeout, models=models)
     spec = guarded(lambda: model_spec(model, input_shape, with_fixes), debug=debug)
-    options = replace(options, expect_cuda=expect_cuda, target_driver=target_driver, model=spec)
+    options = replace(
+        options, expect_cuda=expect_cuda, target_driver=target_driver, model=spec, use_cache=not no_cache
+    )
     report = guarded(lambda: core.run_check(options), debug=debug)
-    emit(report, fmt, strict)
+    emit(report, fmt, strict, verbose)
 
 
 @app.command("probe")
@@ -230,9 +278,16 @@ def probe_command(
     model: ModelOpt = None,
     input_shape: InputShapeOpt = None,
     with_fixes: WithFixesOpt = False,
+    verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
-    """Run only the probe (tiny models through prepare/QuantSim/QAT/fold, and --model) and print its table."""
+    """Run only the probe (tiny models through prepare/QuantSim/QAT/fold, and --model) and print its table.
+
+    \b
+    Examples:
+      qatdoctor probe --python ~/venvs/qat/bin/python
+      qatdoctor probe --python ENV/bin/python --evidence evidence/my-run.json   # for the matrix
+    """
     options = _options(python, None, matrix, probe=True, probe_timeout=probe_timeout, models=models)
     options = replace(options, model=guarded(lambda: model_spec(model, input_shape, with_fixes), debug=debug))
     report = guarded(lambda: core.run_probe_only(options), debug=debug)
@@ -242,7 +297,7 @@ def probe_command(
         cell = ev.make_cell(report.facts, report.probe)
         guarded(lambda: ev.write(evidence, [cell], ev.host_of(report.facts)), debug=debug)
         say(f"qatdoctor: wrote evidence {evidence} (cell {cell.id}: {cell.outcome})")
-    emit(report, fmt, strict)
+    emit(report, fmt, strict, max(verbose, 1))  # the probe's own command shows its table
 
 
 def _options(
@@ -271,12 +326,19 @@ def resolve(
     matrix: MatrixOpt = None,
     fmt: FormatOpt = Format.text,
     strict: StrictOpt = False,
+    verbose: VerboseOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
-    """What-if: diagnose a hypothetical environment, e.g. -a aimet-torch=1.32.2 -a torch=2.2.2 -a cuda=12.0."""
+    """What-if: diagnose a hypothetical environment (support triage).
+
+    \b
+    Examples:
+      qatdoctor resolve -a aimet-torch=1.32.2 -a torch=2.2.2 -a cuda=12.0
+      qatdoctor resolve -a aimet-torch=2.42.0 -a torch=2.14.1 -a python=3.11 -a driver=535.104.05
+    """
     options = core.Options(assume=tuple(assume or ()), matrix=matrix)
     report = guarded(lambda: core.run_resolve(options), debug=debug)
-    emit(report, fmt, strict)
+    emit(report, fmt, strict, verbose)
 
 
 @app.command()
@@ -294,7 +356,13 @@ def explain(
     strict: StrictOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Triage pasted text: match known error signatures, read the versions it states, explain the fix."""
+    """Triage pasted text: match known error signatures, read the versions it states, explain the fix.
+
+    \b
+    Examples:
+      qatdoctor explain traceback.txt
+      pbpaste | qatdoctor explain -
+    """
     from qatdoctor.explain import run_explain
 
     if source in (None, "-") and sys.stdin.isatty():
@@ -318,7 +386,13 @@ def pin(
     target_driver: TargetDriverOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Print a pip constraints file for the recommended known-good set (for container builds)."""
+    """Print a pip constraints file for the recommended known-good set (for container builds).
+
+    \b
+    Examples:
+      qatdoctor pin --fresh --target-driver 535.104.05 --output constraints.txt
+      qatdoctor pin --python ~/venvs/qat/bin/python --format json
+    """
     if fmt not in ("constraints", "json"):
         say(f"error: --format must be constraints or json, not {fmt!r}")
         raise typer.Exit(int(ExitCode.USAGE))
@@ -353,17 +427,26 @@ def report(
     fmt: FormatOpt = Format.markdown,
     debug: DebugOpt = False,
 ) -> None:
-    """An issue-ready, redacted bundle: facts, matrix, verdict, findings, probe table, and the JSON to replay."""
+    """An issue-ready, redacted bundle: facts, matrix, verdict, findings, probe table, and the JSON to replay.
+
+    \b
+    Examples:
+      qatdoctor report --python ~/venvs/qat/bin/python --output qatdoctor-report.md
+      qatdoctor report --from-report qatdoctor-report.md   # a maintainer's replay
+    """
     from qatdoctor.redact import redact
 
     options = _options(python, None, matrix, probe=probe, probe_timeout=probe_timeout)
     result = guarded(lambda: core.run_report(options, from_report), debug=debug)
     body = render(result, fmt)
     if fmt is Format.markdown:
-        saved = render(result, Format.json)
+        from qatdoctor.jsonio import report_to_dict
+
+        # the whole report, compact (one line): a GitHub issue body holds 65,536 characters
+        saved = json.dumps(report_to_dict(result), separators=(",", ":"), ensure_ascii=False)
         body += (
             "\n<details><summary>qatdoctor JSON (replay with <code>qatdoctor report --from-report FILE</code>)"
-            "</summary>\n\n```json\n" + saved.rstrip() + "\n```\n</details>\n"
+            "</summary>\n\n```json\n" + saved + "\n```\n</details>\n"
         )
     body = redact(body)
     if output is None:
@@ -402,7 +485,13 @@ def verify(
     ] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Build the recommended set in a throwaway env, probe it (and --model), and show what it fixes (exit 0 = fixed)."""
+    """Build the recommended set in a throwaway env, probe it (and --model), and show what it fixes (exit 0 = fixed).
+
+    \b
+    Examples:
+      qatdoctor verify --python ~/venvs/qat/bin/python --model train/model.py:build_model
+      qatdoctor verify -a aimet-torch=1.32.2 -a torch=2.2.2 --reproduce
+    """
     from qatdoctor import verify as verify_module
     from qatdoctor.verify_render import render as render_verify
 
@@ -441,7 +530,13 @@ def sweep(
     models: ModelsOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Probe an aimet-torch × torch × Python grid and write an evidence file (for `matrix merge-evidence`)."""
+    """Probe an aimet-torch × torch × Python grid and write an evidence file (for `matrix merge-evidence`).
+
+    \b
+    Examples:
+      qatdoctor sweep --aimet 2.42.0 --torch '>=2.5,<2.16' --python 3.11 --output evidence/sweep.json
+      qatdoctor sweep --aimet '>=2.0,<2.5' --torch 2.1.2 --emit-ci-matrix
+    """
     from qatdoctor import sweep as sweep_module
 
     options = sweep_module.SweepOptions(
@@ -462,6 +557,76 @@ def sweep(
         sys.stdout.write(sweep_module.render_text(result))
     if result.failed_builds:
         raise typer.Exit(int(ExitCode.ENV_BUILD_FAILED))
+
+
+@app.command("fix")
+def fix_command(
+    python: PythonOpt = None,
+    matrix: MatrixOpt = None,
+    model: ModelOpt = None,
+    input_shape: InputShapeOpt = None,
+    pick: Annotated[int, typer.Option("--pick", min=1, help="Apply the N-th version recommendation.")] = 1,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before changing the environment.")] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Restore the set saved before the last fix.")] = False,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option("--with", metavar="REQ", help="Extra requirement for verify's throwaway env (your model's libs)."),
+    ] = None,
+    installer: InstallerOpt = "auto",
+    probe_timeout: ProbeTimeoutOpt = DEFAULT_TIMEOUT,
+    debug: DebugOpt = False,
+) -> None:
+    """Apply a recommendation to the target — only after verify proved it in a throwaway env; --undo restores.
+
+    \b
+    Examples:
+      qatdoctor fix --python ~/venvs/qat/bin/python --model train/model.py:build_model
+      qatdoctor fix --undo --python ~/venvs/qat/bin/python
+    """
+    from qatdoctor import fix as fixing
+    from qatdoctor.collect import resolve_python
+    from qatdoctor.envbuild import default_root
+
+    target = guarded(lambda: resolve_python(python), debug=debug)
+    root = default_root().parent
+    if undo:
+        backup = guarded(lambda: fixing.latest_backup(root, target), debug=debug)
+        say(f"qatdoctor: restoring the set saved {backup.created} before: {backup.recommendation}")
+        _confirm(yes, f"Restore {len(backup.freeze)} packages in {target}?")
+        changed = guarded(lambda: fixing.restore(backup, log=progress), debug=debug)
+        print(f"restored {target} to the set saved {backup.created} ({len(changed)} packages reinstalled)")
+        return
+    from qatdoctor import verify as verify_module
+    from qatdoctor.verify_render import render as render_verify
+
+    base = _options(target, None, matrix, probe=True, probe_timeout=probe_timeout)
+    base = replace(base, model=guarded(lambda: model_spec(model, input_shape, False), debug=debug))
+    options = verify_module.VerifyOptions(base, pick=pick, installer=installer, extra=tuple(with_ or ()))
+    result = guarded(lambda: verify_module.run_verify(options), debug=debug)
+    sys.stdout.write(render_verify(result, Format.text, styled=wants_style(sys.stdout)))
+    rec = result.recommendation
+    if rec is None or not result.fixes:
+        say("qatdoctor: refusing to change the environment: verify did not fix what the recommendation targeted")
+        raise typer.Exit(int(ExitCode.PROBLEMS))
+    print(f"\nverify proved: {rec.summary}")
+    for change in rec.changes:
+        print(f"  {change.package} {change.current or '(none)'} → {change.target}")
+    print(f"  $ {rec.commands[0]}")
+    _confirm(yes, f"Apply this to {target}? (undo with: qatdoctor fix --undo --python {target})")
+    backup = guarded(lambda: fixing.apply(rec, target, root, log=progress), debug=debug)
+    print(f"applied; the previous set is saved in {backup.path} — undo with: qatdoctor fix --undo --python {target}")
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Ask before changing anything; without a terminal, only --yes may go ahead."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        say("qatdoctor: not changing anything without confirmation: rerun with --yes (stdin is not a terminal)")
+        raise typer.Exit(int(ExitCode.USAGE))
+    if not typer.confirm(question, default=False, err=True):
+        say("qatdoctor: nothing changed")
+        raise typer.Exit(int(ExitCode.OK))
 
 
 def _write(path: Path, text: str) -> None:

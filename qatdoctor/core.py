@@ -61,6 +61,7 @@ class Options:
     expect_cuda: str | None = None
     target_driver: str | None = None
     model: ModelSpec | None = None
+    use_cache: bool = True
 
 
 def load_matrix(path: Path | None) -> Matrix:
@@ -227,12 +228,32 @@ def run_check(options: Options) -> Report:
     if options.model is not None and not options.probe:
         raise InputError("--model needs the probe (drop --no-probe): the model is examined in the target")
     collecting = _background(target_facts, options)
+    notes: list[str] = []
+    cached, fingerprint = None, None
+    if options.probe and options.model is None and options.use_cache:
+        # The stand-ins' result depends only on the installed set: an unchanged environment is not probed again.
+        from qatdoctor.probe import cache
+        from qatdoctor.probe.run import probe_script
+
+        collected = collecting()
+        collecting = _done(collected)
+        fingerprint = cache.key(resolve_python(options.python), collected[0], options.probe_models, probe_script())
+        cached = cache.load(fingerprint) if fingerprint else None
     matrix = load_matrix(options.matrix) if options.model is not None else None
-    probing = _background(lambda o: _timed_probe(o, matrix), options) if options.probe else None
+    probing = None
+    if options.probe and cached is None:
+        probing = _background(lambda o: _timed_probe(o, matrix), options)
     matrix = matrix or load_matrix(options.matrix)
     facts, timings = collecting()
     probe, probe_seconds = probing() if probing is not None else (None, 0.0)
-    notes: list[str] = []
+    if cached is not None:
+        probe = cached[0]
+        notes.append(f"probe: cached result from {cached[1]} (same interpreter, installed packages and probe; "
+                     "--no-cache reruns it)")  # fmt: skip
+    elif probe is not None and fingerprint is not None:
+        from qatdoctor.probe import cache
+
+        cache.save(fingerprint, probe)
     if probe is not None:
         timings["probe"] = probe_seconds
         if options.assume:
@@ -251,6 +272,11 @@ def run_check(options: Options) -> Report:
         notes=notes,
         python=python,
     )
+
+
+def _done(value: T) -> Callable[[], T]:
+    """A result already in hand, in the shape `_background` returns."""
+    return lambda: value
 
 
 def _background(work: Callable[[Options], T], options: Options) -> Callable[[], T]:
@@ -318,6 +344,8 @@ def infer_missing(facts: Facts, matrix: Matrix) -> Facts:
     vision = facts.get("torchvision")
     if torch is None or vision.state is not FactState.UNKNOWN:
         return facts
+    if torch.local and not (torch.local.startswith("cu") or torch.local == "cpu"):
+        return facts  # a source build (+git…) has no release torchvision paired with it: it stays unknown
     series = matrix.torch_series(torch.series)
     paired = series.torchvision.get(str(torch.comparable)) if series else None
     if paired is None:

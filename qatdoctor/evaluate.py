@@ -81,6 +81,8 @@ def _implied_cuda(torch: ParsedVersion, matrix: Matrix) -> Fact:
         return Fact.absent("CPU build of torch", origin="derived")
     if torch.local and (cuda := cuda_from_local(torch.local)):
         return Fact.known(cuda, origin="derived", detail=f"from torch's local tag +{torch.local}")
+    if torch.local:  # a source or vendor build (+git1234, +nv24.05): PyPI's default says nothing about it
+        return Fact.unknown(f"torch {torch.raw} is not a PyPI or PyTorch-index build: its CUDA build is not known")
     series = matrix.torch_series(torch.series)
     if series and series.pypi_cuda and (cuda := cuda_from_local(series.pypi_cuda)):
         return Fact.known(
@@ -119,12 +121,12 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
         if not (f.id in covered and f.status is Status.FAIL) and not (f.id in undecided and f.status is Status.UNKNOWN)
     ]
     for m in (m for m in matches if m.rule.kind == "bad"):
-        if (found := caveat_context(rule_finding(m.rule, m.outcome, python=python), facts, matrix)) is not None:
+        if (found := caveat_context(rule_finding(m.rule, m.outcome, python=python, facts=facts), facts, matrix)) is not None:
             findings.append(found)
 
     lands_on = [m.rule.id for m in matches if m.rule.kind == "good" and m.outcome.value]
     lands_on += _declared_good(aimet, torch_version)
-    findings += [rule_finding(m.rule, m.outcome) for m in matches if m.rule.kind == "good" and m.outcome.value]
+    findings += [rule_finding(m.rule, m.outcome, facts=facts) for m in matches if m.rule.kind == "good" and m.outcome.value]
     findings += _untested(findings, aimet, torch_version, lands_on)
     return Evaluation(facts, tuple(findings), tuple(lands_on))
 
@@ -167,16 +169,29 @@ def _declared_good(aimet: AimetRelease | None, torch: ParsedVersion | None) -> l
 
 
 def _presence(facts: Facts) -> list[Finding]:
+    """A missing aimet-torch or torch is a plain problem with the install that fixes it (a known-good set, made
+    concrete by the diagnosis); one that could not be read is unknown."""
     out = []
     for name in ("aimet-torch", "torch"):
         fact = facts.get(name)
-        if fact.state is not FactState.KNOWN:
+        if fact.state is FactState.ABSENT:
             out.append(
                 Finding(
                     id=f"env.{name}-missing",
-                    title=f"{name} is not installed"
-                    if fact.state is FactState.ABSENT
-                    else f"{name}: {fact.describe()}",
+                    title=f"{name} is not installed in this environment",
+                    severity=Severity.ERROR,
+                    status=Status.FAIL,
+                    origin="environment",
+                    summary=f"There is no AIMET pipeline to diagnose without {name}. Install a known-good set (or "
+                    "point --python at the environment you train in).",
+                    fixes=(Fix("install", f"Install a known-good set with {name}.", package=name, spec=">=0"),),
+                )
+            )
+        elif fact.state is FactState.UNKNOWN:
+            out.append(
+                Finding(
+                    id=f"env.{name}-missing",
+                    title=f"{name}: {fact.describe()}",
                     severity=Severity.WARNING,
                     status=Status.UNKNOWN,
                     origin="environment",

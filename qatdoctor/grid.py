@@ -306,7 +306,7 @@ class Evaluator:
         else:
             note = f"aimet-torch {aimet} requires Python {release.requires_python}"
         torch = newest(entry)
-        outcome = Outcome(State.NOT_INSTALLABLE, "Python", checks=("req.python",), note=note)
+        outcome = Outcome(State.NOT_INSTALLABLE, "Python", "req.python", checks=("req.python",), note=note)
         return Plan(python, str(torch), entry.torchvision[str(torch)], entry.pypi_cuda, None, outcome, None)
 
     def _feature(self, rule_id: str) -> str | None:

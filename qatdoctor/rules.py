@@ -49,13 +49,18 @@ def rule_finding(
     confirmed: bool = False,
     python: str = "python",
     extra_evidence: tuple[str, ...] = (),
+    facts: Facts | None = None,
 ) -> Finding:
     """The finding for a matched (or undecided) rule.
 
     A model-scoped rule is a caveat: it is about models containing its construct, which qatdoctor has not seen
     here, so its status is unknown and it never counts against the verdict (`--model` turns it into a finding
     about the user's model). `confirmed`: the probe's stand-in model reproduced it in this environment.
+    Its basis says whether `facts` are versions the rule was measured on, or extrapolated from others.
     """
+    basis, basis_line = rule.basis_for(facts)
+    if confirmed:
+        basis, basis_line = "measured", f"measured here: the probe reproduced it ({basis_line})"
     severity = Severity(rule.severity)
     summary = rule.summary
     if rule.kind == "good":
@@ -70,7 +75,7 @@ def rule_finding(
         scope, status = Scope.CAVEAT, Status.UNKNOWN
         if confirmed:
             summary = f"The probe's stand-in model reproduced this in this environment. {summary}"
-    evidence = (*outcome.matched, *outcome.missing, *extra_evidence)
+    evidence = (*outcome.matched, *outcome.missing, *extra_evidence, basis_line)
     return Finding(
         id=rule.id,
         title=rule.title,
@@ -83,4 +88,6 @@ def rule_finding(
         evidence=evidence,
         scope=scope,
         construct=rule.model_feature if rule.scope == "model" else None,
+        basis=basis,
+        measured_on=rule.measured_on,
     )

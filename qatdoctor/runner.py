@@ -1,19 +1,54 @@
-"""The one way qatdoctor starts other programs: with a timeout, never raising on failure.
+"""The one way qatdoctor starts other programs, and the one owner of what they leave behind.
 
-Every layer that runs a subprocess takes a `Runner`, so tests inject recorded outputs instead.
+Every layer that runs a subprocess takes a `Runner`, so tests inject recorded outputs instead. The real
+runner here also owns every child for the life of the process:
+
+- each child starts in its own session (so its process group is its pid): a timeout, an exception in the
+  waiting thread (Ctrl-C is a KeyboardInterrupt there) and `shutdown()` send SIGTERM to the whole group, wait
+  `GRACE` seconds, then SIGKILL it; a child that ends normally has whatever it left running in its group
+  killed too, so nothing qatdoctor started outlives it;
+- scratch directories made with `scratch_dir()`/`own()` are removed when their owner is done with them, or by
+  `shutdown()` at the latest, after the children that might write into them are gone;
+- what a child prints is kept up to `STDOUT_LIMIT`/`STDERR_LIMIT` characters (head and tail, with a line saying
+  how much was cut), so a target that floods its output cannot grow qatdoctor's memory.
+
+`python -m qatdoctor` (`__main__.launch`) turns SIGTERM/SIGHUP into `Terminated` and always ends in `shutdown()`.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Protocol
+
+GRACE = 2.0  # seconds between SIGTERM and SIGKILL
+STDOUT_LIMIT = 16 << 20  # characters of a child's stdout kept (half head, half tail)
+STDERR_LIMIT = 2 << 20
+PIECE = 1 << 16  # the longest piece read at once (a line without a newline is read in pieces)
+CUT_MARK = "\n[… qatdoctor: {cut} characters of {stream} cut here …]\n"
+SHUTTING_DOWN = "qatdoctor is shutting down"
+
+_lock = threading.Lock()
+_live: dict[int, subprocess.Popen[str]] = {}  # pid (= process group) -> child, until reaped
+_owned: dict[Path, None] = {}  # scratch paths to remove at shutdown (insertion-ordered set)
+_closing = False
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C (finally blocks run), then exit 128 + signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -27,6 +62,8 @@ class Completed:
     seconds: float
     timed_out: bool = False
     start_error: str | None = None
+    stdout_cut: int = 0  # characters dropped from the middle of stdout (see STDOUT_LIMIT)
+    stderr_cut: int = 0
 
     @property
     def ok(self) -> bool:
@@ -77,6 +114,37 @@ def run(
     return start(argv, timeout=timeout, env=env, cwd=cwd, stdin=stdin, on_stderr_line=on_stderr_line).wait()
 
 
+class Capture:
+    """Text kept from one stream: the first and the last `limit // 2` characters, and how many were dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = max(1, limit // 2)
+        self.head: list[str] = []
+        self.head_size = 0
+        self.tail: deque[str] = deque()
+        self.tail_size = 0
+        self.cut = 0
+
+    def add(self, piece: str) -> None:
+        if self.head_size < self.half:
+            taken = piece[: self.half - self.head_size]
+            self.head.append(taken)
+            self.head_size += len(taken)
+            piece = piece[len(taken) :]
+            if not piece:
+                return
+        self.tail.append(piece)
+        self.tail_size += len(piece)
+        while len(self.tail) > 1 and self.tail_size - len(self.tail[0]) >= self.half:
+            dropped = self.tail.popleft()
+            self.tail_size -= len(dropped)
+            self.cut += len(dropped)
+
+    def text(self, stream: str) -> str:
+        head, tail = "".join(self.head), "".join(self.tail)
+        return head + CUT_MARK.format(cut=self.cut, stream=stream) + tail if self.cut else head + tail
+
+
 class Pending:
     """A started process; `wait()` collects it (or kills it at its deadline) exactly once."""
 
@@ -90,8 +158,8 @@ class Pending:
     ) -> None:
         self.argv, self.proc, self.timeout, self.start_error = argv, proc, timeout, start_error
         self.started = time.monotonic()
-        self._out: list[str] = []
-        self._err: list[str] = []
+        self._out = Capture(STDOUT_LIMIT)
+        self._err = Capture(STDERR_LIMIT)
         self._pumps: list[threading.Thread] = []
         self._done: Completed | None = None
         if proc is not None:
@@ -112,17 +180,24 @@ class Pending:
             self.proc.wait(timeout=max(0.0, self.started + self.timeout - time.monotonic()))
         except subprocess.TimeoutExpired:
             timed_out = True
-            _kill_group(self.proc)
-            self.proc.wait()
+            terminate(self.proc)
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: the child goes first
+            terminate(self.proc)
+            raise
+        else:
+            _signal_group(self.proc.pid, signal.SIGKILL)  # whatever it left running in its group
+            _forget(self.proc)
         for pump in self._pumps:
             pump.join(timeout=5)
         self._done = Completed(
             argv=self.argv,
             returncode=None if timed_out else self.proc.returncode,
-            stdout="".join(self._out),
-            stderr="".join(self._err),
+            stdout=self._out.text("stdout"),
+            stderr=self._err.text("stderr"),
             seconds=time.monotonic() - self.started,
             timed_out=timed_out,
+            stdout_cut=self._out.cut,
+            stderr_cut=self._err.cut,
         )
         return self._done
 
@@ -136,40 +211,179 @@ def start(
     stdin: str | None = None,
     on_stderr_line: Callable[[str], None] | None = None,
 ) -> Pending:
-    """Start argv in its own process group; its output is read in the background."""
+    """Start argv in its own session and process group; its output is read in the background."""
     args = tuple(argv)
-    try:
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return Pending(args, None, timeout, start_error=exc.strerror or str(exc))
+    with _lock:  # a shutdown snapshot never misses a child started concurrently
+        if _closing:
+            return Pending(args, None, timeout, start_error=SHUTTING_DOWN)
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:
+            return Pending(args, None, timeout, start_error=getattr(exc, "strerror", None) or str(exc))
+        _live[proc.pid] = proc
     pending = Pending(args, proc, timeout, on_stderr_line)
     if stdin is not None and proc.stdin is not None:
-        with contextlib.suppress(BrokenPipeError):
+        with contextlib.suppress(BrokenPipeError, OSError):
             proc.stdin.write(stdin)
             proc.stdin.close()
     return pending
 
 
-def _pump(stream: IO[str], sink: list[str], on_line: Callable[[str], None] | None) -> None:
-    for line in stream:
-        sink.append(line)
-        if on_line is not None:
-            on_line(line.rstrip("\n"))
+def _pump(stream: IO[str], sink: Capture, on_line: Callable[[str], None] | None) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        while piece := stream.readline(PIECE):
+            sink.add(piece)
+            if on_line is not None:
+                on_line(piece.rstrip("\n"))
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _forget(proc: subprocess.Popen[str]) -> None:
+    with _lock:
+        _live.pop(proc.pid, None)
+
+
+def terminate(proc: subprocess.Popen[str], grace: float = GRACE) -> None:
+    """SIGTERM to the child's process group, up to `grace` seconds for it to go, then SIGKILL; reaped."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    _signal_group(proc.pid, signal.SIGKILL)  # the leader, or grandchildren that outlived it
+    with contextlib.suppress(ChildProcessError):
+        proc.wait()
+    _forget(proc)
+
+
+def live_children() -> list[int]:
+    """Pids of the children started and not reaped yet (tests, diagnostics)."""
+    with _lock:
+        return list(_live)
+
+
+def kill_all(grace: float = GRACE) -> int:
+    """Terminate every live child's process group (SIGTERM, shared grace period, SIGKILL); how many there were."""
+    with _lock:
+        procs = list(_live.values())
+    for proc in procs:
+        _signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        _signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            proc.wait()
+        _forget(proc)
+    return len(procs)
+
+
+@contextlib.contextmanager
+def stopping(grace: float = GRACE) -> Iterator[None]:
+    """Kill every child and refuse new ones until the block ends (e.g. while worker threads drain)."""
+    global _closing
+    with _lock:
+        was, _closing = _closing, True
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
+        kill_all(grace)
+        yield
+    finally:
+        with _lock:
+            _closing = was
+
+
+def shutdown(grace: float = GRACE) -> None:
+    """The last thing qatdoctor does: no new children, every child's group killed, every scratch path removed."""
+    global _closing
+    with _lock:
+        _closing = True
+    kill_all(grace)
+    with _lock:
+        paths = list(_owned)
+        _owned.clear()
+    for path in paths:
+        _remove(path)
+
+
+atexit.register(shutdown)  # library use and tests; `launch` calls it itself before os._exit
+
+
+def own(path: Path) -> Path:
+    """Register a path for removal at shutdown (a scratch dir, a throwaway env being built)."""
+    with _lock:
+        _owned[Path(path)] = None
+    return path
+
+
+def disown(path: Path, *, remove: bool = True) -> None:
+    """The owner is done with `path`: remove it (unless `remove=False`, e.g. `--keep`) and stop tracking it."""
+    if remove:
+        _remove(Path(path))
+    with _lock:
+        _owned.pop(Path(path), None)
+
+
+def owned_paths() -> list[Path]:
+    with _lock:
+        return list(_owned)
+
+
+def make_scratch(prefix: str, parent: Path | str | None = None) -> Path:
+    """A new directory (`tempfile.mkdtemp`), already registered for removal at shutdown."""
+    import tempfile
+
+    return own(Path(tempfile.mkdtemp(prefix=prefix, dir=parent)))
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, parent: Path | str | None = None) -> Iterator[Path]:
+    """A temporary directory removed when the block ends, or at shutdown if the block never ends."""
+    path = make_scratch(prefix, parent)
+    try:
+        yield path
+    finally:
+        disown(path)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(OSError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP raise `Terminated` in the main thread, so cleanup runs as it does for Ctrl-C."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread, or not settable
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, handler)
+
+
+def ignore_interrupts() -> None:
+    """While the last cleanup runs: another Ctrl-C or SIGTERM must not cut it short."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(sig, signal.SIG_IGN)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qatdoctor import core, evidence
+from qatdoctor import core, evidence, runner
 from qatdoctor.cellplan import CellPlan
 from qatdoctor.cellrun import CellRun, Tools, run_cell
 from qatdoctor.envbuild import EnvBuildError, PythonNotFoundError, default_root, find_python
@@ -117,8 +117,9 @@ def run_sweep(options: SweepOptions) -> SweepResult:
                 runs[run.plan.id] = run
                 writer.add(run)
                 options.progress(f"[{run.plan.id}] {_outcome(writer.cells[run.plan.id])}")
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # Ctrl-C, SIGTERM: stop every cell's children first, then let the workers drain
+            with runner.stopping():
+                pool.shutdown(wait=True, cancel_futures=True)
             raise
     ordered = tuple(runs[p.id] for p in grid.plans)
     return SweepResult(

@@ -73,7 +73,7 @@ ROWS = [
     ),
     pytest.param(
         Row({"aimet-torch": "1.32.1.post1", "torch": "2.1.2", "glibc": "2.31"}, Verdict.PROBLEMS,
-            "aimet-1.31.2-1.32.1-cp310-glibc-below-2.32"),
+            "aimet-1.31.2-1.32.1-cp310-glibc-below-2.34"),
         id="aimet#3163-glibc-2.32",
     ),
     pytest.param(

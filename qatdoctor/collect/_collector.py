@@ -154,7 +154,23 @@ def probe_python(unknown: dict[str, str]) -> dict[str, Any]:
         "executable": executable,
         "prefix": sys.prefix,
         "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix) or hasattr(sys, "real_prefix"),
+        "dists": installed_digest(),
     }
+
+
+def installed_digest() -> str:
+    """A digest of every distribution (name-version) and .pth file on sys.path: what changes when anything is
+    installed, upgraded or removed (qatdoctor keys its cached probe result on it)."""
+    import hashlib
+
+    names = []
+    for entry in sys.path:
+        try:
+            listing = os.listdir(entry or ".")
+        except OSError:
+            continue
+        names += [f"{entry}/{item}" for item in listing if _DIST_DIR.match(item) or item.endswith(".pth")]
+    return hashlib.sha256("\n".join(sorted(names)).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def os_pretty_name(unknown: dict[str, str]) -> str | None:

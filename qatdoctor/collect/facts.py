@@ -32,11 +32,12 @@ SECTIONS = ("python", "platform", "packages", "torch_build", "aimet_build", "nvi
 # Collector key (a section, or section.key) -> the facts it feeds; "gpus" is Facts.gpus. The collector
 # reports an unreadable aimet build file as "aimet_build.torch", so that one feeds both aimet facts.
 _FEEDS: dict[str, tuple[str, ...]] = {
-    "python": ("python", "python-implementation", "python-abi", "python-executable"),
+    "python": ("python", "python-implementation", "python-abi", "python-executable", "python-dists"),
     "python.version": ("python",),
     "python.implementation": ("python-implementation",),
     "python.soabi": ("python-abi",),
     "python.executable": ("python-executable",),
+    "python.dists": ("python-dists",),
     "platform": ("platform", "os", "glibc"),
     "platform.system": ("platform",),
     "platform.machine": ("platform",),
@@ -155,7 +156,11 @@ def _python_facts(data: _Payload, section: Mapping[str, Any]) -> dict[str, Fact]
         ("implementation", "python-implementation"),
         ("soabi", "python-abi"),
         ("executable", "python-executable"),
+        ("dists", "python-dists"),
     ):
+        if key == "dists" and key not in section:  # a payload saved by an older collector
+            facts[fact] = Fact.unknown("not reported by the collector that ran")
+            continue
         value = data.string(section, f"python.{key}")
         facts[fact] = Fact.known(value) if value else Fact.unknown("not reported by the collector")
     return facts

@@ -113,13 +113,15 @@ def log_findings(scan: Scan, facts: Facts, python: str) -> list[Finding]:
     # a message two rules share goes to the one the versions allow
     kept = [(h, o) for h, o in judged if o.value is not False or not any(h.overlaps(s) for s in supported)]
     kept.sort(key=lambda ho: (ho[1].value is False, ho[0].strictness, ho[1].value is None, ho[0].line))
-    return [_log_finding(hit, outcome, scan, python) for hit, outcome in kept]
+    return [_log_finding(hit, outcome, scan, python, facts) for hit, outcome in kept]
 
 
-def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str) -> Finding:
+def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str, facts: Facts | None = None) -> Finding:
     rule = hit.rule
     seen = f"line {hit.line}: {hit.evidence}"
-    base = rule_finding(rule, Outcome(True, outcome.matched), python=python, extra_evidence=(seen, *outcome.missing))
+    base = rule_finding(
+        rule, Outcome(True, outcome.matched), python=python, extra_evidence=(seen, *outcome.missing), facts=facts
+    )
     where = f"The input shows this error (line {hit.line}, {_STRICTNESS[hit.strictness]})."
     if outcome.value is False:
         stated = _range(rule)

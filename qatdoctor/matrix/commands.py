@@ -278,3 +278,44 @@ def _encodes(glyphs: tuple[str, ...], stream: Any) -> bool:
     except (UnicodeEncodeError, LookupError):
         return False
     return True
+
+
+@app.command("refresh")
+def refresh_command(
+    matrix: MatrixOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report: exit 1 when the index has releases the matrix lacks.")
+    ] = False,
+    wheels: Annotated[
+        Path | None,
+        typer.Option("--wheels", metavar="DIR", help="Read downloaded wheels from DIR instead of PyPI (offline)."),
+    ] = None,
+    index_url: Annotated[str, typer.Option("--index-url", help="PyPI-compatible JSON API base.")] = "https://pypi.org",
+    evidence_out: Annotated[
+        Path | None,
+        typer.Option("--evidence", metavar="FILE", help="Also write what every wheel read says, as an evidence file "
+                     "(`matrix merge-evidence FILE` records it); with --wheels, every wheel in DIR."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose [[aimet]]/[[torch]] entries for releases on the index that the matrix lacks, read from the wheels
+    (Requires-Python, Requires-Dist, tags, NEEDED sonames, glibc floor); the TOML's style is kept."""
+    from qatdoctor.cli import guarded, say
+    from qatdoctor.matrix import refresh as rf
+    from qatdoctor.matrix.load import compile_matrix, default_path
+
+    target = matrix or default_path()
+    index: rf.Index = guarded(lambda: rf.WheelDir(wheels)) if wheels is not None else rf.PyPIIndex(index_url)
+    result = guarded(lambda: rf.refresh(target, index, check=check, progress=say))
+    if result.written:
+        guarded(lambda: compile_matrix(target))
+    if evidence_out is not None:
+        read = guarded(lambda: rf.read_all(wheels) if wheels is not None else result.wheels)
+        guarded(lambda: rf.write_evidence(evidence_out, read, index.describe()))
+        say(f"qatdoctor: wrote {evidence_out} ({len(read)} wheels)")
+    if as_json:
+        print(json.dumps(rf.result_to_dict(result), indent=2, default=str))
+    else:
+        sys.stdout.write(rf.render_text(result, index, check))
+    if check and result.missing.any:
+        raise typer.Exit(int(ExitCode.PROBLEMS))

@@ -152,11 +152,23 @@ def _good_rule(
             f"rule covers the {series} series.{others}"
         ),
         "when = { " + ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in when) + " }",
+        'basis = "measured"',
+        measured_line(cell, where.record),
         "sources = [",
         f'  {{ kind = "probe", ref = {toml_str("evidence:" + where.record)} }}',
         "]",
     ]
     return (rule_id, "\n".join(lines) + "\n"), ""
+
+
+def measured_line(cell: Cell, record: str) -> str:
+    """`measured_on = [...]` for a rule written from one cell: its aimet-torch, torch and Python minor."""
+    versions = {"aimet-torch": cell.versions["aimet-torch"], "torch": _plain(cell.versions["torch"])}
+    minor = _series(cell.versions.get("python", ""))
+    if minor:
+        versions["python"] = minor
+    inline = ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in (*versions.items(), ("evidence", record)))
+    return f"measured_on = [{{ {inline} }}]"
 
 
 def _explained(cell: Cell, evaluation: Evaluation, findings: Sequence[Finding], matrix: Matrix) -> bool:
@@ -197,6 +209,8 @@ def _import_failure_rule(cell: Cell, where: Provenance) -> tuple[str, str]:
         ),
         "when = { " + ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in when) + " }",
         "covers = []",
+        'basis = "measured"',
+        measured_line(cell, where.record),
         "sources = [",
         f'  {{ kind = "probe", ref = {toml_str("evidence:" + where.record)} }}',
         "]",

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 
 from qatdoctor.conditions import evaluate_all, specs_intersect
 from qatdoctor.evaluate import cuda_from_local
-from qatdoctor.matrix.model import Matrix, Rule
+from qatdoctor.matrix.load import EVIDENCE_PREFIX
+from qatdoctor.matrix.model import Matrix, Rule, same_version
 from qatdoctor.matrix.schema import (
     PROBE_CHECKS,
     PROBE_MODELS,
@@ -29,6 +30,7 @@ def lint(matrix: Matrix) -> list[Problem]:
         *_unreachable(matrix),
         *_contradictions(matrix),
         *_references(matrix),
+        *_basis(matrix),
     ]
 
 
@@ -119,3 +121,64 @@ def _references(matrix: Matrix) -> Iterator[Problem]:
     for record in matrix.evidence:
         if record.file and not (base / record.file).is_file():
             yield Problem(f"evidence {record.id!r} → file", f"{record.file} does not exist next to the matrix")
+
+
+# A title that claims a run of ours; a known-good rule without one must say the vendor documents it.
+_CLAIMS_MEASURED = ("(measured)", "known-good")
+VENDOR_DOCUMENTED = "vendor-documented"
+
+
+def _basis(matrix: Matrix) -> Iterator[Problem]:
+    """Every rule states its basis, and a `measured` claim names the versions and the [[evidence]] records
+    that hold the runs: each record cited in the rule's sources, each covering the versions claimed, each
+    inside the rule's own range. A known-good rule without a measurement is vendor-documented, not measured."""
+    for rule in matrix.rules:
+        where = _where(rule)
+        if rule.basis == "measured" and not rule.measured_on:
+            yield Problem(f"{where} → measured_on", "basis 'measured' needs the versions measured and their records")
+        if rule.basis != "measured" and rule.measured_on:
+            yield Problem(f"{where} → basis", f"measured_on is given, so the basis is 'measured', not {rule.basis!r}")
+        cited = {s.ref[len(EVIDENCE_PREFIX) :] for s in rule.sources if s.ref.startswith(EVIDENCE_PREFIX)}
+        facts = {c.fact for c in rule.when}
+        for index, cell in enumerate(rule.measured_on):
+            at = f"{where} → measured_on[{index}]"
+            yield from _measurement(matrix, rule, cell.versions, cell.evidence, cited, facts, at)
+        lowered = rule.title.lower()
+        if rule.basis != "measured" and any(claim in lowered for claim in _CLAIMS_MEASURED):
+            yield Problem(f"{where} → title", f"says it was measured, but its basis is {rule.basis!r}")
+        if rule.kind == "good" and rule.basis == "vendor-docs" and VENDOR_DOCUMENTED not in lowered:
+            yield Problem(f"{where} → title", "a known-good rule without a measurement must say 'vendor-documented'")
+        if rule.kind == "good" and rule.basis not in ("measured", "vendor-docs"):
+            yield Problem(f"{where} → basis", "a known-good rule must be measured or vendor-documented")
+
+
+def _measurement(
+    matrix: Matrix,
+    rule: Rule,
+    versions: Mapping[str, str],
+    record_id: str,
+    cited: set[str],
+    facts: set[str],
+    at: str,
+) -> Iterator[Problem]:
+    if not versions:
+        yield Problem(at, "names no version")
+    for name in versions:
+        if name not in facts:
+            yield Problem(at, f"{name} is not one of the rule's `when` facts ({', '.join(sorted(facts))})")
+    if record_id not in cited:
+        yield Problem(at, f"evidence {record_id!r} is not among the rule's sources (cite evidence:{record_id})")
+    record = matrix.evidence_record(record_id)
+    if record is None:
+        yield Problem(at, f"no [[evidence]] record {record_id!r}")
+        return
+    for name, version in versions.items():
+        recorded = record.versions.get(name)
+        if recorded is None or not same_version(version, recorded):
+            shown = f"{name} {recorded}" if recorded else f"no {name}"
+            yield Problem(at, f"evidence {record_id!r} records {shown}, not {name} {version}")
+    clauses = [c for c in rule.when if c.fact in versions and c.spec is not None]
+    point = Facts({name: Fact.known(version) for name, version in versions.items()})
+    if clauses and evaluate_all(clauses, point).value is False:
+        shown = ", ".join(f"{k} {v}" for k, v in versions.items())
+        yield Problem(at, f"{shown} is outside the rule's own range ({', '.join(c.raw for c in clauses)})")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qatdoctor.evidence import Cell, read
 from qatdoctor.matrix.generate import Provenance, generate, toml_str
@@ -47,27 +48,129 @@ def render_record(cell: Cell, *, date: str, platform: str, file: str) -> str:
         f"summary = {toml_str(summary)}",
         f"file = {toml_str(file)}",
     ]
+    model = _model_case(cell)
+    if model:
+        cases = ", ".join(filter(None, [cases, f"{toml_str(model[0])} = {toml_str(model[1])}"]))
     if cases:
         lines.append(f"cases = {{ {cases} }}")
     return "\n".join(lines) + "\n"
 
 
+def _model_case(cell: Cell) -> tuple[str, str] | None:
+    """The `--model` run of a cell as one case: `model <file>:<callable>` → its failing stages, or pass."""
+    run = cell.probe.model if cell.probe else None
+    if run is None:
+        return None
+    name = "model " + run.spec.rsplit("/", 1)[-1]
+    if not run.ran:
+        return name, f"{run.status}: {run.reason or (run.error.type if run.error else '')}".strip()
+    bad = [f"{s.stage} {s.status.value} ({s.error.type if s.error else s.check})" for s in run.failed_stages()]
+    frozen = f"; frozen BN layers: {', '.join(run.frozen_layers)}" if run.frozen_layers else ""
+    changed = f"; {run.bn_changed}/{run.bn_buffers} running-stat buffers changed" if run.bn_buffers else ""
+    return name, ("; ".join(bad) or "pass") + frozen + changed
+
+
 def merge_text(text: str, blocks: Sequence[tuple[str, str]], table: str = "evidence") -> str:
-    """Replace entries ([[evidence]] or [[rule]]) with the same id, append the rest."""
+    """Replace entries ([[evidence]] or [[rule]]) with the same id; put new ones after the last entry of their
+    table (so each table stays in one piece), or at the end when the table has none yet."""
     for entry_id, block in blocks:
         found = _entry_pattern(table, entry_id).search(text)
         if found is not None:
             text = text[: found.start()] + block + "\n" + text[found.end() :]
-        else:
+            continue
+        last = _last_entry(text, table)
+        if last is None:
             text = text.rstrip("\n") + "\n\n" + block
+        else:
+            head = text[:last].rstrip("\n")
+            text = head + "\n\n" + block + ("\n" + text[last:].lstrip("\n") if text[last:].strip() else "")
     return text.rstrip("\n") + "\n"
+
+
+def _last_entry(text: str, table: str) -> int | None:
+    """Where the last `[[table]]` entry (with its sub-tables) ends."""
+    starts = [m.start() for m in re.finditer(r"^\[\[" + re.escape(table) + r"\]\]\nid = (.*)\n", text, re.M)]
+    if not starts:
+        return None
+    found = re.compile(r"^\[\[" + re.escape(table) + r"\]\]\nid = .*\n" + _body(table), re.M).match(text, starts[-1])
+    return found.end() if found else None
+
+
+def _body(table: str) -> str:
+    if table == "rule":
+        return r"(?:(?!\[\[(?!" + re.escape(table) + r"\.)|\[(?!\[)|#).*\n?)*"
+    return r"(?:(?!\[|#).*\n?)*"
 
 
 def _entry_pattern(table: str, entry_id: str) -> re.Pattern[str]:
     """One `[[table]]` block by id, up to the next top-level table or comment line (sub-tables included)."""
     head = r"^\[\[" + re.escape(table) + r"\]\]\nid = " + re.escape(toml_str(entry_id)) + r"\n"
-    body = r"(?:(?!\[\[(?!" + re.escape(table) + r"\.)|\[(?!\[)|#).*\n?)*" if table == "rule" else r"(?:(?!\[|#).*\n?)*"
-    return re.compile(head + body, re.MULTILINE)
+    return re.compile(head + _body(table), re.MULTILINE)
+
+
+def _wheel_records(path: Path, matrix_path: Path) -> list[tuple[str, str]] | None:
+    """[[evidence]] blocks for a wheel evidence file (`matrix refresh --evidence`); None for other files."""
+    import json
+
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None  # `read` reports it
+    if not isinstance(payload, dict) or payload.get("qatdoctor_wheels") != 1:
+        return None
+    date = str(payload.get("created", ""))[:10]
+    relative = os.path.relpath(path.resolve(), matrix_path.resolve().parent)
+    return [render_wheel_record(w, date=date, file=relative) for w in payload.get("wheels") or []]
+
+
+def wheel_record_id(wheel: dict[str, Any]) -> str:
+    tag = "-".join(str(t) for t in wheel.get("tags", [])[:1])
+    return re.sub(r"[^a-z0-9.-]", "-", f"wheel-{wheel['name']}-{wheel['version']}-{tag}".lower())
+
+
+def render_wheel_record(wheel: dict[str, Any], *, date: str, file: str) -> tuple[str, str]:
+    """One [[evidence]] block for a wheel read with zipfile + pyelftools: what the artefact itself says."""
+    versions = {str(wheel["name"]): str(wheel["version"])}
+    abi = re.match(r"^cpython-3(\d+)", str(wheel.get("python_abi") or ""))
+    tag = re.match(r"^cp3(\d+)-", str((wheel.get("tags") or [""])[0]))
+    minor = tag or (abi if wheel.get("elf") else None)
+    if minor:
+        versions["python"] = f"3.{minor.group(1)}"
+    elf = wheel.get("elf") or []
+    deps = [d for d in wheel.get("requires_dist") or [] if re.match(r"^(torch|torchvision|numpy)\b", d)]
+    parts = [f"{wheel['filename']}: Requires-Python {wheel.get('requires_python')}",
+             f"Requires-Dist {', '.join(deps) or 'no torch/torchvision/numpy'}"]  # fmt: skip
+    extras = (wheel.get("extras") or {}).get("v1-deps")
+    if extras:
+        parts.append(f"extra v1-deps: {', '.join(extras)}")
+    parts.append(f"platform floor {wheel.get('platform_floor') or 'none (any)'}")
+    parts.append(f"{len(elf)} ELF files")
+    if wheel.get("glibc"):
+        parts.append(f"highest GLIBC symbol version GLIBC_{wheel['glibc']}")
+    parts.append(f"CUDA sonames NEEDED: {' '.join(wheel.get('cuda_sonames') or []) or 'none'}")
+    if wheel.get("build_torch"):
+        parts.append(f"_version.py torch {wheel['build_torch']}")
+    parts.append("aimet_torch.v1 present" if wheel.get("has_v1") else "no aimet_torch.v1")
+    cases = {}
+    for item in elf:
+        symbols = ", ".join(item.get("glibc_symbols", [])[:6])
+        glibc = f"GLIBC_{item['glibc']} ({symbols})" if item.get("glibc") else "no GLIBC versions"
+        cases[str(item["path"]).rsplit("/", 1)[-1]] = f"{glibc}; NEEDED {' '.join(item.get('needed', []))}"
+    inline = ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in versions.items())
+    record = wheel_record_id(wheel)
+    lines = [
+        "[[evidence]]",
+        f"id = {toml_str(record)}",
+        f"date = {date}",
+        f"versions = {{ {inline} }}",
+        f"platform = {toml_str('wheel file read with zipfile and pyelftools (no install, no run)')}",
+        'outcome = "inspected"',
+        f"summary = {toml_str('; '.join(parts) + '.')}",
+        f"file = {toml_str(file)}",
+    ]
+    if cases:
+        lines.append("cases = { " + ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in cases.items()) + " }")
+    return record, "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -90,6 +193,10 @@ def merge(matrix_path: Path, evidence_paths: Sequence[Path]) -> MergeResult:
     cells: list[tuple[Cell, Provenance]] = []
     records: list[tuple[str, str]] = []
     for path in evidence_paths:
+        wheel_records = _wheel_records(path, matrix_path)
+        if wheel_records is not None:
+            records += wheel_records
+            continue
         header, found = read(path)
         date = str(header.get("created", ""))[:10]
         host = header.get("host") or {}

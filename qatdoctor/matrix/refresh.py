@@ -29,7 +29,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from qatdoctor.envbuild import SYSTEM_LIB_PACKAGES
-from qatdoctor.errors import InputError, QatdoctorError
+from qatdoctor.errors import InputError
 from qatdoctor.matrix.model import Matrix
 from qatdoctor.matrix.wheels import WheelFacts, parse_filename, read_wheel
 
@@ -40,7 +40,7 @@ _TAIL = re.compile(r"^\[\[(?!aimet\]\]|torch\]\])", re.MULTILINE)
 _CUDA_RUNTIME = re.compile(r"^nvidia-cuda-runtime(?:-cu(\d+))?$")
 
 
-class IndexReadError(QatdoctorError):
+class IndexReadError(InputError):
     """The package index could not be read."""
 
 
@@ -376,8 +376,8 @@ def _aimet_notes(main: WheelFacts, wheels: Sequence[WheelFacts], release: Releas
 
 
 def _aimet_sources(release: Release, main: WheelFacts, wheels: Sequence[WheelFacts]) -> list[dict[str, str]]:
-    deps = ", ".join(f"{n}{main.requirement(n) or ''}" for n in ("torch", "torchvision", "numpy") if main.requirement(n)
-                     is not None)  # fmt: skip
+    named = [n for n in ("torch", "torchvision", "numpy") if main.requirement(n) is not None]
+    deps = ", ".join(f"{n}{main.requirement(n)}" for n in named)
     meta = f"wheel METADATA: Requires-Python {main.requires_python}; Requires-Dist {deps or 'no torch'}"
     extra = main.requirement("torch", "v1-deps")
     if extra:
@@ -390,7 +390,8 @@ def _aimet_sources(release: Release, main: WheelFacts, wheels: Sequence[WheelFac
             note += f"; highest GLIBC symbol version GLIBC_{wheel.glibc}"
         if wheel.build_torch:
             note += f"; _version.py torch {wheel.build_torch}"
-        sources.append({"kind": "wheel", "ref": f"{PYPI}/project/{release.name}/{release.version}/#files", "note": note})
+        files = f"{PYPI}/project/{release.name}/{release.version}/#files"
+        sources.append({"kind": "wheel", "ref": files, "note": note})
     return sources
 
 
@@ -405,8 +406,9 @@ def propose_torch(release: Release, matrix: Matrix, pairs: Mapping[str, str]) ->
     if existing is not None:
         return Proposal("torch-release", release.version, {"release": release.version, "torchvision": pair},
                         series=series)  # fmt: skip
-    pythons = sorted({f"3.{m.group(1)}" for f in release.wheels if (m := re.search(r"-cp3(\d+)-cp3\d+t?-", f.filename))
-                      and "manylinux" in f.filename and "x86_64" in f.filename}, key=_version_key)  # fmt: skip
+    linux = [f.filename for f in release.wheels if "manylinux" in f.filename and "x86_64" in f.filename]
+    pythons = sorted({f"3.{m.group(1)}" for name in linux if (m := re.search(r"-cp3(\d+)-cp3\d+t?-", name))},
+                     key=_version_key)  # fmt: skip
     entry: dict[str, Any] = {"series": series, "releases": [release.version]}
     if release.uploaded:
         entry["released"] = release.uploaded
@@ -426,7 +428,8 @@ def propose_torch(release: Release, matrix: Matrix, pairs: Mapping[str, str]) ->
         {"kind": "pypi", "ref": f"{PYPI}/project/torch/{release.version}/",
          "note": f"wheel tags, Requires-Python {release.requires_python}, Requires-Dist "
                  f"{_cuda_runtime_pin(release.requires_dist) or 'without a CUDA runtime pin'}"},
-        {"kind": "pypi", "ref": f"{PYPI}/project/torchvision/{pair}/", "note": f"Requires-Dist torch=={release.version}"},
+        {"kind": "pypi", "ref": f"{PYPI}/project/torchvision/{pair}/",
+         "note": f"Requires-Dist torch=={release.version}"},
     ]  # fmt: skip
     return Proposal("torch", release.version, entry, series=series)
 
@@ -647,6 +650,32 @@ def wheel_evidence(wheels: Sequence[WheelFacts], source: str) -> dict[str, Any]:
         "source": source,
         "reader": "qatdoctor.matrix.wheels (zipfile + pyelftools: DT_NEEDED, .gnu.version_r, .gnu.version)",
         "wheels": [w.to_dict() for w in wheels],
+    }
+
+
+def read_all(directory: Path) -> tuple[WheelFacts, ...]:
+    """Every wheel in a directory, read (aimet-torch wheels with their ELF files, others their metadata)."""
+    out = []
+    for path in sorted(directory.glob("*.whl")):
+        name, _, _ = parse_filename(path.name)
+        out.append(read_wheel(path, read_elf=name == "aimet-torch"))
+    return tuple(out)
+
+
+def write_evidence(path: Path, wheels: Sequence[WheelFacts], source: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(wheel_evidence(wheels, source), indent=1) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot write {path}: {error.strerror}") from None
+
+
+def result_to_dict(result: RefreshResult) -> dict[str, Any]:
+    return {
+        "missing": [{"package": r.name, "version": r.version} for r in (*result.missing.aimet, *result.missing.torch)],
+        "not_proposed": [*result.missing.yanked, *result.skipped],
+        "proposed": [{"kind": p.kind, "key": p.key, "series": p.series} for p in result.proposals],
+        "written": result.written,
     }
 
 

@@ -399,7 +399,7 @@ RULE = TableSpec(
         "signature": f(_arr({"$ref": "#/$defs/signature"}), lambda v: None),
         "probe": f(_arr({"$ref": "#/$defs/probe"}), lambda v: None),
         "fix": f(_arr({"$ref": "#/$defs/fix"}), lambda v: None),
-        "basis": f(_enum(BASES), _one_of(BASES), required=True,
+        "basis": f(_enum(BASES), _one_of(BASES), required=False,
                    doc="what the rule rests on: measured (runs of ours, see measured_on; the rest of its range is "
                        "extrapolated), vendor-docs (docs, release notes, package metadata), reported (an issue), "
                        "inferred (read from code or other facts)"),

@@ -86,6 +86,8 @@ def probe_findings(
     """Merge the probe into the static findings; returns the full, new list."""
     if probe.state in ("crashed", "timeout") and probe.model is None:
         return [*static, _died(probe)]
+    if probe.state == "import-failed" and any(f.id in ("env.aimet-torch-missing", "env.torch-missing") for f in static):
+        return list(static)  # nothing to import: the missing package is the finding, not an unexplained failure
     seen = observations(probe)
     explained: dict[str, list[Observation]] = {}
     unexplained: list[Observation] = []
@@ -101,7 +103,7 @@ def probe_findings(
         assert rule is not None
         evidence = tuple(o.describe() for o in items)
         outcome = evaluate_all(rule.when, facts)
-        confirmed[rule_id] = rule_finding(rule, outcome, confirmed=True, python=python, extra_evidence=evidence)
+        confirmed[rule_id] = rule_finding(rule, outcome, confirmed=True, python=python, extra_evidence=evidence, facts=facts)
     merged = [_not_reproduced(f, probe, matrix) for f in static if f.id not in confirmed]
     merged += [_as_confirmed(f) for f in confirmed.values()]
     merged += _unexplained(unexplained, matrix)

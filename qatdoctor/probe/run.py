@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from qatdoctor.jsonio import probe_from_dict
 from qatdoctor.matrix.model import Construct
 from qatdoctor.model import ErrorInfo, ModelRun, ModelSpec, ProbeCase, ProbeRun, StageResult, Status
 from qatdoctor.probe import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
-from qatdoctor.runner import Completed, Runner, run
+from qatdoctor.runner import Completed, Runner, run, scratch_dir
 
 EVENT_PREFIX = "@qatdoctor-probe "
 # The probe's event names for the user's own model (`--model`) and its fixed rerun (`--with-fixes`).
@@ -151,10 +150,11 @@ def run_probe(
     events = _Events(progress)
     progress("probe: starting (tiny models through the real AIMET pipeline)")
     # torch._dynamo (imported by aimet-torch 2.x) creates its cache dir on import: keep it in a temp dir.
-    with tempfile.TemporaryDirectory(prefix="qatdoctor-probe-") as scratch:
+    # The runner owns the directory: removed when the probe ends, or at shutdown (Ctrl-C, SIGTERM) at the latest.
+    with scratch_dir("qatdoctor-probe-") as scratch:
         if model is not None:
-            argv += _model_args(model, constructs, Path(scratch))
-        env = {**probe_env(), "TORCHINDUCTOR_CACHE_DIR": scratch, "TRITON_CACHE_DIR": scratch}
+            argv += _model_args(model, constructs, scratch)
+        env = {**probe_env(), "TORCHINDUCTOR_CACHE_DIR": str(scratch), "TRITON_CACHE_DIR": str(scratch)}
         done = runner(argv, timeout=timeout, env=env, on_stderr_line=events)
     return interpret_completed(done, events, timeout, model)
 

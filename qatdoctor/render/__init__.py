@@ -19,18 +19,22 @@ class Format(str, enum.Enum):
     markdown = "markdown"
 
 
-def render(report: Report, fmt: Format, *, styled: bool = False) -> str:
-    """The report in the requested format."""
+def render(report: Report, fmt: Format, *, styled: bool = False, verbose: int = 0) -> str:
+    """The report in the requested format; text is the doctor view, or with `verbose` the full report."""
     if fmt is Format.json:
         return json.dumps(report_to_dict(report), indent=2) + "\n"
     if fmt is Format.markdown:
         from qatdoctor.render import markdown
 
         return markdown.render(report)
-    if fmt is Format.text:
-        from qatdoctor.render import text  # rich is only imported for the human format
+    if fmt is Format.text and (verbose or report.extracted is not None):
+        from qatdoctor.render import text  # rich is only imported for the human formats
 
-        return text.render(report, styled=styled)
+        return text.render(report, styled=styled, verbose=verbose)
+    if fmt is Format.text:
+        from qatdoctor.render import doctor
+
+        return doctor.render(report, styled=styled)
     raise AssertionError(f"unhandled format {fmt}")  # pragma: no cover
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from qatdoctor import __version__
+from qatdoctor.commands import CUDA_INDEX
 from qatdoctor.grid import (
     CHECK_TITLES,
     LEGEND,
@@ -29,6 +31,7 @@ from qatdoctor.grid import (
 )
 from qatdoctor.matrix.load import EVIDENCE_PREFIX
 from qatdoctor.matrix.model import Matrix
+from qatdoctor.versions import parse_version
 
 ASSETS = Path(__file__).with_name("grid_page")
 MARKS = {DriverMark.OK: "", DriverMark.VARIANT: "~", DriverMark.TOO_OLD: "^", None: ""}
@@ -56,15 +59,15 @@ def page_data(matrix: Matrix, evaluator: Evaluator | None = None, initial: Filte
         for column, col in zip(columns, cols, strict=True):
             entries: list[int] = []
             best: list[int] = []
-            torch = column.torch
+            override = [column.torch, column.torchvision]
             for slot, variant in enumerate(col["slots"]):
                 for python in evaluator.pythons(row.version, column.series):
                     plan = evaluator.plan(row.version, column.series, python, variant)
-                    torch = plan.torch
+                    override = [plan.torch, plan.torchvision]
                     entries += [pythons.index(python), slot, outcomes.setdefault(plan.outcome, len(outcomes))]
                 chosen = evaluator.best(row.version, column.series, variant).python
                 best.append(pythons.index(chosen) if chosen else -1)
-            cells.append([best, entries, *([torch] if torch != column.torch else [])])
+            cells.append([best, entries, *([override] if override[0] != column.torch else [])])
     referenced = {x for o in outcomes for x in (*o.rules, *o.caveats, *o.warnings, *o.undecided)}
     evidence_ids = {e for o in outcomes for e in o.evidence} | {
         s.ref[len(EVIDENCE_PREFIX) :]
@@ -77,7 +80,7 @@ def page_data(matrix: Matrix, evaluator: Evaluator | None = None, initial: Filte
     return {
         "meta": {
             "matrix": matrix.matrix_version, "updated": matrix.updated.isoformat(), "sha256": matrix.sha256[:12],
-            "qatdoctor": __version__,
+            "qatdoctor": __version__, "index": CUDA_INDEX,
         },
         "legend": {state.value: text for state, text in LEGEND.items()},
         "pythons": pythons,
@@ -97,7 +100,8 @@ def page_data(matrix: Matrix, evaluator: Evaluator | None = None, initial: Filte
 
 
 def _pins(matrix: Matrix, version: str) -> dict[str, str]:
-    release = Evaluator(matrix).release(version)
+    release = matrix.aimet_release(parse_version(version))
+    assert release is not None, version
     pins = {"torch": release.torch, "torchvision": release.torchvision, "numpy": release.numpy}
     return {key: str(spec) for key, spec in pins.items() if spec is not None and str(spec)}
 
@@ -130,14 +134,15 @@ def render(matrix: Matrix, initial: Filters | None = None, evaluator: Evaluator 
     data = json.dumps(page_data(matrix, evaluator, initial), separators=(",", ":"), ensure_ascii=False)
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     title = f"aimet-torch × torch compatibility grid (matrix {matrix.matrix_version})"
+    parts = {
+        "title": html.escape(title),
+        "states": html.escape(", ".join(s.value for s in State)),
+        "css": (ASSETS / "page.css").read_text(encoding="utf-8"),
+        "js": (ASSETS / "page.js").read_text(encoding="utf-8"),
+        "data": data,
+    }
     template = (ASSETS / "page.html").read_text(encoding="utf-8")
-    return (
-        template.replace("{{title}}", html.escape(title))
-        .replace("{{states}}", html.escape(", ".join(s.value for s in State)))
-        .replace("/*{{css}}*/", (ASSETS / "page.css").read_text(encoding="utf-8"))
-        .replace("/*{{js}}*/", (ASSETS / "page.js").read_text(encoding="utf-8"))
-        .replace("{{data}}", data)
-    )
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m.group(1)], template)  # one pass: nothing inserted is re-read
 
 
 def write(path: Path, matrix: Matrix, initial: Filters | None = None) -> int:
@@ -151,7 +156,7 @@ def write(path: Path, matrix: Matrix, initial: Filters | None = None) -> int:
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temporary, 0o644)  # noqa: PTH101 - mkstemp creates it 0600; a published page is world-readable
-        os.replace(temporary, path)
+        Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

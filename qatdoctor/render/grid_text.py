@@ -16,10 +16,14 @@ class Glyphs(NamedTuple):
     bad: str
     not_installable: str
     untested: str
+    dash: str = "—"
+    times: str = "×"
+    dot: str = "·"
+    more: str = "…"
 
 
 UNICODE = Glyphs("✓", "✓", "✗", "–", "·")
-ASCII = Glyphs("+", "+", "x", "-", ".")
+ASCII = Glyphs("+", "+", "x", "-", ".", "-", "x", "|", "...")
 STYLE = {  # ANSI SGR per state, only when styled
     State.MEASURED: "1;32", State.VENDOR: "32", State.BAD: "1;31", State.NOT_INSTALLABLE: "33", State.UNTESTED: "2",
 }  # fmt: skip
@@ -45,11 +49,10 @@ def render(grid: Grid, matrix: Matrix, *, width: int = 100, styled: bool = False
     """The whole grid: a heading, the column blocks, the legend and what the filters marked."""
     filters = grid.filters
     lines = [
-        f"qatdoctor matrix grid — {len(grid.rows)} aimet-torch releases × {len(grid.columns)} torch series "
-        f"(matrix {matrix.matrix_version})",
-        "python: "
-        + (filters.python or "the best minor per cell")
-        + f" · driver: {filters.driver or 'any'} · model construct: {filters.construct or 'none'}",
+        f"qatdoctor matrix grid {glyphs.dash} {len(grid.rows)} aimet-torch releases {glyphs.times} "
+        f"{len(grid.columns)} torch series (matrix {matrix.matrix_version})",
+        f"python: {filters.python or 'the best minor per cell'} {glyphs.dot} driver: {filters.driver or 'any'} "
+        f"{glyphs.dot} model construct: {filters.construct or 'none'}",
         "",
     ]
     texts = [[cell_text(cell, glyphs) for cell in row] for row in grid.cells]
@@ -115,7 +118,8 @@ def _legend(grid: Grid, glyphs: Glyphs) -> list[str]:
         f"{glyphs.measured} measured  known-good, run by our probe ({counts[State.MEASURED]} cells)",
         f"{glyphs.vendor} vendor    known-good as documented: a vendor rule, the release's torch pin or build torch "
         f"({counts[State.VENDOR]})",
-        f"{glyphs.bad} WORD      known-bad; WORD is where it fails: import, QuantSim, QAT, fold… ({counts[State.BAD]})",
+        f"{glyphs.bad} WORD      known-bad; WORD is where it fails: import, QuantSim, QAT, fold{glyphs.more} "
+        f"({counts[State.BAD]})",
         f"{glyphs.not_installable} WORD      not installable: Python (no wheel for a Python both support) or "
         f"pin ({counts[State.NOT_INSTALLABLE]})",
         f"{glyphs.untested}           untested: no rule marks the set either way ({counts[State.UNTESTED]})",

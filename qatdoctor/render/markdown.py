@@ -89,15 +89,17 @@ def _word(f: Finding) -> str:
 
 
 def _finding(f: Finding) -> list[str]:
+    """The headline in the list; what a maintainer reads only when needed folded into <details>."""
     lines = [f"- **{_word(f)}** ({f.severity.value}) {f.title} `{f.id}`"]
     if f.likely:
         lines.append(f"  - likely applies: {f.likely}")
-    lines.append(f"  - {f.summary}")
     if f.layers:
         more = f", … (+{len(f.layers) - 6} more)" if len(f.layers) > 6 else ""
         lines.append(f"  - layers ({len(f.layers)}): " + ", ".join(f"`{name}`" for name in f.layers[:6]) + more)
-    for fix in f.fixes:
-        lines.append(f"  - fix ({fix.kind}): {fix.summary}" + "".join(f" `{c}`" for c in fix.commands))
+    details = [f"  {f.summary}", ""]
+    details += [f"  - evidence: {_cell(e)}" for e in f.evidence[:6]]
+    details += [f"  - fix ({fix.kind}): {fix.summary}" + "".join(f" `{c}`" for c in fix.commands) for fix in f.fixes]
     if f.sources:
-        lines.append("  - sources: " + ", ".join(s.ref for s in f.sources))
+        details.append("  - sources: " + ", ".join(s.ref for s in f.sources))
+    lines += ["  <details><summary>details</summary>", "", *details, "", "  </details>"]
     return lines

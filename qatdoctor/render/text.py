@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 from rich import box
 from rich.console import Console
@@ -24,6 +23,8 @@ from qatdoctor.model import (
     Verdict,
     finding_order,
 )
+from qatdoctor.render.doctor import home as _home
+from qatdoctor.render.doctor import summary_line
 
 VERDICT_STYLE = {Verdict.OK: "bold green", Verdict.PROBLEMS: "bold red", Verdict.UNKNOWN: "bold yellow"}
 STATUS_WORD = {
@@ -41,8 +42,8 @@ FACT_ORDER = (
 )  # fmt: skip
 
 
-def render(report: Report, *, styled: bool = False) -> str:
-    """The report as text; `styled` adds colour and box drawing."""
+def render(report: Report, *, styled: bool = False, verbose: int = 1) -> str:
+    """The full report as text (`-v`; `-vv` adds timings and the raw errors); `styled` adds colour and boxes."""
     buffer = io.StringIO()
     # Piped output is never hard-wrapped (grep-able, copy-pasteable); only tables need a width.
     width = shutil.get_terminal_size((100, 24)).columns if styled else 140
@@ -82,28 +83,11 @@ def render(report: Report, *, styled: bool = False) -> str:
     if report.recommendations:
         _recommendations(console, report.recommendations)
     if report.probe is not None:
-        _probe(console, report.probe, table_box)
+        _probe(console, report.probe, table_box, raw=verbose >= 2)
+    if verbose >= 2 and report.timings:
+        console.print("[dim]timings: " + escape(", ".join(f"{k} {v:.3f}s" for k, v in report.timings.items())) + "[/]")
     console.print(f"\nverdict: [{verdict_style}]{report.verdict.value.upper()}[/] — {escape(summary_line(report))}")
     return buffer.getvalue()
-
-
-def _home(text: str) -> str:
-    """Display only: the home directory as `~` (JSON keeps the runnable absolute path)."""
-    home = str(Path.home()).rstrip("/")
-    return text.replace(home + "/", "~/") if home and home != "/" else text
-
-
-def summary_line(report: Report) -> str:
-    """`N problems, M caveats, K unknown` — the counts behind the verdict."""
-    problems = sum(1 for f in report.findings if f.failed and f.severity is Severity.ERROR)
-    warnings = sum(1 for f in report.findings if f.failed and f.severity is not Severity.ERROR)
-    caveats = sum(1 for f in report.findings if f.scope is Scope.CAVEAT)
-    unknown = sum(1 for f in report.findings if f.counts_unknown)
-    parts = [f"{problems} {'problem' if problems == 1 else 'problems'}"]
-    if warnings:
-        parts.append(f"{warnings} {'warning' if warnings == 1 else 'warnings'}")
-    parts += [f"{caveats} {'caveat' if caveats == 1 else 'caveats'}", f"{unknown} unknown"]
-    return ", ".join(parts)
 
 
 def _extracted(console: Console, report: Report, table_box: box.Box) -> None:
@@ -276,7 +260,7 @@ def _cell(status: Status) -> str:
     return f"[{style}]{word.lower()}[/]"
 
 
-def _probe(console: Console, probe: ProbeRun, table_box: box.Box) -> None:
+def _probe(console: Console, probe: ProbeRun, table_box: box.Box, *, raw: bool = False) -> None:
     console.print(f"\n[bold]Probe[/]: {escape(probe.state)}" + (f" — {escape(probe.reason)}" if probe.reason else ""))
     if probe.api:
         console.print(f"  API: {escape(probe.api)}")
@@ -303,7 +287,11 @@ def _probe(console: Console, probe: ProbeRun, table_box: box.Box) -> None:
                     f"{stage.error.type}: {stage.error.message}" if stage.error
                     else f"{stage.check}: {stage.measured}" if stage.check else stage.reason or ""
                 )  # fmt: skip
-                console.print(f"  {case.model}/{case.mode}/{stage.stage}: {escape(detail[:300])}")
-    if probe.timings:
+                shown = detail if raw else detail[:300]
+                console.print(f"  {case.model}/{case.mode}/{stage.stage}: {escape(shown)}")
+                if raw and stage.error is not None:
+                    for frame in stage.error.frames:
+                        console.print(f"      [dim]{escape(frame)}[/]")
+    if probe.timings and raw:
         shown = ", ".join(f"{k} {v:.2f}s" for k, v in probe.timings.items())
         console.print(f"  [dim]timings: {escape(shown)}[/]")

@@ -20,7 +20,7 @@ from qatdoctor.collect import collector_path
 PYTHON38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
 SHAPE = {
     "collector": None,
-    "python": {"version", "implementation", "soabi", "executable", "prefix", "venv"},
+    "python": {"version", "implementation", "soabi", "executable", "prefix", "venv", "dists"},
     "platform": {"system", "machine", "os", "glibc"},
     "packages": set(collector.PACKAGES),
     "torch_build": {"cuda", "hip", "version", "source"},
