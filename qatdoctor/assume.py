@@ -71,8 +71,15 @@ def apply_assumptions(facts: Facts, items: Iterable[str]) -> Facts:
     updates: dict[str, Fact] = {}
     gpus: list[Gpu] = []
     no_gpu = False
+    given: dict[str, str] = {}
     for item in items:
         name, value = parse_assumption(item)
+        stated = item.partition("=")[2].strip()
+        if name != "gpu" and given.setdefault(name, stated) != stated:  # several GPUs are fine; two torches are not
+            raise InputError(
+                f"--assume {name} given twice ({given[name]!r} and {stated!r}): say which one",
+                hint="each name may be assumed once (gpu may be repeated, one per GPU)",
+            )
         if name == "gpu":
             if value is None:
                 no_gpu = True

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from qatdoctor.envbuild import EnvBuildError, EnvSpec
 from qatdoctor.evidence import cell_id
 from qatdoctor.matrix.model import AimetRelease, Matrix, TorchSeries
 from qatdoctor.model import Fact, Facts
+from qatdoctor.requirements import wheel_pythons
 from qatdoctor.versions import ParsedVersion, in_range, parse_version
 
 KNOWN_MINORS = tuple(f"3.{minor}" for minor in range(8, 16))
 PREFERRED_FLOOR = 10
-_CP_WHEEL = re.compile(r"^cp3(\d+)-")
 
 
 class IndexUnreachableError(EnvBuildError):
@@ -167,17 +166,6 @@ def is_known_torch(matrix: Matrix, torch: str) -> bool:
     """Whether the matrix lists this torch release (an unknown one is tried, with a warning)."""
     version = parse_version(torch, what="torch version")
     return any(r.comparable == version.comparable for s in matrix.torch for r in s.releases)
-
-
-def wheel_pythons(release: AimetRelease) -> set[str] | None:
-    """CPython minors with a wheel when a 1.x release ships only cpXY wheels (None: not restricted).
-
-    2.x releases always have a py3X-none-any file beside any cp310 wheel, so only 1.x is restricted.
-    """
-    match = _CP_WHEEL.match(release.wheel or "")
-    if match is None or release.apis != ("v1",):
-        return None
-    return {f"3.{match[1]}", *release.python_wheels}
 
 
 def python_choices(matrix: Matrix, aimet: str, torch: str) -> list[str]:

@@ -170,12 +170,20 @@ TargetDriverOpt = Annotated[
         "--target-driver", metavar="VERSION", help="Check against the driver of the machine that will run it."
     ),
 ]
+def _finite_seconds(value: float) -> float:
+    """`--probe-timeout nan` or `inf` is a usage error (exit 2), not a probe that never times out."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 ProbeTimeoutOpt = Annotated[
     float,
     typer.Option(
-        "--probe-timeout", min=1, metavar="SECONDS", help="Seconds before a hung probe is killed (a finding)."
+        "--probe-timeout", min=1, max=7 * 24 * 3600, metavar="SECONDS", callback=_finite_seconds,
+        help="Seconds before a hung probe is killed (a finding).",
     ),
-]
+]  # fmt: skip
 ModelsOpt = Annotated[
     str | None,
     typer.Option("--models", metavar="NAME,…", help="Comma-separated probe models (default: all).", show_default=False),
@@ -365,7 +373,7 @@ def explain(
     """
     from qatdoctor.explain import run_explain
 
-    if source in (None, "-") and sys.stdin.isatty():
+    if source in (None, "-") and sys.stdin is not None and sys.stdin.isatty():
         say("qatdoctor: reading the text to explain from stdin (end with Ctrl-D)")
     report = guarded(lambda: run_explain(source, matrix), debug=debug)
     emit(report, fmt, strict)
@@ -434,10 +442,11 @@ def report(
       qatdoctor report --python ~/venvs/qat/bin/python --output qatdoctor-report.md
       qatdoctor report --from-report qatdoctor-report.md   # a maintainer's replay
     """
-    from qatdoctor.redact import redact
+    from qatdoctor.redact import redact_data
 
     options = _options(python, None, matrix, probe=probe, probe_timeout=probe_timeout)
-    result = guarded(lambda: core.run_report(options, from_report), debug=debug)
+    # redacted as data, before rendering: values only, never keys, so the JSON stays valid and replays
+    result = redact_data(guarded(lambda: core.run_report(options, from_report), debug=debug))
     body = render(result, fmt)
     if fmt is Format.markdown:
         from qatdoctor.jsonio import report_to_dict
@@ -448,7 +457,6 @@ def report(
             "\n<details><summary>qatdoctor JSON (replay with <code>qatdoctor report --from-report FILE</code>)"
             "</summary>\n\n```json\n" + saved + "\n```\n</details>\n"
         )
-    body = redact(body)
     if output is None:
         sys.stdout.write(body)
     else:
@@ -458,8 +466,18 @@ def report(
         raise typer.Exit(int(ExitCode.PROBLEMS))
 
 
+def _installer_choice(value: str) -> str:
+    """`--installer` is auto, uv or pip; anything else is a usage error (exit 2)."""
+    if value not in ("auto", "uv", "pip"):
+        raise typer.BadParameter(f"{value!r} is not one of auto, uv, pip")
+    return value
+
+
 InstallerOpt = Annotated[
-    str, typer.Option("--installer", help="auto (uv when available, else venv + pip), uv or pip.")
+    str,
+    typer.Option(
+        "--installer", callback=_installer_choice, help="auto (uv when available, else venv + pip), uv or pip."
+    ),
 ]
 
 
@@ -621,7 +639,7 @@ def _confirm(yes: bool, question: str) -> None:
     """Ask before changing anything; without a terminal, only --yes may go ahead."""
     if yes:
         return
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():
         say("qatdoctor: not changing anything without confirmation: rerun with --yes (stdin is not a terminal)")
         raise typer.Exit(int(ExitCode.USAGE))
     if not typer.confirm(question, default=False, err=True):
@@ -631,7 +649,9 @@ def _confirm(yes: bool, question: str) -> None:
 
 def _write(path: Path, text: str) -> None:
     try:
-        path.write_text(text, encoding="utf-8")
+        from qatdoctor import atomic
+
+        atomic.write_text(path, text)  # complete or untouched, never truncated
     except OSError as error:
         raise InputError(f"cannot write {path}: {error.strerror}") from None
 

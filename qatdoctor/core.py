@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -384,32 +383,57 @@ def run_report(options: Options, from_report: Path | None = None) -> Report:
         return run_check(options)._replace(command="report")
     payload = read_saved_report(from_report)
     matrix = load_matrix(options.matrix)
-    facts = facts_from_dict(payload["facts"])
-    probe = probe_from_dict(payload.get("probe"))
-    saved = payload.get("matrix") or {}
-    notes = [
-        f"re-evaluated {from_report.name}: saved with matrix {saved.get('version', '?')} "
-        f"(verdict then: {payload.get('verdict', '?')}); evaluated now with matrix {matrix.matrix_version}",
-        *(str(note) for note in payload.get("notes") or []),
-    ]
-    target = f"{payload.get('target', 'unknown')} (from {from_report.name})"
-    return diagnose(facts, matrix, command="report", target=target, probe=probe, notes=notes)
+    try:
+        facts = facts_from_dict(payload["facts"])
+        probe = probe_from_dict(payload.get("probe"))
+        saved = payload.get("matrix") or {}
+        saved = saved if isinstance(saved, dict) else {}
+        notes_in = payload.get("notes") or []
+        notes = [
+            f"re-evaluated {from_report.name}: saved with matrix {str(saved.get('version', '?'))[:40]} "
+            f"(verdict then: {str(payload.get('verdict', '?'))[:20]}); evaluated now with matrix "
+            f"{matrix.matrix_version}",
+            *(str(note) for note in (notes_in if isinstance(notes_in, list) else [notes_in])),
+        ]
+        target = f"{str(payload.get('target', 'unknown'))[:500]} (from {from_report.name})"
+        return diagnose(facts, matrix, command="report", target=target, probe=probe, notes=notes)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # a field of the wrong shape
+        raise InputError(f"{from_report} is not a usable qatdoctor report ({type(error).__name__}: {error})") from None
+
+
+SAVED_REPORT_MAX = 64 << 20  # bytes: a report is ~100 KB; anything this large is not one
 
 
 def read_saved_report(path: Path) -> dict[str, Any]:
-    """A report saved with `--format json`, or the JSON block of a `qatdoctor report` markdown bundle."""
+    """A report saved with `--format json`, or the JSON block of a `qatdoctor report` markdown bundle.
+
+    Linear time whatever the file holds: the bundle's block is found with `rfind`/`find` (the last ```json
+    fence, up to the next closing fence), never with a backtracking pattern; terminal control characters and
+    escape sequences are stripped from every string before anything is displayed.
+    """
+    from qatdoctor.redact import printable_data
+
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(SAVED_REPORT_MAX + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
-    block = re.search(r"```json\n(.*?)\n```", text, re.DOTALL)
+    if len(raw) > SAVED_REPORT_MAX:
+        raise InputError(f"{path} is larger than {SAVED_REPORT_MAX >> 20} MiB: not a qatdoctor report")
+    fence = text.rfind("```json\n")
+    if fence != -1:
+        start = fence + len("```json\n")
+        end = text.find("\n```", start)
+        text = text[start : end if end != -1 else len(text)]
     try:
-        payload = json.loads(block.group(1) if block else text)
-    except ValueError as error:
-        raise InputError(f"{path} is not a qatdoctor JSON report ({error})") from None
+        payload = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        shown = str(error) if not isinstance(error, RecursionError) else "nested too deeply"
+        raise InputError(f"{path} is not a qatdoctor JSON report ({shown[:200]})") from None
     if not isinstance(payload, dict) or payload.get("schema_version") != 1 or "facts" not in payload:
         raise InputError(f"{path} is not a qatdoctor JSON report (schema_version 1 with facts)")
-    return payload
+    return printable_data(payload)
 
 
 def _assumed(facts: Facts) -> set[str]:

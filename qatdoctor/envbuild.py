@@ -764,6 +764,9 @@ def _write_stamp(
         "build_seconds": round(seconds, 1),
         "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = env / (STAMP_NAME + ".tmp")
-    tmp.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(env / STAMP_NAME)
+    from qatdoctor import atomic
+
+    try:
+        atomic.write_text(env / STAMP_NAME, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+    except OSError as error:
+        raise InstallError(f"building {spec.name}: cannot write its stamp: {error.strerror or error}") from None

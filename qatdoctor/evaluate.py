@@ -121,12 +121,14 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
         if not (f.id in covered and f.status is Status.FAIL) and not (f.id in undecided and f.status is Status.UNKNOWN)
     ]
     for m in (m for m in matches if m.rule.kind == "bad"):
-        if (found := caveat_context(rule_finding(m.rule, m.outcome, python=python, facts=facts), facts, matrix)) is not None:
+        found = caveat_context(rule_finding(m.rule, m.outcome, python=python, facts=facts), facts, matrix)
+        if found is not None:
             findings.append(found)
 
     lands_on = [m.rule.id for m in matches if m.rule.kind == "good" and m.outcome.value]
     lands_on += _declared_good(aimet, torch_version)
-    findings += [rule_finding(m.rule, m.outcome, facts=facts) for m in matches if m.rule.kind == "good" and m.outcome.value]
+    good = [m for m in matches if m.rule.kind == "good" and m.outcome.value]
+    findings += [rule_finding(m.rule, m.outcome, facts=facts) for m in good]
     findings += _untested(findings, aimet, torch_version, lands_on)
     return Evaluation(facts, tuple(findings), tuple(lands_on))
 

@@ -120,11 +120,13 @@ def write(
         **{k: v for k, v in (extra or {}).items() if k not in ("qatdoctor_evidence", "cells", "host")},
         "cells": [cell_to_dict(c) for c in cells],
     }
+    from qatdoctor import atomic
+    from qatdoctor.redact import redact_data
+
+    payload = redact_data(payload, names=False)  # evidence is committed: no home paths or credentials in it
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        atomic.write_text(path, json.dumps(payload, indent=2) + "\n")  # complete or untouched, no `.tmp` left
     except OSError as error:
         raise InputError(f"cannot write {path}: {error.strerror}") from None
 

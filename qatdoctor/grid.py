@@ -83,6 +83,7 @@ class Outcome(NamedTuple):
     warnings: tuple[str, ...] = ()  # failing environment warnings (they do not decide the cell)
     undecided: tuple[str, ...] = ()  # checks that depend on the host (glibc, system libraries, numpy, driver)
     note: str | None = None
+    basis: str | None = None  # what the deciding rule rests on for this set (`Rule.basis_for`)
 
 
 class Plan(NamedTuple):
@@ -348,15 +349,20 @@ def classify(evaluation: Evaluation, matrix: Matrix) -> Outcome:
             state=State.NOT_INSTALLABLE if _check_of(errors[0], matrix) in INSTALL_CHECKS else State.BAD,
             reason=reason_word(errors[0], matrix),
             decided_by=errors[0].id,
+            basis=_basis(errors[0].id, matrix, evaluation.facts),
             rules=rules,
             checks=tuple(f.id for f in errors if matrix.rule(f.id) is None),
             evidence=_evidence(rules, matrix),
         )
     if evaluation.lands_on:
-        rules = tuple(x for x in evaluation.lands_on if matrix.rule(x) is not None)
+        # a measured rule decides before a documented one: it says more about this set
+        good = (x for x in evaluation.lands_on if matrix.rule(x) is not None)
+        rules = tuple(sorted(good, key=lambda x: not _measured(matrix.rule(x))))
+        decided = (rules or evaluation.lands_on)[0]
         return base._replace(
             state=State.MEASURED if any(_measured(matrix.rule(x)) for x in rules) else State.VENDOR,
-            decided_by=(rules or evaluation.lands_on)[0],
+            decided_by=decided,
+            basis=_basis(decided, matrix, evaluation.facts),
             rules=rules,
             declared=tuple(x for x in evaluation.lands_on if matrix.rule(x) is None),
             evidence=_evidence(rules, matrix),
@@ -365,10 +371,25 @@ def classify(evaluation: Evaluation, matrix: Matrix) -> Outcome:
 
 
 def _measured(rule: Rule | None) -> bool:
-    """A known-good rule our own probe backs: a sweep-written `good-measured-*`, or one citing an evidence run."""
+    """A known-good rule our own runs back. The matrix's `basis` says so where it is given; without one, a rule
+    citing an [[evidence]] run, or one `merge-evidence` wrote (`good-measured-*`)."""
     if rule is None:
         return False
-    return rule.id.startswith("good-measured-") or any(s.ref.startswith(EVIDENCE_PREFIX) for s in rule.sources)
+    if rule.basis != "inferred" or rule.measured_on:
+        return rule.measured
+    return rule.id.startswith("good-measured-") or _cites_evidence(rule)
+
+
+def _basis(rule_id: str | None, matrix: Matrix, facts: Facts) -> str | None:
+    """What the deciding rule rests on for this very set: measured here, extrapolated, vendor docs, …"""
+    rule = matrix.rule(rule_id) if rule_id else None
+    if rule is None or (rule.basis == "inferred" and not rule.measured_on and _cites_evidence(rule)):
+        return None  # no basis given: a rule citing our runs is not "inferred"
+    return rule.basis_for(facts)[1]
+
+
+def _cites_evidence(rule: Rule) -> bool:
+    return any(s.ref.startswith(EVIDENCE_PREFIX) for s in rule.sources)
 
 
 def _evidence(rule_ids: Iterable[str], matrix: Matrix) -> tuple[str, ...]:
@@ -412,7 +433,7 @@ def iter_cells(grid: Grid) -> Iterator[Cell]:
 
 
 LEGEND = {
-    State.MEASURED: "known-good, run by our probe (a known-good rule citing an [[evidence]] run, or good-measured-*)",
+    State.MEASURED: "known-good, backed by our own runs (the rule's basis is measured, or it cites an evidence run)",
     State.VENDOR: "known-good as the vendor documents it: a rule without a probe run, the release's own exact "
     "torch pin, or the torch its wheel was built with",
     State.BAD: "known-bad: the word says where it fails (the failing rule's earliest probe stage or check)",
@@ -447,6 +468,7 @@ def cell_to_dict(cell: Cell) -> dict[str, Any]:
         "driver": cell.driver.value if cell.driver else None,
         "driver_min": cell.driver_min,
         "note": outcome.note,
+        "basis": outcome.basis,
         "pip": plan.pip,
     }
 

@@ -5,6 +5,7 @@ The numbers come from the matrix's [[aimet]], [[torch]] and [[cuda]] tables; onl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from qatdoctor.matrix.model import AimetRelease, Matrix, TorchSeries
 from qatdoctor.model import Facts, FactState, Finding, Fix, Severity, Source, Status
 from qatdoctor.versions import ParsedVersion, in_range, try_parse_version
 
+_CP_WHEEL = re.compile(r"^cp3(\d+)-")
 LIB_PACKAGES = {"liblapacke.so.3": "liblapacke", "libcublas.so.12": "libcublas12"}
 
 
@@ -88,6 +90,67 @@ def _fail(ctx: Context, check_id: str, title: str, evidence: str, summary: str |
 def _python(ctx: Context) -> Iterator[Finding]:
     if ctx.aimet is not None:
         yield from _spec_check(ctx, "req.python", "python", ctx.aimet.requires_python, "Requires-Python")
+
+
+def wheel_pythons(release: AimetRelease) -> set[str] | None:
+    """CPython minors with a wheel when a 1.x release ships only cpXY wheels (None: not restricted).
+
+    2.x releases always have a py3X-none-any file beside any cp310 wheel, so only 1.x is restricted.
+    """
+    match = _CP_WHEEL.match(release.wheel or "")
+    if match is None or release.apis != ("v1",):
+        return None
+    return {f"3.{match[1]}", *release.python_wheels}
+
+
+def known_pythons(matrix: Matrix) -> set[str]:
+    """Every CPython minor the matrix has wheels for (torch series, aimet-torch cpXY wheels)."""
+    minors = {m.rstrip("t") for series in matrix.torch for m in series.python}
+    for release in matrix.aimet:
+        minors |= wheel_pythons(release) or set()
+    return minors
+
+
+def _python_wheels(ctx: Context) -> Iterator[Finding]:
+    """A Python minor without a torch (or 1.x aimet-torch) wheel cannot hold this set; one newer than every minor
+    the matrix knows is outside coverage, never good."""
+    python = _version(ctx.facts, "python")
+    if python is None:
+        return
+    minor = python.series
+    known = known_pythons(ctx.matrix)
+    newest = max(known, key=Version, default=None)
+    if newest is not None and Version(minor) > Version(newest):
+        yield Finding(
+            id="coverage.python",
+            title=f"Python {python} is newer than any Python the matrix knows (newest: {newest})",
+            severity=Severity.WARNING,
+            status=Status.UNKNOWN,
+            origin="coverage",
+            summary="Outside known coverage: not reported as good. Point --matrix at a newer matrix.",
+            fixes=(Fix("config", "use a newer matrix: qatdoctor --matrix PATH (or $QATDOCTOR_MATRIX)"),),
+        )
+    torch = ctx.torch
+    if torch is not None and torch.python and minor not in {m.rstrip("t") for m in torch.python}:
+        yield Finding(
+            id="req.python-wheel",
+            title=f"torch {torch.series} has no wheel for Python {minor}",
+            severity=Severity.ERROR,
+            origin="requirements",
+            summary=f"pip cannot install torch {torch.series} on Python {minor}: its wheels are for Python "
+            f"{', '.join(torch.python)} only. Use one of those Pythons, or a torch series built for {minor}.",
+            sources=torch.sources,
+            evidence=(f"Python {minor} not in torch {torch.series}'s wheels ({', '.join(torch.python)})",),
+        )
+    aimet = ctx.aimet
+    minors = wheel_pythons(aimet) if aimet is not None else None
+    if aimet is not None and minors is not None and minor not in minors and in_range(python, aimet.requires_python):
+        yield _fail(
+            ctx,
+            "req.python-wheel",
+            f"aimet-torch {aimet.version} has no wheel for Python {minor} (only {', '.join(sorted(minors))})",
+            f"Python {minor} not in {', '.join(sorted(minors))} ({aimet.wheel})",
+        )
 
 
 def _torch(ctx: Context) -> Iterator[Finding]:
@@ -308,6 +371,6 @@ def cuda_major(cuda: str | None) -> int | None:
 
 
 _CHECKS = (
-    _python, _torch, _torchvision, _numpy, _glibc, _cuda_major, _system_libs, _v1, _torchvision_pair, _driver,
-    _gpu_arch,
+    _python, _python_wheels, _torch, _torchvision, _numpy, _glibc, _cuda_major, _system_libs, _v1,
+    _torchvision_pair, _driver, _gpu_arch,
 )  # fmt: skip

@@ -18,6 +18,7 @@ runner here also owns every child for the life of the process:
 from __future__ import annotations
 
 import atexit
+import codecs
 import contextlib
 import os
 import signal
@@ -31,14 +32,14 @@ from pathlib import Path
 from typing import IO, Protocol
 
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL
-STDOUT_LIMIT = 16 << 20  # characters of a child's stdout kept (half head, half tail)
-STDERR_LIMIT = 2 << 20
-PIECE = 1 << 16  # the longest piece read at once (a line without a newline is read in pieces)
+STDOUT_LIMIT = 8 << 20  # characters of a child's stdout kept (half head, half tail); a probe result is ~20 KB
+STDERR_LIMIT = 1 << 20
+PIECE = 1 << 16  # bytes read at once; also the longest line handed to `on_stderr_line` (longer ones are split)
 CUT_MARK = "\n[… qatdoctor: {cut} characters of {stream} cut here …]\n"
 SHUTTING_DOWN = "qatdoctor is shutting down"
 
 _lock = threading.Lock()
-_live: dict[int, subprocess.Popen[str]] = {}  # pid (= process group) -> child, until reaped
+_live: dict[int, subprocess.Popen[bytes]] = {}  # pid (= process group) -> child, until reaped
 _owned: dict[Path, None] = {}  # scratch paths to remove at shutdown (insertion-ordered set)
 _closing = False
 
@@ -151,7 +152,7 @@ class Pending:
     def __init__(
         self,
         argv: tuple[str, ...],
-        proc: subprocess.Popen[str] | None,
+        proc: subprocess.Popen[bytes] | None,
         timeout: float,
         on_stderr_line: Callable[[str], None] | None = None,
         start_error: str | None = None,
@@ -224,9 +225,6 @@ def start(
                 stderr=subprocess.PIPE,
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
                 start_new_session=True,
             )
         except (OSError, ValueError) as exc:
@@ -235,17 +233,49 @@ def start(
     pending = Pending(args, proc, timeout, on_stderr_line)
     if stdin is not None and proc.stdin is not None:
         with contextlib.suppress(BrokenPipeError, OSError):
-            proc.stdin.write(stdin)
+            proc.stdin.write(stdin.encode("utf-8", errors="replace"))
             proc.stdin.close()
     return pending
 
 
-def _pump(stream: IO[str], sink: Capture, on_line: Callable[[str], None] | None) -> None:
+def _pump(stream: IO[bytes], sink: Capture, on_line: Callable[[str], None] | None) -> None:
+    """Read a pipe to its end in pieces: UTF-8 with replacement, CR LF and lone CR as LF (as text mode would)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    read = getattr(stream, "read1", stream.read)
+    held_cr = False
+    partial = ""
     with contextlib.suppress(OSError, ValueError):
-        while piece := stream.readline(PIECE):
-            sink.add(piece)
-            if on_line is not None:
-                on_line(piece.rstrip("\n"))
+        while True:
+            data = read(PIECE)
+            text = decoder.decode(data, final=not data)
+            if held_cr:
+                text = "\r" + text
+            held_cr = bool(data) and text.endswith("\r")
+            if held_cr:
+                text = text[:-1]
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            if text:
+                sink.add(text)
+                if on_line is not None:
+                    partial = _lines(partial + text, on_line)
+            if not data:
+                break
+    if on_line is not None and partial:
+        on_line(partial)
+
+
+def _lines(text: str, on_line: Callable[[str], None]) -> str:
+    """Hand each complete line to `on_line`; return the unfinished rest (a line over PIECE goes out in parts)."""
+    start = 0
+    while (end := text.find("\n", start)) != -1:
+        on_line(text[start:end])
+        start = end + 1
+    rest = text[start:]
+    while len(rest) > PIECE:
+        on_line(rest[:PIECE])
+        rest = rest[PIECE:]
+    return rest
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -253,12 +283,12 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _forget(proc: subprocess.Popen[str]) -> None:
+def _forget(proc: subprocess.Popen[bytes]) -> None:
     with _lock:
         _live.pop(proc.pid, None)
 
 
-def terminate(proc: subprocess.Popen[str], grace: float = GRACE) -> None:
+def terminate(proc: subprocess.Popen[bytes], grace: float = GRACE) -> None:
     """SIGTERM to the child's process group, up to `grace` seconds for it to go, then SIGKILL; reaped."""
     _signal_group(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, Protocol
 
 from qatdoctor.matrix.model import Signature
 
@@ -27,19 +28,137 @@ def normalize_window(text: str) -> str:
     return SPACE.sub(" ", QUOTE.sub("", text))
 
 
+MAX_TRIES = 64  # occurrences of a needle examined for its exception type before a loose match is accepted
+
+
+class Matcher(Protocol):
+    """What signature matching needs from a compiled regex (RE2's and `re`'s patterns both fit)."""
+
+    def search(self, text: str) -> Any: ...
+
+
+class _NeverMatches:
+    def search(self, text: str) -> None:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _re2() -> Any:
+    """The google-re2 module (linear-time matching), or None when it is not installed."""
+    try:
+        import re2  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:  # pragma: no cover - a dependency; the fallback only guards a broken install
+        return None
+    return re2
+
+
+def _re2_options() -> Any:
+    re2 = _re2()
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print refused patterns on stderr
+    options.max_mem = 8 << 20
+    return options
+
+
 @lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str]:
+def _compiled(pattern: str) -> Matcher:
+    """A signature regex under a matcher without catastrophic backtracking: RE2 (linear in the input). Without
+    google-re2, Python's `re` only for patterns without nested or alternated repetition; others never match."""
+    re2 = _re2()
+    if re2 is not None:
+        try:
+            return re2.compile(pattern, _re2_options())  # type: ignore[no-any-return]
+        except re2.error:
+            return _NeverMatches()  # `matrix validate` rejects such a pattern
+    if _backtracking_risk(pattern) is not None:
+        return _NeverMatches()
     return re.compile(pattern)
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why a signature regex is not acceptable (for `matrix validate`), or None.
+
+    It must be a valid Python regex, accepted by RE2 (no back-references, look-arounds or other constructs that
+    need backtracking), and must not match the empty text (it would match everything).
+    """
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"invalid regex: {exc}"
+    re2 = _re2()
+    if re2 is None:  # pragma: no cover - see _compiled
+        return _backtracking_risk(pattern)
+    try:
+        compiled = re2.compile(pattern, _re2_options())
+    except re2.error as exc:
+        detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        return f"not supported by the linear-time regex engine (RE2): {detail}"
+    if compiled.search("") is not None:
+        return "matches the empty text (so it would match any input)"
+    return None
+
+
+def _backtracking_risk(pattern: str) -> str | None:
+    """A repetition that contains another repetition or an alternation, e.g. `(a+)+` or `(a|aa)+` (for `re`)."""
+    try:
+        parsed = _sre_parse().parse(pattern)
+    except Exception:  # anything the parser refuses is refused here too
+        return "invalid regex"
+    constants = _sre_constants()
+    repeats = {constants.MAX_REPEAT, constants.MIN_REPEAT, getattr(constants, "POSSESSIVE_REPEAT", None)}
+
+    def risky(items: Any, inside: bool) -> bool:
+        for op, av in items:
+            if op in repeats:
+                low, high, body = av
+                if inside and high != low:
+                    return True
+                if risky(body, inside or (high == constants.MAXREPEAT or high > 1)):
+                    return True
+            elif op is constants.BRANCH:
+                if inside:
+                    return True
+                if any(risky(branch, inside) for branch in av[1]):
+                    return True
+            elif op is constants.SUBPATTERN and risky(av[-1], inside):
+                return True
+        return False
+
+    if not risky(parsed, False):
+        return None
+    return "a repetition inside a repetition or an alternation (catastrophic backtracking)"
+
+
+def _sre_parse() -> Any:
+    try:
+        import re._parser as parser  # type: ignore[import-not-found,unused-ignore]  # 3.11+
+    except ImportError:  # pragma: no cover - 3.10
+        import sre_parse as parser
+    return parser
+
+
+def _sre_constants() -> Any:
+    try:
+        import re._constants as constants  # type: ignore[import-not-found,unused-ignore]  # 3.11+
+    except ImportError:  # pragma: no cover - 3.10
+        import sre_constants as constants
+    return constants
+
+
+@lru_cache(maxsize=1024)
+def needle(text: str) -> str:
+    """A text signature as it appears in normalized text."""
+    return normalize(text)
 
 
 def signature_matches(signature: Signature, text: str, error_type: str | None = None) -> bool:
     """Whether normalized `text` carries the signature (and its exception type, when it names one)."""
     if signature.text is not None:
-        needle = normalize(signature.text)
-        if needle not in text:
+        needle_text = needle(signature.text)
+        if needle_text not in text:
             return False
         if signature.type is not None and error_type is None:
-            at = text.find(needle)
+            at = text.find(needle_text)
             # the type must introduce the message, as in "RuntimeError: The function ..."
             return text.rfind(f"{signature.type}:", max(0, at - 300), at + 1) != -1
     if signature.regex is not None and not _compiled(signature.regex).search(text):
@@ -75,16 +194,18 @@ def find_signature(signature: Signature, text: str) -> TextMatch | None:
     same text is a strictness-1 match.
     """
     if signature.text is not None:
-        needle = normalize(signature.text)
-        at = text.find(needle)
+        wanted = needle(signature.text)
+        at = text.find(wanted)
         if at == -1 or (signature.regex is not None and not _compiled(signature.regex).search(text)):
             return None
-        loose = TextMatch(at, at + len(needle), 1)
-        while signature.type is not None and at != -1:  # prefer an occurrence its exception type introduces
+        loose = TextMatch(at, at + len(wanted), 1)
+        tries = MAX_TRIES
+        while signature.type is not None and at != -1 and tries:  # prefer an occurrence its type introduces
             typed = type_before(text, at, signature.type)
             if typed != -1:
-                return TextMatch(typed, at + len(needle), 0, at)
-            at = text.find(needle, at + 1)
+                return TextMatch(typed, at + len(wanted), 0, at)
+            at = text.find(wanted, at + 1)
+            tries -= 1
         return loose
     assert signature.regex is not None
     found = _compiled(signature.regex).search(text)

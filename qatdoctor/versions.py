@@ -21,6 +21,10 @@ _AIMET_VARIANT_SUFFIX = re.compile(r"^(?P<release>\d+(?:\.\d+)+)\.(?P<variant>cu
 _AIMET_VARIANT_PREFIX = re.compile(r"^(?P<variant>torch[-_](?:gpu|cpu)(?:[-_]pt\d+)?)[-_](?P<release>\d+(?:\.\d+)+)$")
 
 
+MAX_VERSION_LENGTH = 128  # longer text is not a version (and 5,000-digit numbers hit int()'s limit)
+MAX_NUMBER_DIGITS = 18
+
+
 class VersionError(InputError):
     """A version or range that cannot be understood."""
 
@@ -63,6 +67,9 @@ class ParsedVersion:
 def parse_version(raw: str, *, what: str = "version") -> ParsedVersion:
     """Parse a version string, accepting AIMET's non-PEP-440 GitHub variants; raise VersionError otherwise."""
     text = raw.strip()
+    shown = raw if len(raw) <= 60 else raw[:57] + "..."
+    if len(text) > MAX_VERSION_LENGTH or any(len(part) > MAX_NUMBER_DIGITS for part in re.findall(r"\d+", text)):
+        raise VersionError(f"unparseable {what} {shown!r}: too long to be a version")
     if text.startswith("v") and text[1:2].isdigit():
         text = text[1:]
     try:
@@ -75,7 +82,6 @@ def parse_version(raw: str, *, what: str = "version") -> ParsedVersion:
             return ParsedVersion(
                 raw=raw.strip(), version=Version(match["release"]), variant=match["variant"].replace("_", "-")
             )
-    shown = raw if len(raw) <= 60 else raw[:57] + "..."
     raise VersionError(f"unparseable {what} {shown!r}: not a PEP 440 version")
 
 

@@ -82,14 +82,14 @@ def test_matrix_env_var_is_honoured(tmp_path: Path) -> None:
     assert result.exit_code == ExitCode.MATRIX_INVALID and "file not found" in result.stderr
 
 
-def test_check_this_interpreter_without_aimet_is_unknown() -> None:
+def test_check_this_interpreter_without_aimet_is_a_plain_problem_with_the_install() -> None:
     result = invoke("check", "--no-probe", "--format", "json")
     payload = json.loads(result.stdout)
-    assert result.exit_code == ExitCode.OK
-    assert payload["verdict"] == "unknown"
-    assert any(f["id"] == "env.aimet-torch-missing" for f in payload["findings"])
+    assert result.exit_code == ExitCode.PROBLEMS and payload["verdict"] == "problems"
+    missing = next(f for f in payload["findings"] if f["id"] == "env.aimet-torch-missing")
+    assert missing["status"] == "fail" and "aimet-torch==" in missing["fixes"][0]["commands"][0]
     assert "probe skipped" in " ".join(payload["notes"])
-    assert invoke("check", "--no-probe", "--strict").exit_code == ExitCode.UNKNOWN
+    assert "@qatdoctor-probe" not in result.stdout + result.stderr
 
 
 def test_shipped_matrix_validates_and_lists() -> None:

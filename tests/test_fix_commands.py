@@ -20,6 +20,7 @@ from qatdoctor import core
 from qatdoctor.explain import explain_stream
 from qatdoctor.matrix.load import load
 from qatdoctor.model import Fact, Facts, Report, Verdict
+from qatdoctor.versions import try_parse_version
 from tests.conftest import reference_python
 from tests.test_resolve import HOST, ROWS, resolve
 
@@ -53,9 +54,15 @@ def applied(facts: Facts, command: str) -> Facts:
             updates[name] = Fact.known(spec[2:])
         else:
             updates[name] = Fact.known(next(v for v in NUMPY if SpecifierSet(spec).contains(v)))
-    values = {k: v for k, v in facts.values.items() if k not in ("cuda", "aimet-api") or v.origin == "assumed"}
+    values = dict(facts.values)
     if "torch" in updates:
         values.pop("cuda", None)
+    # An API the user chose carries over only to a release that ships it (AIMET then uses its default).
+    aimet = try_parse_version((updates.get("aimet-torch") or facts.get("aimet-torch")).value or "")
+    release = load().aimet_release(aimet) if aimet else None
+    api = values.get("aimet-api")
+    if api is not None and (api.origin == "derived" or (release is not None and api.value not in release.apis)):
+        values.pop("aimet-api")
     values.update(updates)
     return Facts(values, facts.gpus, facts.gpus_reason)
 
@@ -92,13 +99,14 @@ def test_the_3152_stack_caveat_fix_is_a_whole_set() -> None:
 
 
 def test_the_cuda_major_is_kept_unless_the_driver_is_known() -> None:
-    unknown = resolve({"aimet-torch": "2.42.0", "torch": "2.2.2+cu121", "python": "3.11.7", "numpy": "1.26.4"})
-    known = resolve({"aimet-torch": "2.42.0", "torch": "2.2.2+cu121", "python": "3.11.7", "numpy": "1.26.4",
-                     "driver": "580.95.05"})  # fmt: skip
-    keep = next(r for r in unknown.recommendations if r.kind == "keep-aimet")
-    assert "+cu12" in keep.commands[0] and "--extra-index-url https://download.pytorch.org/whl/cu12" in keep.commands[0]
-    moved = next(r for r in known.recommendations if r.kind == "keep-aimet")
-    assert "+cu" not in moved.commands[0] and "--extra-index-url" not in moved.commands[0], "PyPI's build, no index"
+    """torch 2.14's PyPI build is CUDA 13 (driver >= 580): from a CUDA 12 env the move takes the cu12x build from
+    the PyTorch index, unless the target driver is known to run CUDA 13 — then PyPI's build, and no index."""
+    stack = {"aimet-torch": "2.42.0", "torch": "2.2.2+cu121", "python": "3.11.7", "numpy": "1.26.4"}
+    unknown = next(r for r in resolve(stack).recommendations if r.kind == "newest")
+    known = next(r for r in resolve({**stack, "driver": "580.95.05"}).recommendations if r.kind == "newest")
+    assert '"torch==2.14.1+cu12' in unknown.commands[0] and "--extra-index-url" in unknown.commands[0]
+    assert '"torch==2.14.1"' in known.commands[0] and "--extra-index-url" not in known.commands[0]
+    assert any("moves torch from CUDA 12 to CUDA 13" in n for n in known.notes)
 
 
 def test_no_command_names_a_bare_interpreter_when_the_target_is_known() -> None:

@@ -73,12 +73,18 @@ KNOWN = [
     ("2.0.0", "2.14", None, State.BAD, "import", "aimet-2.0.0-torch-2.14-import-error", "3.14"),
     ("2.17.0", "2.9", None, State.NOT_INSTALLABLE, "pin", "aimet-2.17-torch-2.9-cap", "3.14"),
     ("2.10.0", "2.5", None, State.UNTESTED, None, None, "3.13"),
-]
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("aimet", "series", "python", "state", "reason", "decided", "evaluated"), KNOWN)
 def test_known_cells(
-    aimet: str, series: str, python: str | None, state: State, reason: str | None, decided: str | None, evaluated: str | None
+    aimet: str,
+    series: str,
+    python: str | None,
+    state: State,
+    reason: str | None,
+    decided: str | None,
+    evaluated: str | None,
 ) -> None:
     found = cell(built(python), aimet, series)
     outcome = found.plan.outcome
@@ -118,7 +124,12 @@ def test_every_cell_agrees_with_resolve() -> None:
     ("assume", "verdict", "finding", "status"),
     [
         (["aimet-torch=2.42.0", "torch=2.2.2", "python=3.10"], "problems", "aimet-2.42-torch-2.2-import-error", "fail"),
-        (["aimet-torch=1.32.2", "torch=2.2.2", "python=3.10"], None, "good-aimet-1.32.2-1.35.0-torch-2.2.2-py310", "pass"),
+        (
+            ["aimet-torch=1.32.2", "torch=2.2.2", "python=3.10"],
+            None,
+            "good-aimet-1.32.2-1.35.0-torch-2.2.2-py310",
+            "pass",
+        ),
     ],
 )
 def test_the_cli_resolve_says_the_same(assume: list[str], verdict: str | None, finding: str, status: str) -> None:
@@ -248,7 +259,11 @@ def test_json_has_the_same_cells() -> None:
     assert len(payload["cells"]) == len(m.aimet) * len(m.torch)
     by_key = {(c["aimet_torch"], c["torch_series"]): c for c in payload["cells"]}
     good = by_key["1.32.2", "2.2"]
-    assert (good["state"], good["python"], good["rules"]) == ("measured", "3.10", ["good-aimet-1.32.2-1.35.0-torch-2.2.2-py310"])
+    assert (good["state"], good["python"], good["rules"]) == (
+        "measured",
+        "3.10",
+        ["good-aimet-1.32.2-1.35.0-torch-2.2.2-py310"],
+    )
     assert good["pip"] == (
         'python -m pip install "aimet-torch==1.32.2" "torch==2.2.2" "torchvision==0.17.2" "numpy<1.24,>=1.20.5"'
     )
@@ -265,18 +280,38 @@ def test_bad_filters_are_bad_input(args: list[str]) -> None:
     assert code == ExitCode.BAD_INPUT and not out and "error:" in err
 
 
+def test_unwritable_page_is_bad_input(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = invoke("--html", str(blocker / "index.html"))
+    assert code == ExitCode.BAD_INPUT and "cannot write" in err
+
+
 def test_check_never_imports_the_grid() -> None:
     code = "import sys, qatdoctor.cli, qatdoctor.core; print(sorted(m for m in sys.modules if 'grid' in m))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
 
-def test_build_is_fast() -> None:
-    import time
+def test_each_set_is_evaluated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """evaluate() runs once per (release, torch, Python, CUDA build): the page and every filter reuse it."""
+    seen: list[tuple[str | None, ...]] = []
+    real = grid.evaluate
 
-    started = time.perf_counter()
-    grid.build(matrix())
-    assert time.perf_counter() - started < 10  # ~1 s here: 56 × 17 cells, every Python minor each
+    def counting(facts, matrix):  # type: ignore[no-untyped-def]
+        seen.append(tuple(facts.value(n) for n in ("aimet-torch", "torch", "python", "cuda")))
+        return real(facts, matrix)
+
+    monkeypatch.setattr(grid, "evaluate", counting)
+    shared = grid.Evaluator(matrix())
+    grid.build(matrix(), Filters(), shared)
+    first = len(seen)
+    grid.build(matrix(), Filters("3.10", None, "silu-activation"), shared)
+    assert len(seen) == first  # a filter on Python or a construct evaluates nothing new
+    grid_html.page_data(matrix(), shared)
+    assert len(seen) == len(set(seen))
+    pairs = len(matrix().aimet) * len(matrix().torch)
+    assert first < 5 * pairs and len(seen) < 8 * pairs, (first, len(seen))
 
 
 # --- the page ---------------------------------------------------------------------------------------------------------
@@ -320,7 +355,10 @@ def test_page_data_holds_every_filter_value(python: str, tier: int) -> None:
     g = built(None if python == "best" else python, driver)
     for i, row in enumerate(g.cells):
         for j, found in enumerate(row):
-            assert lookup(data, i, j, python, tier) == (found.state.value, found.plan.python), (found.aimet, found.series)
+            assert lookup(data, i, j, python, tier) == (found.state.value, found.plan.python), (
+                found.aimet,
+                found.series,
+            )
 
 
 def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -344,3 +382,16 @@ def test_cli_writes_the_page(tmp_path: Path) -> None:
     code, out, err = invoke("--html", str(target), "--python", "3.10")
     assert code == 0 and not out and "wrote" in err
     assert '"init":{"python":"3.10"' in target.read_text()
+
+
+def test_readme_sample_is_real_output() -> None:
+    """The README's terminal sample: every line it shows (cuts are marked […]) is in today's output."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## The compatibility grid", 1)[1].split("\n## ", 1)[0]
+    sample = section.split("```text\n", 1)[1].split("```", 1)[0]
+    command = re.search(r"`(qatdoctor matrix grid [^`]*)`, piped", section)
+    assert command is not None
+    code, out, _ = invoke(*command.group(1).split()[3:], "--width", "100")
+    assert code == 0
+    missing = [line for line in sample.splitlines() if "[…" not in line and line not in out.splitlines()]
+    assert not missing, f"README sample is stale; rerun `{command.group(1)}` and update it: {missing}"

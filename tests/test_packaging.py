@@ -25,8 +25,10 @@ def test_wheel_contents(tmp_path: Path) -> None:
         "qatdoctor/probe/_probe.py",
     ):
         assert required in names, required
-    evidence = {Path(n).name for n in names if n.startswith("qatdoctor/data/evidence/")}
-    assert evidence == {p.name for p in (ROOT / "evidence").glob("*.json")}
+    prefix = "qatdoctor/data/evidence/"
+    evidence = {n[len(prefix) :] for n in names if n.startswith(prefix) and not n.endswith("/")}
+    shipped = {p.relative_to(ROOT / "evidence").as_posix() for p in (ROOT / "evidence").rglob("*") if p.is_file()}
+    assert evidence == {n for n in shipped if "__pycache__" not in n}
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     requires = [line for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines() if line.startswith("Requires-Dist")]
     runtime = [line for line in requires if "extra ==" not in line]

@@ -14,14 +14,15 @@ runner = CliRunner()
 
 
 def test_report_bundle_is_markdown_with_replayable_json(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["report", "--no-probe"])
-    assert result.exit_code == 0, result.stderr
+    result = runner.invoke(app, ["report", "--no-probe"])  # qatdoctor's own venv: no aimet-torch, a problem
+    assert result.exit_code == ExitCode.PROBLEMS, result.stderr
     assert result.stdout.startswith("### qatdoctor report:")
+    assert len(result.stdout) <= 60_000, "fits a GitHub issue body"
     assert "<details>" in result.stdout and "```json" in result.stdout
     bundle = tmp_path / "issue.md"
     bundle.write_text(result.stdout)
     replay = runner.invoke(app, ["report", "--from-report", str(bundle), "--format", "json"])
-    assert replay.exit_code == 0, replay.stderr
+    assert replay.exit_code == ExitCode.PROBLEMS, replay.stderr
     payload = json.loads(replay.stdout)
     assert payload["command"] == "report" and "re-evaluated issue.md" in payload["notes"][0]
 

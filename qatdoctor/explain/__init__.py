@@ -62,6 +62,8 @@ def run_explain(source: str | None, matrix: Path | None = None) -> Report:
 
 
 def _stdin() -> BinaryIO:
+    if sys.stdin is None:  # `qatdoctor explain - <&-`
+        raise InputError("cannot read stdin: it is closed", hint="give a file, or pipe the text in")
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:  # a text-only stdin (tests, embedding): re-encode it
         import io

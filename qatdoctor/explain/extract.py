@@ -15,6 +15,7 @@ LINE_MAX = 1000  # longer lines are only read around the keyword that selected t
 PARTIAL_MAX = 4096
 EVIDENCE_MAX = 200
 PER_NAME = 16  # distinct values kept per fact
+LINE_BUDGET = 50_000  # keyword lines read from the head; past that (a pip list repeated for megabytes) only the tail
 
 STRUCTURED, PROSE, INFERRED = 0, 1, 2
 KEYWORDS = (
@@ -115,12 +116,16 @@ class VersionExtractor:
         self._tail_cut = False
         self._line = 1  # number of the first line of the text not consumed yet
         self._tail_line = 1
+        self._lines_left = [LINE_BUDGET]  # keyword lines the head may still examine
 
     def feed(self, text: str) -> None:
         """Read one piece: fully while in the head, else only keep it as a candidate for the tail."""
         if self._head_left > 0:
             self._head_left -= len(text)
-            self._consume(self._partial + text)
+            self._consume(self._partial + text, self._lines_left)
+            if self._lines_left[0] <= 0:  # keyword-dense input: the head has said what it will say
+                self._head_left = 0
+                self.truncated = True
             if self._head_left <= 0:
                 self._tail, self._tail_chars = [self._partial], len(self._partial)
                 self._tail_line, self._partial = self._line, ""
@@ -137,7 +142,7 @@ class VersionExtractor:
     def finish(self) -> None:
         """Read the last line of the head, or the tail."""
         if self._head_left > 0:
-            self._consume(self._partial + "\n")
+            self._consume(self._partial + "\n", self._lines_left)
         else:
             self._line = self._tail_line
             tail = "".join(self._tail)
@@ -146,14 +151,14 @@ class VersionExtractor:
             self._consume(tail[start:] + "\n")
         self._partial, self._tail = "", []
 
-    def _consume(self, text: str) -> None:
+    def _consume(self, text: str, budget: list[int] | None = None) -> None:
         """Read the complete lines of `text`; keep the unfinished last line for the next piece."""
         end = text.rfind("\n") + 1
         body, self._partial = text[:end], text[end:][-PARTIAL_MAX:]
         if body:
             low = lowered(body)
             self.mentions_aimet = self.mentions_aimet or "aimet" in low
-            for line, line_text, claims in _claimed_lines(body, low, self._line):
+            for line, line_text, claims in _claimed_lines(body, low, self._line, budget):
                 shown = ""
                 for name, value, rank, source in claims:
                     kept = self._found.get((name, value))
@@ -177,15 +182,22 @@ def lowered(text: str) -> str:
     return low if len(low) == len(text) else text.replace("\u0130", "i").lower()
 
 
-def _claimed_lines(body: str, low: str, first_line: int) -> Iterator[tuple[int, str, tuple[_Claim, ...]]]:
-    """(line number, text, claims) for the lines of `body` (ending in a newline; `low` lower-cased) with a keyword."""
+def _claimed_lines(
+    body: str, low: str, first_line: int, budget: list[int] | None = None
+) -> Iterator[tuple[int, str, tuple[_Claim, ...]]]:
+    """(line number, text, claims) for the lines of `body` (ending in a newline; `low` lower-cased) with a keyword.
+
+    With `budget` (a one-item list, decremented), at most that many lines are selected."""
     selected: dict[int, tuple[int, int]] = {}
+    limit = budget[0] if budget is not None else -1
     for keyword in KEYWORDS:
         at = low.find(keyword)
-        while at != -1:
+        while at != -1 and len(selected) != limit:
             start, end = low.rfind("\n", 0, at) + 1, low.find("\n", at)
             selected.setdefault(start, (end, at))
             at = low.find(keyword, end)
+    if budget is not None:
+        budget[0] -= len(selected)
     line, counted = first_line, 0
     for start in sorted(selected):
         end, at = selected[start]

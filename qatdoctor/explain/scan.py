@@ -6,13 +6,28 @@ import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from qatdoctor.matrix.model import Rule, Signature
-from qatdoctor.signatures import anchor, find_signature, normalize_window, required_tokens
+from qatdoctor.signatures import (
+    QUOTE,
+    _re2,
+    _re2_options,
+    anchor,
+    find_signature,
+    needle,
+    normalize_window,
+    required_tokens,
+)
 
 CONTEXT = 1024  # raw characters kept on each side of an anchor: a signature plus its exception type fits
 CARRY = 2 * CONTEXT
 SKIP = CONTEXT // 2  # a signature with its exception type spans well under CONTEXT - SKIP raw characters
+# windows normalized per piece before the piece is scanned in one pass instead (anchor-dense input): a window
+# costs ~50 µs, the one pass ~20 ms per MiB, so a log with a few anchors per MiB never pays for the pass
+WINDOW_BUDGET = 32
+WINDOW_COST = 16  # a window normalized costs this many anchors found and skipped
+DENSE_BLOCK = 4096  # normalized text maps back to raw positions block by block
 EVIDENCE_MAX = 300
 FALLBACK_ANCHORS = ("Error", "error", "ERROR")  # for a regex without a required literal
 # words too frequent in ordinary logs to be a shared gate (a signature may still use one as its own anchor)
@@ -93,10 +108,14 @@ class SignatureScanner:
     """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
+        rules = tuple(rules)
         self._by_anchor = plan_gates(rules)
+        self._all = [_Entry(rule, signature) for rule in rules for signature in rule.signatures]
+        self._set = _signature_set(self._all)
         self.hits: dict[str, Hit] = {}
         self._carry = ""
         self._lines_before = 0  # newlines before the start of the carry
+        self.dense_scans = 0  # how many pieces were scanned in one pass (anchor-dense input)
 
     def feed(self, text: str) -> None:
         """Scan one piece of text, deferring anchors whose context is not complete yet."""
@@ -116,17 +135,47 @@ class SignatureScanner:
         start = max(0, len(self._carry) - CONTEXT + 1)
         if stop < start:
             return
+        budget = WINDOW_BUDGET * WINDOW_COST
         for key, entries in self._by_anchor.items():
+            if all(self._settled(entry) for entry in entries):
+                continue
             end = stop + len(key)
             at = buffer.find(key, start, end)
             while at != -1:
-                self._check(buffer, at, entries)
+                if budget <= 0:  # anchor-dense input: one pass over the normalized text is cheaper
+                    self._dense(buffer, start, stop)
+                    return
+                budget -= 1 + (WINDOW_COST - 1) * self._check(buffer, at, entries)
                 # the window just checked holds every signature whose gate lies in the next SKIP characters
                 at = buffer.find(key, at + SKIP, end)
 
-    def _check(self, buffer: str, at: int, entries: list[_Entry]) -> None:
-        lo, hi = max(0, at - CONTEXT), at + CONTEXT
-        raw = window = ""
+    def _settled(self, entry: _Entry) -> bool:
+        """The entry's rule already has a match as strict as this signature can give."""
+        known = self.hits.get(entry.rule.id)
+        return known is not None and known.strictness <= entry.signature.strictness
+
+    def _dense(self, buffer: str, start: int, stop: int) -> None:
+        """Normalize the piece once (in blocks, so offsets map back), find every signature in it with one RE2 set
+        pass, and verify each signature found in a raw window around it, as the anchored scan would."""
+        self.dense_scans += 1
+        lo, hi = max(0, start - CONTEXT), min(len(buffer), stop + CONTEXT)
+        text, raw_starts, norm_starts = normalize_blocks(buffer, lo, hi, DENSE_BLOCK)
+        for index in _set_matches(self._set, text, len(self._all)):
+            entry = self._all[index]
+            if self._settled(entry):
+                continue
+            match = find_signature(entry.signature, text)
+            if match is None:
+                continue
+            block = max(0, bisect.bisect_right(norm_starts, match.start) - 1)
+            block_end = raw_starts[block + 1] if block + 1 < len(raw_starts) else hi
+            window = (max(0, raw_starts[block] - CONTEXT), min(len(buffer), block_end + CONTEXT))
+            self._check(buffer, raw_starts[block], [entry], window)
+
+    def _check(self, buffer: str, at: int, entries: list[_Entry], window: tuple[int, int] | None = None) -> int:
+        """Match the entries in the window around `at`; 1 when a window had to be normalized, else 0."""
+        lo, hi = window or (max(0, at - CONTEXT), at + CONTEXT)
+        raw = text = ""
         for entry in entries:
             known = self.hits.get(entry.rule.id)
             if known is not None and known.strictness <= entry.signature.strictness:
@@ -135,8 +184,8 @@ class SignatureScanner:
                 continue
             if not raw:
                 raw = buffer[lo:hi]
-                window = normalize_window(raw)
-            match = find_signature(entry.signature, window)
+                text = normalize_window(raw)
+            match = find_signature(entry.signature, text)
             if match is None:
                 continue
             line, spanned, evidence = _evidence(raw, entry.signature)
@@ -145,6 +194,66 @@ class SignatureScanner:
             hit = Hit(entry.rule, entry.signature, match.strictness, line, evidence, line + spanned, near)
             if known is None or hit.rank < known.rank:
                 self.hits[entry.rule.id] = hit
+        return 1 if raw else 0
+
+
+def normalize_blocks(buffer: str, lo: int, hi: int, block: int = SKIP) -> tuple[str, list[int], list[int]]:
+    """`normalize_window(buffer[lo:hi])`, built block by block (cut after a newline where one is near), with the
+    raw and normalized start of every block, so a position in the normalized text maps back to its raw block."""
+    pieces: list[str] = []
+    raw_starts: list[int] = []
+    norm_starts: list[int] = []
+    size = 0
+    spaced = False  # the text so far ends in a space
+    line_start = lo == 0 or buffer[lo - 1] == "\n"
+    position = lo
+    while position < hi:
+        end = min(hi, position + block)
+        if end < hi:
+            newline = buffer.rfind("\n", position, end)
+            if newline != -1:
+                end = newline + 1
+        raw = buffer[position:end]
+        if ">" in raw:  # quote markers only count at the start of a line, as in normalize_window
+            raw = QUOTE.sub("", raw) if line_start else QUOTE.sub("", "x" + raw)[1:]
+        words = raw.split()
+        piece = " ".join(words)
+        if raw and raw[-1].isspace() and words:
+            piece += " "
+        if raw and raw[0].isspace() and not spaced:
+            piece = " " + piece if words else " "
+        raw_starts.append(position)
+        norm_starts.append(size)
+        if piece:
+            pieces.append(piece)
+            size += len(piece)
+            spaced = piece.endswith(" ")
+        line_start = buffer[end - 1] == "\n"
+        position = end
+    return "".join(pieces), raw_starts, norm_starts
+
+
+def _signature_set(entries: list[_Entry]) -> Any:
+    """One RE2 set of every signature (text needles as literals, regexes as they are), or None without RE2."""
+    re2 = _re2()
+    if re2 is None or not entries:  # pragma: no cover - google-re2 is a dependency
+        return None
+    try:
+        matcher = re2.Set.SearchSet(_re2_options())
+        for entry in entries:
+            signature = entry.signature
+            matcher.Add(re2.escape(needle(signature.text)) if signature.text is not None else signature.regex)
+        matcher.Compile()
+    except re2.error:
+        return None
+    return matcher
+
+
+def _set_matches(matcher: Any, text: str, count: int) -> list[int]:
+    """Indices of the signatures found in `text` (all of them when there is no set to ask)."""
+    if matcher is None:
+        return list(range(count))
+    return sorted(matcher.Match(text) or ())
 
 
 def _evidence(raw: str, signature: Signature) -> tuple[int, int, str]:

@@ -45,6 +45,7 @@ def validate(path: PathArg = None, as_json: JsonOpt = False) -> None:
         where = matrix.path
     except MatrixError as error:
         problems, where, matrix = error.problems, error.path, None
+    _sidecar_note(Path(where), say)
     if as_json:
         print(json.dumps({"path": where, "valid": not problems, "problems": [str(p) for p in problems]}, indent=2))
     elif problems:
@@ -61,6 +62,16 @@ def validate(path: PathArg = None, as_json: JsonOpt = False) -> None:
     if problems:
         say("qatdoctor: matrix is invalid")
         raise typer.Exit(int(ExitCode.MATRIX_INVALID))
+
+
+def _sidecar_note(toml: Path, say: Any) -> None:
+    """One line when the compiled sidecar is not used (stale or malformed): loads then parse the TOML."""
+    from qatdoctor.matrix.load import compiled_path, sidecar
+
+    state = sidecar(toml)
+    if state.state in ("stale", "malformed"):
+        say(f"qatdoctor: {compiled_path(toml)} is {state.state} ({state.reason}); not used — "
+            "rebuild it with `qatdoctor matrix compile`")  # fmt: skip
 
 
 @app.command("list")
@@ -237,7 +248,7 @@ def grid_command(
     if html is not None:
         from qatdoctor.render import grid_html
 
-        size = guarded(lambda: grid_html.write(html, m, filters))
+        size = guarded(lambda: _write_page(grid_html.write, html, m, filters))
         say(f"qatdoctor: wrote {html} ({size / 1024:.0f} KiB)")
         return
     from qatdoctor import grid
@@ -270,6 +281,16 @@ def _grid_filters(m: Matrix, python: str | None, driver: str | None, construct: 
         known = ", ".join(c.id for c in m.constructs)
         raise InputError(f"--model-construct {construct!r}: not a [[construct]] of the matrix (known: {known})")
     return Filters(python.strip() if python else None, driver, construct)
+
+
+def _write_page(write: Any, path: Path, m: Matrix, filters: "GridFilters") -> int:
+    """The page, or bad input naming the path when it cannot be written there."""
+    from qatdoctor.errors import InputError
+
+    try:
+        return int(write(path, m, filters))
+    except OSError as error:
+        raise InputError(f"--html {path}: cannot write: {error.strerror or error}") from None
 
 
 def _encodes(glyphs: tuple[str, ...], stream: Any) -> bool:

@@ -9,7 +9,6 @@ from packaging.specifiers import SpecifierSet
 
 from qatdoctor.conditions import evaluate_all, specs_intersect
 from qatdoctor.evaluate import cuda_from_local
-from qatdoctor.matrix.load import EVIDENCE_PREFIX
 from qatdoctor.matrix.model import Matrix, Rule, same_version
 from qatdoctor.matrix.schema import (
     PROBE_CHECKS,
@@ -130,19 +129,19 @@ VENDOR_DOCUMENTED = "vendor-documented"
 
 def _basis(matrix: Matrix) -> Iterator[Problem]:
     """Every rule states its basis, and a `measured` claim names the versions and the [[evidence]] records
-    that hold the runs: each record cited in the rule's sources, each covering the versions claimed, each
-    inside the rule's own range. A known-good rule without a measurement is vendor-documented, not measured."""
+    that hold the runs (`measured_on` is the citation): each record exists and covers the versions claimed, and
+    each measured version is inside the rule's own range. A known-good rule without a measurement is
+    vendor-documented, not measured."""
     for rule in matrix.rules:
         where = _where(rule)
         if rule.basis == "measured" and not rule.measured_on:
             yield Problem(f"{where} → measured_on", "basis 'measured' needs the versions measured and their records")
         if rule.basis != "measured" and rule.measured_on:
             yield Problem(f"{where} → basis", f"measured_on is given, so the basis is 'measured', not {rule.basis!r}")
-        cited = {s.ref[len(EVIDENCE_PREFIX) :] for s in rule.sources if s.ref.startswith(EVIDENCE_PREFIX)}
         facts = {c.fact for c in rule.when}
         for index, cell in enumerate(rule.measured_on):
             at = f"{where} → measured_on[{index}]"
-            yield from _measurement(matrix, rule, cell.versions, cell.evidence, cited, facts, at)
+            yield from _measurement(matrix, rule, cell.versions, cell.evidence, facts, at)
         lowered = rule.title.lower()
         if rule.basis != "measured" and any(claim in lowered for claim in _CLAIMS_MEASURED):
             yield Problem(f"{where} → title", f"says it was measured, but its basis is {rule.basis!r}")
@@ -157,7 +156,6 @@ def _measurement(
     rule: Rule,
     versions: Mapping[str, str],
     record_id: str,
-    cited: set[str],
     facts: set[str],
     at: str,
 ) -> Iterator[Problem]:
@@ -166,8 +164,6 @@ def _measurement(
     for name in versions:
         if name not in facts:
             yield Problem(at, f"{name} is not one of the rule's `when` facts ({', '.join(sorted(facts))})")
-    if record_id not in cited:
-        yield Problem(at, f"evidence {record_id!r} is not among the rule's sources (cite evidence:{record_id})")
     record = matrix.evidence_record(record_id)
     if record is None:
         yield Problem(at, f"no [[evidence]] record {record_id!r}")

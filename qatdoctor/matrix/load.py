@@ -6,11 +6,10 @@ import datetime as dt
 import json
 import os
 import sys
-import zlib
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.specifiers import SpecifierSet
 
@@ -40,6 +39,7 @@ MATRIX_ENV = "QATDOCTOR_MATRIX"
 MATRIX_NAME = "compat_matrix.toml"
 MAX_BYTES = 8 * 1024 * 1024
 EVIDENCE_PREFIX = "evidence:"
+SIDECAR_FORMAT = 2  # 1 trusted size + CRC-32; 2: a header line with the sha256 of the TOML, schema and document
 
 
 class MatrixError(QatdoctorError):
@@ -104,14 +104,18 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
 def load(path: Path | None = None) -> Matrix:
     """Read, validate and build the matrix; raise MatrixError listing every problem.
 
-    A compiled sidecar (`compat_matrix.json`, written by `qatdoctor matrix compile`) whose recorded hash
-    matches the TOML is used instead of parsing it: tomllib is pure Python and the parse dominates `check`.
+    A compiled sidecar (`compat_matrix.json`, written by `qatdoctor matrix compile`) is used instead of parsing
+    the TOML only when it records the sha256 of exactly these TOML bytes (and this sidecar format and schema);
+    anything else about it — stale, malformed, not buildable — and the TOML is parsed and validated as usual.
+    tomllib is pure Python and the parse dominates `check`.
     """
     path = path or default_path()
-    compiled = _compiled(path)
-    if compiled is not None:
-        doc, digest = compiled
-        return build(doc, path=str(path), sha256=digest)
+    state = sidecar(path)
+    if state.document is not None:
+        try:
+            return build(state.document, path=str(path), sha256=state.digest)
+        except Exception:  # a sidecar that does not build is ignored: the TOML decides
+            pass
     doc, raw = read_document(path)
     problems = _validate(doc)
     if problems:
@@ -131,15 +135,27 @@ def compiled_path(path: Path) -> Path:
 
 
 def compile_matrix(path: Path) -> Path:
-    """Validate the TOML and write its sidecar JSON (dates as ISO strings) next to it."""
+    """Validate the TOML and write its sidecar JSON (dates as ISO strings) next to it, atomically."""
+    from qatdoctor import atomic
+
     doc, raw = read_document(path)
     problems = _validate(doc)
     if problems:
         raise MatrixError(str(path), problems)
     build(doc, path=str(path))
     target = compiled_path(path)
-    payload = {"source_sha256": _sha256(raw), "source_crc32": zlib.crc32(raw), "source_size": len(raw), "document": doc}
-    target.write_text(json.dumps(payload, default=_iso, sort_keys=True, separators=(",", ":")) + "\n", encoding="utf-8")
+    document = json.dumps(doc, default=_iso, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    header = {
+        "sidecar_format": SIDECAR_FORMAT,
+        "schema_sha256": _schema_digest(),
+        "source_sha256": _sha256(raw),
+        "source_size": len(raw),
+        "document_sha256": _sha256(document),
+    }
+    try:  # line 1: the header; line 2: the document, whose bytes the header's digest covers
+        atomic.write_bytes(target, json.dumps(header, sort_keys=True).encode() + b"\n" + document + b"\n")
+    except OSError as error:
+        raise MatrixError(str(target), f"cannot write the compiled sidecar: {error.strerror or error}") from None
     return target
 
 
@@ -149,30 +165,80 @@ def _iso(value: object) -> str:
     raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-def _compiled(path: Path) -> tuple[dict[str, Any], str] | None:
-    """The sidecar's document if it was compiled from exactly these TOML bytes (size and CRC-32 match)."""
-    sidecar = compiled_path(path)
+class Sidecar(NamedTuple):
+    """What the compiled sidecar next to a TOML is: missing, current (with its document), stale or malformed."""
+
+    state: str
+    reason: str = ""
+    document: dict[str, Any] | None = None
+    digest: str = ""
+
+
+def sidecar(path: Path) -> Sidecar:
+    """The sidecar of `path`, trusted only when it records this sidecar format, this schema and the sha256 of
+    exactly these TOML bytes (size and CRC are not enough: a crafted file can match both)."""
+    target = compiled_path(path)
     try:
-        payload = json.loads(sidecar.read_bytes())
+        data = target.read_bytes()
+    except OSError:
+        return Sidecar("missing")
+    try:
         raw = path.read_bytes()
-    except (OSError, ValueError):
-        return None
-    if not isinstance(payload, dict) or (payload.get("source_size"), payload.get("source_crc32")) != (
-        len(raw),
-        zlib.crc32(raw),
-    ):
-        return None
-    doc, digest = payload.get("document"), payload.get("source_sha256")
-    if not isinstance(doc, dict) or not isinstance(digest, str):
-        return None
-    _restore_dates(doc)
-    return doc, digest
+    except OSError:
+        return Sidecar("stale", "the TOML cannot be read")
+    head, _, document = data.partition(b"\n")
+    try:
+        payload = json.loads(head)
+    except (ValueError, RecursionError):
+        return Sidecar("malformed", f"{target.name} does not start with a JSON header line")
+    if not isinstance(payload, dict):
+        return Sidecar("malformed", f"{target.name}'s header is not a JSON object")
+    if payload.get("sidecar_format") != SIDECAR_FORMAT or payload.get("schema_sha256") != _schema_digest():
+        return Sidecar("stale", "compiled by another qatdoctor version or schema")
+    if payload.get("source_size") != len(raw) or payload.get("source_sha256") != _sha256(raw):
+        return Sidecar("stale", f"compiled from other TOML bytes than {path.name}")
+    document = document.rstrip(b"\n")
+    if payload.get("document_sha256") != _sha256(document):
+        return Sidecar("malformed", f"{target.name}'s document does not match its recorded sha256")
+    try:
+        doc = json.loads(document)
+    except (ValueError, RecursionError):
+        return Sidecar("malformed", f"{target.name}'s document is not JSON")
+    if not isinstance(doc, dict):
+        return Sidecar("malformed", f"{target.name}'s document is not a JSON object")
+    try:
+        _restore_dates(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return Sidecar("malformed", f"{target.name}: bad dates ({type(error).__name__})")
+    return Sidecar("current", document=doc, digest=str(payload["source_sha256"]))
+
+
+def _compiled(path: Path) -> tuple[dict[str, Any], str] | None:
+    """The sidecar's document and the TOML's sha256 when the sidecar is current, else None."""
+    state = sidecar(path)
+    return (state.document, state.digest) if state.document is not None else None
+
+
+@cache
+def _schema_digest() -> str:
+    """sha256 of the schema module as installed: a sidecar validated by another schema is not trusted."""
+    try:
+        return _sha256((Path(__file__).with_name("schema.py")).read_bytes())
+    except OSError:
+        return ""
 
 
 def _sha256(raw: bytes) -> str:
-    import hashlib  # only when a TOML is parsed: hashlib loads OpenSSL (~4 ms)
-
-    return hashlib.sha256(raw).hexdigest()
+    """sha256 of the TOML. The built-in `_sha256` module, not hashlib: hashlib loads OpenSSL (~4 ms), more than
+    hashing a 200 KB matrix takes."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]  # CPython <= 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # CPython >= 3.12
+        except ImportError:  # pragma: no cover - other interpreters
+            from hashlib import sha256
+    return sha256(raw).hexdigest()  # type: ignore[no-any-return]
 
 
 def _restore_dates(doc: dict[str, Any]) -> None:

@@ -38,6 +38,9 @@ def render_record(cell: Cell, *, date: str, platform: str, file: str) -> str:
         + (f"; failing: {', '.join(failing)}" if failing else "; every probe model passed")
         + "."
     )
+    if cell.outcome == "install-failed":
+        error = str(cell.install.get("error") or "no error recorded").strip().splitlines()[0][:300]
+        summary = f"The environment could not be built, so nothing was probed: {error}."
     lines = [
         "[[evidence]]",
         f"id = {toml_str(record_id(cell))}",
@@ -228,7 +231,13 @@ def merge(matrix_path: Path, evidence_paths: Sequence[Path]) -> MergeResult:
         new_problems = set(_lint_lines(_build(merged, matrix_path), goods)) - before
     if new_problems:
         raise MatrixError(str(matrix_path), [schema_problem(p) for p in sorted(new_problems)])
-    matrix_path.write_text(merged, encoding="utf-8")
+    from qatdoctor import atomic
+    from qatdoctor.errors import InputError
+
+    try:
+        atomic.write_text(matrix_path, merged)  # a full disk leaves the old matrix intact, never a truncated one
+    except OSError as error:
+        raise InputError(f"cannot write {matrix_path}: {error.strerror or error}") from None
     return MergeResult(tuple(r for r, _ in records), tuple(rules), tuple(dict.fromkeys(curate)))
 
 

@@ -4,20 +4,24 @@ For each missing aimet-torch release it downloads the wheels (or reads them from
 proposes an `[[aimet]]` entry from what they say about themselves: Requires-Python, Requires-Dist (core and the
 v1-deps extra), wheel tags and the manylinux floor, the NEEDED sonames and highest GLIBC_x.y of every compiled
 module (pyelftools), and the torch recorded in `_version.py`. A missing torch release becomes a new `[[torch]]`
-series or a release added to its series, with the torchvision release that pins it. Entries are written with
-tomlkit into the `[[aimet]]`/`[[torch]]` part of the file only (the rest is left byte for byte), marked as
-proposed, with their sources; the result is validated before it is written. `--check` only reports.
+series or a release added to its series, with the torchvision release that pins it (torch/torchvision metadata is
+read with HTTP range requests, never by downloading those wheels). New entries are rendered in the file's own style
+and placed in version order; a series gains a release through tomlkit; every other byte of the file is left as
+it was. Entries are marked as proposed, with their sources, and the result is validated before it is written.
+`--check` only reports.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import re
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +35,13 @@ from packaging.version import InvalidVersion, Version
 from qatdoctor.envbuild import SYSTEM_LIB_PACKAGES
 from qatdoctor.errors import InputError
 from qatdoctor.matrix.model import Matrix
-from qatdoctor.matrix.wheels import WheelFacts, parse_filename, read_wheel
+from qatdoctor.matrix.wheels import WheelFacts, parse_filename, read_metadata, read_wheel
 
 PYPI = "https://pypi.org"
 PROPOSED = "Proposed by `qatdoctor matrix refresh`"
 _TIMEOUT = 60.0
 _TAIL = re.compile(r"^\[\[(?!aimet\]\]|torch\]\])", re.MULTILINE)
-_CUDA_RUNTIME = re.compile(r"^nvidia-cuda-runtime(?:-cu(\d+))?$")
+_CUDA_RUNTIME = re.compile(r"^(?:nvidia-cuda-runtime(?:-cu\d+)?|cuda-toolkit)$")
 
 
 class IndexReadError(InputError):
@@ -64,6 +68,7 @@ class Release:
     files: tuple[IndexFile, ...]
     requires_python: str | None = None
     requires_dist: tuple[str, ...] = ()
+    built: dt.date | None = None  # offline: the build date inside the wheel, in place of the upload date
 
     @property
     def yanked(self) -> str | None:
@@ -119,15 +124,24 @@ class PyPIIndex:
         return out
 
     def metadata(self, release: Release) -> Release:
-        """The release with Requires-Python/Requires-Dist from its own JSON (no download)."""
-        info = self._json(f"{self.base}/pypi/{release.name}/{release.version}/json").get("info") or {}
-        return Release(
-            release.name,
-            release.version,
-            release.files,
-            info.get("requires_python") or None,
-            tuple(info.get("requires_dist") or ()),
-        )
+        """The release with Requires-Python/Requires-Dist: from its own JSON, else from one wheel's METADATA read
+        with HTTP range requests (the zip directory and one member, never the whole wheel)."""
+        try:
+            info = self._json(f"{self.base}/pypi/{release.name}/{release.version}/json").get("info") or {}
+        except IndexReadError:
+            info = {}
+        if info.get("requires_dist") is not None:
+            requires = tuple(info.get("requires_dist") or ())
+            return Release(release.name, release.version, release.files, info.get("requires_python"), requires)
+        wheel = _linux_wheel(release)
+        if wheel is None:
+            return release
+        try:
+            with zipfile.ZipFile(RangeFile(wheel.url)) as archive:
+                facts = read_metadata(archive, wheel.filename)
+        except (OSError, zipfile.BadZipFile, InputError) as error:
+            raise IndexReadError(f"cannot read the METADATA of {wheel.filename}: {error}") from None
+        return Release(release.name, release.version, release.files, facts.requires_python, facts.requires_dist)
 
     def wheel(self, file: IndexFile, scratch: Path) -> Path:
         target = scratch / file.filename
@@ -136,6 +150,70 @@ class PyPIIndex:
             raise IndexReadError(f"{file.filename}: sha256 mismatch (download corrupted?)")
         target.write_bytes(data)
         return target
+
+
+def _linux_wheel(release: Release) -> IndexFile | None:
+    """A manylinux x86_64 CPython wheel of the release (their METADATA is what Linux users install), else any."""
+    wheels = release.wheels
+    linux = [f for f in wheels if "manylinux" in f.filename and "x86_64" in f.filename]
+    found = linux or list(wheels)
+    return found[0] if found else None
+
+
+class RangeFile(io.RawIOBase):
+    """A remote file read with HTTP range requests, enough for zipfile to find one member of a large wheel."""
+
+    def __init__(self, url: str, block: int = 256 * 1024) -> None:
+        self.url, self.block, self.position = url, block, 0
+        self.blocks: dict[int, bytes] = {}
+        request = urllib.request.Request(url, headers={"Range": "bytes=-1", "User-Agent": "qatdoctor-matrix-refresh"})
+        with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
+            total = str(response.headers.get("Content-Range", "")).rpartition("/")[2]
+        if not total.isdigit():
+            raise OSError(f"{url}: the server does not answer range requests")
+        self.size = int(total)
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self.position + size)
+        out = bytearray()
+        while self.position < end:
+            index = self.position // self.block
+            data = self._block(index)
+            start = self.position - index * self.block
+            chunk = data[start : start + (end - self.position)]
+            if not chunk:
+                break
+            out += chunk
+            self.position += len(chunk)
+        return bytes(out)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _block(self, index: int) -> bytes:
+        if index not in self.blocks:
+            first = index * self.block
+            last = min(self.size, first + self.block) - 1
+            headers = {"Range": f"bytes={first}-{last}", "User-Agent": "qatdoctor-matrix-refresh"}
+            with urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=_TIMEOUT) as r:
+                self.blocks[index] = r.read()
+        return self.blocks[index]
 
 
 def _fetch(url: str) -> bytes:
@@ -180,7 +258,7 @@ class WheelDir:
         out = {}
         for version, files in found.items():
             meta = read_wheel(Path(files[0].url), read_elf=False)
-            out[version] = Release(name, version, tuple(files), meta.requires_python, meta.requires_dist)
+            out[version] = Release(name, version, tuple(files), meta.requires_python, meta.requires_dist, meta.built)
         return out
 
     def wheel(self, file: IndexFile, scratch: Path) -> Path:
@@ -410,8 +488,8 @@ def propose_torch(release: Release, matrix: Matrix, pairs: Mapping[str, str]) ->
     pythons = sorted({f"3.{m.group(1)}" for name in linux if (m := re.search(r"-cp3(\d+)-cp3\d+t?-", name))},
                      key=_version_key)  # fmt: skip
     entry: dict[str, Any] = {"series": series, "releases": [release.version]}
-    if release.uploaded:
-        entry["released"] = release.uploaded
+    if release.uploaded or release.built:
+        entry["released"] = release.uploaded or release.built
     entry["python"] = pythons or ["3.10"]
     if release.requires_python:
         entry["requires_python"] = _compact(release.requires_python)
@@ -484,9 +562,12 @@ def torchvision_pairs(index: Index, wanted: Iterable[str], newer_than: Version |
         for req in _requirements(release.requires_dist):
             if canonicalize_name(req.name) != "torch":
                 continue
-            for spec in req.specifier:
-                if spec.operator == "==" and spec.version in wanted:
-                    pairs.setdefault(spec.version, release.version)
+            exact = [s.version for s in req.specifier if s.operator == "=="]
+            # an exact pin pairs one torch; a range (torchvision 0.29.1+: torch>=2.14.0) pairs the torch releases
+            # it admits that no newer torchvision pairs already (the newest torchvision is read first)
+            hits = [v for v in wanted if (v in exact if exact else req.specifier.contains(v))]
+            for torch_version in hits:
+                pairs.setdefault(torch_version, release.version)
         if wanted <= set(pairs):
             break
     return pairs
@@ -496,7 +577,7 @@ def torchvision_pairs(index: Index, wanted: Iterable[str], newer_than: Version |
 
 
 def split_sections(text: str) -> tuple[str, str]:
-    """The `[[aimet]]`/`[[torch]]` head of the matrix (tomlkit edits only this part) and the untouched tail."""
+    """The `[[aimet]]`/`[[torch]]` head of the matrix (the only part refresh edits) and the untouched tail."""
     found = _TAIL.search(text)
     if found is None:
         return text, ""
@@ -513,61 +594,92 @@ def split_sections(text: str) -> tuple[str, str]:
 
 
 def apply_proposals(text: str, proposals: Sequence[Proposal]) -> str:
-    """The matrix text with the proposals written in (aimet entries in version order), style preserved."""
-    import tomlkit
-
-    head, tail = split_sections(text)
-    doc = tomlkit.parse(head)
+    """The matrix text with the proposals written in, everything else byte for byte: a new entry goes right
+    after the entry it follows in version order (so section comments stay where they are), rendered in the
+    file's own style; a release added to a series edits that one table with tomlkit (its comments and layout
+    kept)."""
     for proposal in proposals:
         if proposal.kind == "aimet":
-            _insert_sorted(doc, "aimet", "version", proposal.entry)
+            text = _insert_entry(text, "aimet", "version", proposal.entry)
         elif proposal.kind == "torch":
-            _insert_sorted(doc, "torch", "series", proposal.entry)
+            text = _insert_entry(text, "torch", "series", proposal.entry)
         else:
-            series = next(t for t in doc["torch"] if t["series"] == proposal.series)
-            releases = series["releases"]
-            versions = [str(r) for r in releases]
-            position = sum(1 for r in versions if Version(r) < Version(proposal.entry["release"]))
-            releases.insert(position, proposal.entry["release"])
-            series["torchvision"][proposal.entry["release"]] = proposal.entry["torchvision"]
-    out = tomlkit.dumps(doc)
-    if tail and not out.endswith("\n\n"):
-        out = out.rstrip("\n") + "\n\n"
-    return out + tail
+            text = _add_release(text, proposal)
+    return text
 
 
-def _insert_sorted(doc: Any, table: str, key: str, entry: Mapping[str, Any]) -> None:
-    import tomlkit
+def _entries(text: str, table: str, key: str) -> list[tuple[int, int, Version]]:
+    """(start, end, key) of every `[[table]]` entry: its header and the non-blank lines that follow."""
+    pattern = re.compile(r"^\[\[" + table + r"\]\]\n(?:(?!\[|#)[^\n]+\n)*", re.MULTILINE)
+    out = []
+    for found in pattern.finditer(text):
+        value = re.search(r"^" + key + r' = "([^"]+)"$', found.group(0), re.MULTILINE)
+        if value is not None:
+            out.append((found.start(), found.end(), Version(value.group(1))))
+    return out
 
-    array = doc[table]
-    item = tomlkit.table()
-    for name, value in entry.items():
-        item.add(name, _toml_value(name, value))
+
+def _insert_entry(text: str, table: str, key: str, entry: Mapping[str, Any]) -> str:
     new = Version(str(entry[key]))
-    position = sum(1 for existing in array if Version(str(existing[key])) < new)
-    if position >= len(array):
-        array.append(item)
-    else:
-        array.insert(position, item)
+    block = render_entry(table, entry)
+    entries = _entries(text, table, key)
+    before = [e for e in entries if e[2] < new]
+    if before:
+        end = max(before, key=lambda e: e[2])[1]
+        return text[:end] + "\n" + block + text[end:]
+    if entries:
+        start = min(entries, key=lambda e: e[2])[0]
+        return text[:start] + block + "\n" + text[start:]
+    head, tail = split_sections(text)
+    return head.rstrip("\n") + "\n\n" + block + "\n" + tail
 
 
-def _toml_value(name: str, value: Any) -> Any:
+def _add_release(text: str, proposal: Proposal) -> str:
     import tomlkit
 
-    if name == "sources":
-        sources = tomlkit.array()
-        for source in value:
-            inline = tomlkit.inline_table()
-            inline.update(source)
-            sources.append(inline)
-        sources.multiline(True)
-        return sources
+    found = next((e for e in _entries(text, "torch", "series") if str(e[2]) == proposal.series), None)
+    if found is None:
+        raise InputError(f"no [[torch]] series {proposal.series} to add {proposal.key} to")
+    doc = tomlkit.parse(text[found[0] : found[1]])
+    series = doc["torch"][0]
+    release = str(proposal.entry["release"])
+    releases = series["releases"]
+    releases.insert(sum(1 for r in releases if Version(str(r)) < Version(release)), release)
+    series["torchvision"][release] = proposal.entry["torchvision"]
+    return text[: found[0]] + tomlkit.dumps(doc) + text[found[1] :]
+
+
+def render_entry(table: str, entry: Mapping[str, Any]) -> str:
+    """One `[[table]]` entry as TOML text in the style of compat_matrix.toml."""
+    lines = [f"[[{table}]]"]
+    for name, value in entry.items():
+        if name == "sources":
+            lines.append("sources = [")
+            lines.append(",\n".join(f"  {_inline(source)}" for source in value))
+            lines.append("]")
+        else:
+            lines.append(f"{_key(name)} = {_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _key(name: str) -> str:
+    return name if re.match(r"^[A-Za-z0-9_-]+$", name) else json.dumps(name)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, dt.date)):
+        return str(value) if not isinstance(value, dt.datetime) else value.date().isoformat()
     if isinstance(value, Mapping):
-        inline = tomlkit.inline_table()
-        for k, v in value.items():
-            inline[k] = _toml_value(k, v)
-        return inline
-    return value
+        return _inline(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _inline(table: Mapping[str, Any]) -> str:
+    return "{ " + ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in table.items()) + " }"
 
 
 # ---- the command ------------------------------------------------------------------------------------------------

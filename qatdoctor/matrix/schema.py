@@ -166,10 +166,10 @@ def _map_of(key: Check, value: Check) -> Check:
 def _regex(v: Any) -> str | None:
     if not isinstance(v, str):
         return "must be a string"
-    try:
-        re.compile(v)
-    except re.error as exc:
-        return f"invalid regex: {exc}"
+    from qatdoctor.signatures import regex_problem  # RE2 runs signatures: what it refuses is invalid here
+
+    if (problem := regex_problem(v)) is not None:
+        return problem
     # Nested unbounded quantifiers backtrack catastrophically on long log lines.
     if re.search(r"\([^)]*[+*][^)]*\)[+*{]", v):
         return "nested quantifiers (e.g. '(a+)+') are not allowed"
@@ -375,7 +375,7 @@ MEASURED = TableSpec(
     {
         **{name: f({"type": "string"}, _is_version, doc=f"the {name} version measured") for name in VERSION_FACTS},
         "evidence": f({"type": "string", "pattern": RULE_ID.pattern}, _matches(RULE_ID, "an [[evidence]] id"),
-                      required=True, doc="the [[evidence]] record of the run (also cited in sources)"),
+                      required=True, doc="the [[evidence]] record of the run: the citation of the claim"),
     },
     doc="One measured combination: the versions of the rule's facts it ran on, and its [[evidence]] record.",
 )  # fmt: skip
@@ -399,7 +399,7 @@ RULE = TableSpec(
         "signature": f(_arr({"$ref": "#/$defs/signature"}), lambda v: None),
         "probe": f(_arr({"$ref": "#/$defs/probe"}), lambda v: None),
         "fix": f(_arr({"$ref": "#/$defs/fix"}), lambda v: None),
-        "basis": f(_enum(BASES), _one_of(BASES), required=False,
+        "basis": f(_enum(BASES), _one_of(BASES), required=True,
                    doc="what the rule rests on: measured (runs of ours, see measured_on; the rest of its range is "
                        "extrapolated), vendor-docs (docs, release notes, package metadata), reported (an issue), "
                        "inferred (read from code or other facts)"),

@@ -14,7 +14,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,9 +154,9 @@ def read_wheel(path: Path, *, read_elf: bool = True) -> WheelFacts:
         raise InputError(f"cannot read wheel {path}: {error}") from None
 
 
-def _read_archive(
-    archive: zipfile.ZipFile, filename: str, name: str, version: str, tags: tuple[str, ...], read_elf: bool
-) -> WheelFacts:
+def read_metadata(archive: zipfile.ZipFile, filename: str) -> WheelFacts:
+    """Only the METADATA of a wheel (Requires-Python, Requires-Dist, extras): what a range-read wheel gives."""
+    name, version, tags = parse_filename(filename)
     infos = archive.infolist()
     meta = next((i for i in infos if i.filename.endswith(".dist-info/METADATA")), None)
     if meta is None:
@@ -170,11 +170,6 @@ def _read_archive(
             extras.setdefault(extra.group(1), []).append(line.split(";")[0].strip())
         else:
             core.append(line.strip())
-    build: dict[str, str] = {}
-    for info in infos:
-        if info.filename.endswith(_VERSION_FILES) and "/aimet" in "/" + info.filename:
-            build.update(dict(_ASSIGNMENT.findall(archive.read(info).decode("utf-8", "replace"))))
-    elf = tuple(_elf_members(archive, infos)) if read_elf else ()
     stamp = meta.date_time
     return WheelFacts(
         filename=filename,
@@ -183,12 +178,27 @@ def _read_archive(
         tags=tags,
         requires_python=message.get("Requires-Python"),
         requires_dist=tuple(core),
+        built=dt.date(*stamp[:3]) if stamp[0] >= 1980 else None,
+        extras={k: tuple(v) for k, v in extras.items()},
+    )
+
+
+def _read_archive(
+    archive: zipfile.ZipFile, filename: str, name: str, version: str, tags: tuple[str, ...], read_elf: bool
+) -> WheelFacts:
+    infos = archive.infolist()
+    meta = read_metadata(archive, filename)
+    build: dict[str, str] = {}
+    for info in infos:
+        if info.filename.endswith(_VERSION_FILES) and "/aimet" in "/" + info.filename:
+            build.update(dict(_ASSIGNMENT.findall(archive.read(info).decode("utf-8", "replace"))))
+    elf = tuple(_elf_members(archive, infos)) if read_elf else ()
+    return replace(
+        meta,
         elf=elf,
         build_torch=build.get("torch"),
         python_abi=build.get("python_abi"),
         has_v1=any(i.filename.endswith("aimet_torch/v1/__init__.py") for i in infos),
-        built=dt.date(*stamp[:3]) if stamp[0] >= 1980 else None,
-        extras={k: tuple(v) for k, v in extras.items()},
     )
 
 
@@ -204,10 +214,11 @@ def _elf_members(archive: zipfile.ZipFile, infos: Iterable[zipfile.ZipInfo]) -> 
 
 def read_elf(data: bytes, path: str) -> ElfFacts:
     """NEEDED sonames and the highest GLIBC version (with the symbols bound to it) of one ELF file."""
-    from elftools.common.exceptions import ELFError  # type: ignore[import-untyped]
-    from elftools.elf.dynamic import DynamicSection  # type: ignore[import-untyped]
-    from elftools.elf.elffile import ELFFile  # type: ignore[import-untyped]
-    from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection  # type: ignore[import-untyped]
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+    from elftools.elf.sections import SymbolTableSection
 
     try:
         elf = ELFFile(io.BytesIO(data))
@@ -216,7 +227,7 @@ def read_elf(data: bytes, path: str) -> ElfFacts:
         versym = None
         for section in elf.iter_sections():
             if isinstance(section, DynamicSection):
-                needed += [tag.needed for tag in section.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+                needed += [str(getattr(tag, "needed", "")) for tag in section.iter_tags("DT_NEEDED")]
             elif isinstance(section, GNUVerNeedSection):
                 for _, auxes in section.iter_versions():
                     for aux in auxes:
@@ -227,7 +238,7 @@ def read_elf(data: bytes, path: str) -> ElfFacts:
         top = max(glibc, key=lambda v: _version_key(v.removeprefix("GLIBC_")), default=None)
         symbols: list[str] = []
         dynsym = elf.get_section_by_name(".dynsym")
-        if top is not None and versym is not None and dynsym is not None:
+        if top is not None and versym is not None and isinstance(dynsym, SymbolTableSection):
             wanted = {i for i, v in versions.items() if v == top}
             for index in range(min(versym.num_symbols(), dynsym.num_symbols())):
                 ndx = versym.get_symbol(index).entry["ndx"]

@@ -53,7 +53,7 @@ def load(fingerprint: str) -> tuple[ProbeRun, str] | None:
         saved = str(payload["saved"])
     except Exception:  # missing, unreadable or malformed: a miss, never an error
         return None
-    return (probe, saved) if probe is not None else None
+    return (probe, saved) if probe is not None and probe.state in CACHEABLE else None
 
 
 def save(fingerprint: str, probe: ProbeRun) -> None:

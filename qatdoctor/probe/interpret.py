@@ -103,7 +103,9 @@ def probe_findings(
         assert rule is not None
         evidence = tuple(o.describe() for o in items)
         outcome = evaluate_all(rule.when, facts)
-        confirmed[rule_id] = rule_finding(rule, outcome, confirmed=True, python=python, extra_evidence=evidence, facts=facts)
+        confirmed[rule_id] = rule_finding(
+            rule, outcome, confirmed=True, python=python, extra_evidence=evidence, facts=facts
+        )
     merged = [_not_reproduced(f, probe, matrix) for f in static if f.id not in confirmed]
     merged += [_as_confirmed(f) for f in confirmed.values()]
     merged += _unexplained(unexplained, matrix)
@@ -191,11 +193,22 @@ def _died(probe: ProbeRun) -> Finding:
             "No result within the time limit; rerun with a larger --probe-timeout, or look for a hang in CUDA "
             "initialisation or a deadlock."
             if hung
-            else f"The target interpreter {probe.exit_status} while running tiny models through AIMET; "
+            else f"The target interpreter {_how_it_ended(probe.exit_status)} while running tiny models through AIMET; "
             "a crash in a native extension (torch/AIMET) or a mismatched binary is the usual cause."
         ),
         evidence=tuple(f"stderr: {line}" for line in tail),
     )
+
+
+def _how_it_ended(exit_status: str | None) -> str:
+    """`was killed by SIGSEGV`, `ended with exit status 1`, `could not start: …`; never `None`."""
+    if not exit_status:
+        return "stopped without a usable result"
+    if exit_status.startswith("killed by"):
+        return f"was {exit_status}"
+    if exit_status.startswith(("could not start", "timed out")):
+        return exit_status
+    return f"ended with {exit_status}"
 
 
 def _eval_mode_note(probe: ProbeRun) -> list[Finding]:

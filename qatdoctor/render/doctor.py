@@ -13,6 +13,7 @@ from typing import NamedTuple
 from rich.console import Console
 from rich.markup import escape
 from rich.padding import Padding
+from rich.table import Table
 
 from qatdoctor.model import Finding, Recommendation, Report, Scope, Severity, Status, Verdict, finding_order
 
@@ -59,7 +60,7 @@ def render(report: Report, *, styled: bool = False) -> str:
         console.print(f"[dim]note: {escape(note)}[/]")
     console.print(f"\nverdict: [{VERDICT_STYLE[report.verdict]}]{report.verdict.value.upper()}[/] — "
                   f"{escape(summary_line(report))}")  # fmt: skip
-    return buffer.getvalue()
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 # --- the groups ---------------------------------------------------------------------------------------------------
@@ -173,9 +174,9 @@ def _group(console: Console, group: Group, numbers: dict[str, int], recs: tuple[
     state = mark(group.findings)
     symbol, style = MARK[state]
     first, *rest = group.label.split("\n")
-    console.print(f"[{style}]{symbol}[/] {escape(first)}")
+    _wrapped(console, escape(first), 0, f"[{style}]{symbol}[/]")
     for line in rest:
-        console.print(f"[dim]{escape(line)}[/]")
+        _wrapped(console, f"[dim]{escape(line.strip())}[/]", 2)
     shown = [f for f in sorted(group.findings, key=finding_order) if f.failed or f.counts_unknown]
     for finding in shown:
         _finding(console, finding, numbers, recs)
@@ -184,27 +185,27 @@ def _group(console: Console, group: Group, numbers: dict[str, int], recs: tuple[
 def _finding(console: Console, finding: Finding, numbers: dict[str, int], recs: tuple[Recommendation, ...]) -> None:
     symbol, style = MARK["fail" if finding.failed and finding.severity is Severity.ERROR
                         else "warn" if finding.failed else "unknown"]  # fmt: skip
-    _wrapped(console, f"[{style}]{symbol}[/] {escape(finding.title)} [dim]({escape(finding.id)})[/]", 4)
+    _wrapped(console, f"{escape(finding.title)} [dim]({escape(finding.id)})[/]", 2, f"[{style}]{symbol}[/]")
     if finding.layers:
         more = len(finding.layers) - MAX_SHOWN
         names = ", ".join(finding.layers[:MAX_SHOWN]) + (f", … (+{more})" if more > 0 else "")
-        _wrapped(console, f"[dim]{len(finding.layers)} layers: {escape(names)}[/]", 6)
+        _wrapped(console, f"[dim]{len(finding.layers)} layers: {escape(names)}[/]", 4)
     detail = _key_evidence(finding)
     if detail:
-        _wrapped(console, f"[dim]{escape(detail)}[/]", 6)
+        _wrapped(console, f"[dim]{escape(detail)}[/]", 4)
     if finding.likely:
-        _wrapped(console, f"[yellow]likely: {escape(finding.likely)}[/]", 6)
+        _wrapped(console, f"[yellow]likely: {escape(finding.likely)}[/]", 4)
     fix = _fix_line(finding, numbers, recs)
     if fix:
-        _wrapped(console, f"fix: {fix}", 6)
+        _wrapped(console, f"fix: {fix}", 4)
 
 
 def _key_evidence(finding: Finding) -> str | None:
-    """The one line that shows it: a reproduced error or a silent check, else the first evidence."""
-    for line in finding.evidence:
-        if ("Error" in line or "check" in line or ": " in line) and not line.startswith(("scan:", "aimet-")):
-            return line[:200]
-    return None
+    """The one line that shows it: a reproduced error first, else a silent check (the rest is in -v)."""
+    lines = [line for line in finding.evidence if not line.startswith(("scan:", "aimet-", "with fixes:"))]
+    chosen = next((line for line in lines if "Error:" in line or "Error " in line), None)
+    chosen = chosen or next((line for line in lines if ": " in line), None)
+    return None if chosen is None else chosen if len(chosen) <= 160 else chosen[:157] + "…"
 
 
 def _fix_line(finding: Finding, numbers: dict[str, int], recs: tuple[Recommendation, ...]) -> str | None:
@@ -222,27 +223,28 @@ def _fix_line(finding: Finding, numbers: dict[str, int], recs: tuple[Recommendat
 
 
 def _caveats(console: Console, caveats: list[Finding]) -> None:
-    names = ", ".join(dict.fromkeys(f.construct or "?" for f in caveats))
-    console.print(f"\n[bold]Caveats[/] for models containing {escape(names)} "
-                  "[dim](not failures: --model checks yours)[/]")  # fmt: skip
+    console.print(
+        "\n[bold]Caveats[/] [dim](not failures: --model checks your model; †: the stand-in reproduced it here)[/]"
+    )
     for finding in sorted(caveats, key=lambda f: (f.likely is None, finding_order(f))):
-        symbol, style = MARK["unknown"] if finding.likely else ("·", "cyan")
-        reproduced = " [dim](reproduced by the stand-in)[/]" if finding.origin == "probe" else ""
-        _wrapped(console, f"[{style}]{symbol}[/] {escape(finding.title)}{reproduced}", 2)
+        symbol, style = MARK["unknown"] if finding.likely else ("†" if finding.origin == "probe" else "·", "cyan")
+        _wrapped(console, escape(finding.title), 0, f"[{style}]{symbol}[/]")
+        if finding.likely:
+            _wrapped(console, f"[yellow]likely: {escape(finding.likely)}[/]", 2)
 
 
 def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None:
     console.print("\n[bold]Recommendations[/]")
     for number, rec in enumerate(recs, 1):
-        _wrapped(console, f"{number}. [bold]{escape(rec.summary)}[/] [dim]({rec.kind})[/]", 2)
+        _wrapped(console, f"[bold]{escape(rec.summary)}[/] [dim]({rec.kind})[/]", 0, f"{number}.")
         for command in rec.commands:
             console.print(f"     $ {escape(home(command))}", soft_wrap=True)  # one line: copy-pasteable
         if rec.kind == "code" and len(rec.notes) > 1:
             usage = [line for line in rec.notes[1].splitlines() if line.strip() and not line.startswith("#")]
             for line in usage[:4]:
                 console.print(f"     {escape(line)}", soft_wrap=True)
-        for failure in rec.model_failures:
-            _wrapped(console, f"[yellow]leaves or adds for your model: {escape(failure)}[/]", 5)
+        if rec.model_failures:
+            _wrapped(console, f"[yellow]still fails for your model: {escape(', '.join(rec.model_failures))}[/]", 5)
         port = next((n for n in rec.notes if "QuantSim API" in n or "moves torch from CUDA" in n), None)
         if port:
             _wrapped(console, f"[dim]{escape(port.split(':', 1)[0])}: see -v[/]", 5)
@@ -251,8 +253,16 @@ def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def _wrapped(console: Console, markup: str, indent: int) -> None:
-    console.print(Padding(markup, (0, 0, 0, indent), expand=False))
+def _wrapped(console: Console, markup: str, indent: int, mark: str | None = None) -> None:
+    """A paragraph at `indent`, wrapped with a hanging indent after its `mark` (✗, ·, 1. …)."""
+    if mark is None:
+        console.print(Padding(markup, (0, 0, 0, indent), expand=False))
+        return
+    grid = Table.grid(padding=(0, 1, 0, 0))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    grid.add_row(mark, markup)
+    console.print(Padding(grid, (0, 0, 0, indent), expand=False))
 
 
 def home(text: str) -> str:

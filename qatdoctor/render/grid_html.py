@@ -79,15 +79,16 @@ def page_data(matrix: Matrix, evaluator: Evaluator | None = None, initial: Filte
     initial = initial or Filters()
     return {
         "meta": {
-            "matrix": matrix.matrix_version, "updated": matrix.updated.isoformat(), "sha256": matrix.sha256[:12],
-            "qatdoctor": __version__, "index": CUDA_INDEX,
+            "matrix": matrix.matrix_version,
+            "updated": matrix.updated.isoformat(),
+            "sha256": matrix.sha256[:12],
+            "qatdoctor": __version__,
+            "index": CUDA_INDEX,
         },
         "legend": {state.value: text for state, text in LEGEND.items()},
         "pythons": pythons,
         "tiers": [[t.label, t.driver] for t in tiers],
-        "rows": [
-            {"v": r.version, "line": r.line, "rp": r.requires_python, **_pins(matrix, r.version)} for r in rows
-        ],
+        "rows": [{"v": r.version, "line": r.line, "rp": r.requires_python, **_pins(matrix, r.version)} for r in rows],
         "cols": cols,
         "cells": cells,
         "outcomes": [_outcome(o) for o in outcomes],
@@ -109,7 +110,7 @@ def _pins(matrix: Matrix, version: str) -> dict[str, str]:
 def _outcome(o: Outcome) -> list[Any]:
     return [
         o.state.value, o.reason, o.decided_by, list(o.rules), list(o.checks), list(o.declared), list(o.evidence),
-        list(o.caveats), list(o.warnings), list(o.undecided), o.note,
+        list(o.caveats), list(o.warnings), list(o.undecided), o.note, o.basis,
     ]  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ import pytest
 
 from qatdoctor import grid
 from qatdoctor.grid import Filters
-from qatdoctor.matrix.load import load
+from qatdoctor.matrix.load import load as load_matrix
 from qatdoctor.render import grid_html
 
 pytestmark = pytest.mark.integration
+load = cache(load_matrix)
 SILU_ROWS = [f"2.{minor}.0" for minor in range(10)]
 
 
@@ -131,6 +133,11 @@ def test_a_click_opens_the_right_rule(page: Any) -> None:
     assert page.get_attribute("#panel .rule.decides", "data-rule") == "good-aimet-1.32.2-1.35.0-torch-2.2.2-py310"
     assert page.locator("#panel a[href='https://github.com/qualcomm/aimet/pull/3335']").count() >= 1
     assert "cell=1.32.2/2.2" in page.url
+    # a caveat's evidence link shows that run's record in the panel, and the URL keeps the view
+    page.click("#panel .rule[data-rule='bn-subclass-qat-crash-v1'] a[data-ev='probe-aimet-1.32.2-torch-2.2.2-py310']")
+    record = page.locator("[id='ev-probe-aimet-1.32.2-torch-2.2.2-py310']")
+    assert record.is_visible() and "2026-" in record.inner_text()
+    assert page.url.endswith("#cell=1.32.2/2.2")
 
 
 def test_keyboard(page: Any) -> None:
@@ -164,6 +171,12 @@ def test_filters_change_the_cells(page: Any) -> None:
     page.select_option("#f-python", "3.10")
     assert page.get_attribute(td("2.42.0", "2.14"), "data-state") == "vendor"  # 3.10: the build torch only
     assert page.get_attribute(td("2.42.0", "2.15"), "data-reason") == "Python"
+    page.click(td("2.42.0", "2.15"))  # the page words a missing Python as the terminal grid does
+    ours = next(
+        c for c in grid.iter_cells(grid.build(load(), Filters("3.10"))) if (c.aimet, c.series) == ("2.42.0", "2.15")
+    )
+    assert ours.plan.outcome.note and ours.plan.outcome.note in page.inner_text("#panel-body")
+    page.keyboard.press("Escape")
     page.fill("#f-driver-version", "535.104.05")
     assert page.inner_text("#build-15").strip() == "cu126~"
     assert page.inner_text("#build-16").strip() == "no build^"

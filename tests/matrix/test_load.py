@@ -36,6 +36,7 @@ severity = "error"
 title = "t"
 summary = "s"
 when = { aimet-torch = ">=1.26" }
+basis = "reported"
 sources = [{ kind = "issue", ref = "https://github.com/qualcomm/aimet/issues/3152" }]
 """
 

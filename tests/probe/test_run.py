@@ -67,11 +67,15 @@ def test_hang_marks_the_stage_it_died_in(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
-def test_interpreter_without_torch_is_an_unexplained_import_failure() -> None:
-    report = core.run_check(core.Options(python=sys.executable))
+def test_an_interpreter_without_torch_gets_the_missing_package_not_a_mystery(tmp_path: Path) -> None:
+    """qatdoctor's own venv has neither torch nor aimet-torch: that is the finding, with the install that fixes
+    it — not an unexplained probe failure, and no probe protocol in what the user reads."""
+    report = core.run_check(core.Options(python=sys.executable, use_cache=False))
     assert report.probe is not None and report.probe.state == "import-failed"
-    assert report.probe.import_error is not None and "torch" in report.probe.import_error.message
-    assert any(f.id.startswith("probe.unexplained") for f in report.findings)
+    assert not any(f.id.startswith("probe.unexplained") for f in report.findings)
+    missing = next(f for f in report.findings if f.id == "env.aimet-torch-missing")
+    assert missing.failed and missing.fixes[0].commands and "aimet-torch==" in missing.fixes[0].commands[0]
+    assert report.verdict.value == "problems"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@
   const LABEL = { measured: "measured good", vendor: "vendor-documented good", bad: "known-bad",
     "not-installable": "not installable", untested: "untested" };
   const O = { state: 0, reason: 1, decided: 2, rules: 3, checks: 4, declared: 5, evidence: 6, caveats: 7,
-    warnings: 8, undecided: 9, note: 10 };
+    warnings: 8, undecided: 9, note: 10, basis: 11 };
   const view = { python: "best", tier: 0, driver: "", construct: "" };
   const $ = (id) => document.getElementById(id);
   const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g,
@@ -44,7 +44,7 @@
       if (view.python === "best") note = `no Python minor both support: aimet-torch ${row.v} requires Python ${row.rp}, torch ${col.s} has wheels for ${col.py.join(", ")}`;
       else if (!col.py.includes(view.python)) note = `torch ${col.s} has no wheel for Python ${view.python} (only ${col.py.join(", ")})`;
       else note = `aimet-torch ${row.v} requires Python ${row.rp}`;
-      outcome = ["not-installable", "Python", "req.python", [], ["req.python"], [], [], [], [], [], note];
+      outcome = ["not-installable", "Python", "req.python", [], ["req.python"], [], [], [], [], [], note, null];
       return { outcome, python: view.python === "best" ? null : view.python, variant: null, mark, torch, tv, pip: null };
     }
     const variant = col.slots[slot];
@@ -146,7 +146,7 @@
 
   function link(ref) {
     if (/^https?:\/\//.test(ref)) return `<a href="${esc(ref)}" rel="noopener noreferrer">${esc(ref)}</a>`;
-    if (ref.startsWith("evidence:")) return `<a href="#ev-${esc(ref.slice(9))}">${esc(ref)}</a>`;
+    if (ref.startsWith("evidence:")) return `<a href="#ev-${esc(ref.slice(9))}" data-ev="${esc(ref.slice(9))}">${esc(ref)}</a>`;
     return `<code>${esc(ref)}</code>`;
   }
 
@@ -167,6 +167,25 @@
     return `<li><span class="rid">${esc(id)}</span> ${esc(D.checks[id] || id)}${pins[id] ? `: aimet-torch ${esc(row.v)} declares ${esc(pins[id])}` : ""}</li>`;
   }
 
+  function evidenceHtml(id) {
+    const e = D.evidence[id] || {};
+    return `<li id="ev-${esc(id)}" tabindex="-1"><span class="rid">${esc(id)}</span> ${esc(e.date || "")} · ${esc(e.outcome || "")}<br>` +
+      `${esc(e.summary || "")}${e.file ? `<br><code>${esc(e.file)}</code>` : ""}</li>`;
+  }
+
+  // An evidence: link shows its record in the panel's evidence list (added there when only a caveat cites it),
+  // without touching the URL, which keeps the filters.
+  function showEvidence(id) {
+    let item = document.getElementById("ev-" + id);
+    if (!item) {
+      $("panel-evidence").insertAdjacentHTML("beforeend", evidenceHtml(id));
+      $("panel-evidence-head").hidden = false;
+      item = document.getElementById("ev-" + id);
+    }
+    item.scrollIntoView({ block: "nearest" });
+    item.focus();
+  }
+
   function renderPanel(i, j) {
     const row = D.rows[i], col = D.cols[j], look = lookup(i, j), o = look.outcome, state = o[O.state];
     const flags = flagged(o);
@@ -175,6 +194,7 @@
       `<p class="rid">Python ${esc(look.python || "–")} · torchvision ${esc(look.tv)} · CUDA build ${esc(look.variant || col.cuda || "cpu")}` +
       `${look.variant ? " (PyTorch index)" : " (PyPI default)"}${o[O.decided] ? " · decided by " + esc(o[O.decided]) : ""}</p>`;
     if (o[O.note]) h += `<p>${esc(o[O.note])}</p>`;
+    if (o[O.basis]) h += `<p class="rid" id="panel-basis">basis: ${esc(o[O.basis])}</p>`;
     if (look.mark === "^") h += `<p><b>Driver:</b> no CUDA build of torch ${esc(col.s)} runs on this driver (needs >= ${esc(col.floor)}).</p>`;
     else if (look.mark === "~") h += `<p><b>Driver:</b> PyPI's default build needs a newer driver; the ${esc(look.variant)} build runs on it.</p>`;
     if (look.pip) h += `<h3>Install this set${state === "not-installable" ? " (pip refuses it)" : state === "bad" ? " (installs, but known-bad)" : ""}</h3>` +
@@ -184,11 +204,8 @@
       deciding.map((id) => ruleHtml(id, id === o[O.decided])).join("");
     if (o[O.declared].length) h += `<h3>Declared by the release</h3><ul>${o[O.declared].map((d) => `<li>${esc(d)}</li>`).join("")}</ul>`;
     if (o[O.checks].length) h += `<h3>Failing requirement checks</h3><ul>${o[O.checks].map((c) => checkHtml(c, row)).join("")}</ul>`;
-    if (o[O.evidence].length) h += `<h3>Evidence (our probe runs)</h3><ul>${o[O.evidence].map((id) => {
-      const e = D.evidence[id] || {};
-      return `<li id="ev-${esc(id)}"><span class="rid">${esc(id)}</span> ${esc(e.date || "")} · ${esc(e.outcome || "")}<br>${esc(e.summary || "")}` +
-        `${e.file ? `<br><code>${esc(e.file)}</code>` : ""}</li>`;
-    }).join("")}</ul>`;
+    h += `<h3 id="panel-evidence-head"${o[O.evidence].length ? "" : " hidden"}>Evidence (our probe runs)</h3>` +
+      `<ul id="panel-evidence">${o[O.evidence].map(evidenceHtml).join("")}</ul>`;
     if (state === "untested") h += "<p>No rule marks this set good or bad. <code>qatdoctor verify --reproduce</code> or <code>qatdoctor sweep</code> can measure it.</p>";
     if (o[O.warnings].length) h += `<h3>Warnings</h3>` + o[O.warnings].map((id) => ruleHtml(id, false)).join("");
     if (o[O.undecided].length) h += `<h3>Also depends on the host (not decided by versions)</h3><ul>${o[O.undecided].map((id) =>
@@ -294,6 +311,10 @@
     if (td) { focus(+td.dataset.i, +td.dataset.j); open(+td.dataset.i, +td.dataset.j); }
   });
   $("panel-close").addEventListener("click", close);
+  $("panel-body").addEventListener("click", (ev) => {
+    const a = ev.target.closest("a[data-ev]");
+    if (a) { ev.preventDefault(); showEvidence(a.dataset.ev); }
+  });
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && openCell) { close(); ev.preventDefault(); } });
   paint();
   if (start) { focused = start; cells[0][0].tabIndex = -1; cells[start[0]][start[1]].tabIndex = 0; open(start[0], start[1]); }
