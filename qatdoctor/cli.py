@@ -1,6 +1,7 @@
 """The Typer CLI: parse options, call the core, render, exit. No policy lives here."""
 
 
+import atexit
 import json
 import os
 import sys
@@ -9,7 +10,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -128,16 +129,32 @@ def say(message: str) -> None:
 
 
 _STARTED = time.monotonic()
+_STATUS: list[Any] = []  # the live status line on a terminal (rich), started on the first progress
 
 
 def progress(line: str) -> None:
-    """A progress line on stderr with the elapsed time (nothing with --quiet)."""
-    if not QUIET["on"]:
-        say(f"qatdoctor [{time.monotonic() - _STARTED:5.1f}s] {line}")
+    """Which stage and model the work is on, with the elapsed time, on stderr: one live line on a terminal,
+    plain lines otherwise (logs, CI), nothing with --quiet."""
+    if QUIET["on"]:
+        return
+    text = f"qatdoctor [{time.monotonic() - _STARTED:5.1f}s] {line}"
+    if not (sys.stderr.isatty() and not os.environ.get("CI")):
+        say(text)
+        return
+    if not _STATUS:
+        from rich.console import Console
+
+        status = Console(stderr=True, highlight=False).status(text)
+        status.start()
+        _STATUS.append(status)
+        atexit.register(status.stop)
+    _STATUS[0].update(text)
 
 
 def emit(report: Report, fmt: Format, strict: bool, verbose: int = 0) -> None:
     """Print the report on stdout and exit with the verdict's code."""
+    for status in _STATUS:
+        status.stop()  # the live progress line ends before the report
     sys.stdout.write(render(report, fmt, styled=fmt is Format.text and wants_style(sys.stdout), verbose=verbose))
     sys.stdout.flush()
     if report.verdict is Verdict.PROBLEMS:
@@ -632,7 +649,18 @@ def fix_command(
     print(f"  $ {rec.commands[0]}")
     _confirm(yes, f"Apply this to {target}? (undo with: qatdoctor fix --undo --python {target})")
     backup = guarded(lambda: fixing.apply(rec, target, root, log=progress), debug=debug)
-    print(f"applied; the previous set is saved in {backup.path} — undo with: qatdoctor fix --undo --python {target}")
+    # pip changed the target in place, next to packages verify's fresh env did not have: check the result itself,
+    # and put the saved set back when it is worse than what verify proved.
+    progress("checking the environment after the install (the same probe as verify)")
+    after = guarded(lambda: core.run_check(replace(base, use_cache=False)), debug=debug)
+    regressions = fixing.regressions(result.after, after)
+    if regressions:
+        say("qatdoctor: the environment after the install is not what verify proved: " + "; ".join(regressions))
+        guarded(lambda: fixing.restore(backup, log=progress), debug=debug)
+        say(f"qatdoctor: restored the saved set ({backup.path}); nothing changed")
+        raise typer.Exit(int(ExitCode.ENV_BUILD_FAILED))
+    print(f"applied and checked (verdict {after.verdict.value}); the previous set is saved in {backup.path} — "
+          f"undo with: qatdoctor fix --undo --python {target}")  # fmt: skip
 
 
 def _confirm(yes: bool, question: str) -> None:

@@ -33,7 +33,7 @@ from qatdoctor.model import (
     Scope,
 )
 from qatdoctor.probe import DEFAULT_TIMEOUT
-from qatdoctor.runner import Runner, run
+from qatdoctor.runner import Runner, run, shield_thread
 from qatdoctor.versions import try_parse_version
 
 Progress = Callable[[str], None]
@@ -229,8 +229,9 @@ def run_check(options: Options) -> Report:
     collecting = _background(target_facts, options)
     notes: list[str] = []
     cached, fingerprint = None, None
-    if options.probe and options.model is None and options.use_cache:
-        # The stand-ins' result depends only on the installed set: an unchanged environment is not probed again.
+    if options.probe and options.use_cache:
+        # The stand-ins' result depends only on the installed set: an unchanged environment is not probed again
+        # (with --model only the user's model runs; its own result is never cached).
         from qatdoctor.probe import cache
         from qatdoctor.probe.run import probe_script
 
@@ -240,19 +241,20 @@ def run_check(options: Options) -> Report:
         cached = cache.load(fingerprint) if fingerprint else None
     matrix = load_matrix(options.matrix) if options.model is not None else None
     probing = None
-    if options.probe and cached is None:
-        probing = _background(lambda o: _timed_probe(o, matrix), options)
+    if options.probe and (cached is None or options.model is not None):
+        stand_ins = cached is None
+        probing = _background(lambda o: _timed_probe(o, matrix, stand_ins=stand_ins), options)
     matrix = matrix or load_matrix(options.matrix)
     facts, timings = collecting()
     probe, probe_seconds = probing() if probing is not None else (None, 0.0)
     if cached is not None:
-        probe = cached[0]
-        notes.append(f"probe: cached result from {cached[1]} (same interpreter, installed packages and probe; "
-                     "--no-cache reruns it)")  # fmt: skip
+        probe = _with_cached_stand_ins(cached[0], probe)
+        notes.append(f"probe: stand-ins' cached result from {cached[1]} (same interpreter, installed packages and "
+                     "probe; --no-cache reruns them)")  # fmt: skip
     elif probe is not None and fingerprint is not None:
         from qatdoctor.probe import cache
 
-        cache.save(fingerprint, probe)
+        cache.save(fingerprint, probe._replace(model=None))
     if probe is not None:
         timings["probe"] = probe_seconds
         if options.assume:
@@ -287,6 +289,7 @@ def _background(work: Callable[[Options], T], options: Options) -> Callable[[], 
     failure: list[BaseException] = []
 
     def target() -> None:
+        shield_thread()  # Ctrl-C / SIGTERM reach the main thread, which cleans up
         try:
             outcome.append(work(options))
         except BaseException as error:  # re-raised in the caller's thread
@@ -304,7 +307,7 @@ def _background(work: Callable[[Options], T], options: Options) -> Callable[[], 
     return wait
 
 
-def _timed_probe(options: Options, matrix: Matrix | None) -> tuple[ProbeRun, float]:
+def _timed_probe(options: Options, matrix: Matrix | None, *, stand_ins: bool = True) -> tuple[ProbeRun, float]:
     from qatdoctor.probe.run import run_probe
 
     started = time.perf_counter()
@@ -312,12 +315,22 @@ def _timed_probe(options: Options, matrix: Matrix | None) -> tuple[ProbeRun, flo
         resolve_python(options.python),
         runner=options.runner,
         timeout=options.probe_timeout,
-        models=options.probe_models,
+        models=options.probe_models if stand_ins else (),
         progress=options.progress,
         model=options.model,
         constructs=matrix.constructs if matrix is not None else (),
+        stand_ins=stand_ins,
     )
     return probe, time.perf_counter() - started
+
+
+def _with_cached_stand_ins(cached: ProbeRun, fresh: ProbeRun | None) -> ProbeRun:
+    """The cached stand-ins with this run's model; a fresh run that could not import AIMET wins as it is."""
+    if fresh is None:
+        return cached
+    if fresh.state != "ran":
+        return fresh
+    return cached._replace(model=fresh.model)
 
 
 def run_probe_only(options: Options) -> Report:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qatdoctor.errors import QatdoctorError
-from qatdoctor.model import Recommendation
+from qatdoctor.model import Recommendation, Report, Scope, Severity
 from qatdoctor.runner import Runner, run
 
 PIP_TIMEOUT = 3600.0
@@ -127,7 +127,7 @@ def apply(
     backup.save()
     log(f"saved the current set ({len(before)} packages) to {backup.path}")
     log(f"running: {rec.commands[0]}")
-    done = runner(argv, timeout=PIP_TIMEOUT, on_stderr_line=log)
+    done = runner(argv, timeout=PIP_TIMEOUT, on_stderr_line=lambda line: None if _noise(line) else log(line))
     if not done.ok:
         log("pip failed: restoring the previous set")
         restore(backup, runner=runner, log=log)
@@ -136,6 +136,20 @@ def apply(
             hint="the previous set was restored; nothing changed",
         )
     return backup
+
+
+def regressions(proved: Report, applied: Report) -> list[str]:
+    """Environment failures the applied target has and verify's throwaway env did not (pip moved other packages
+    in place, e.g. a protobuf an older set pinned): reasons to put the saved set back."""
+    def failing(report: Report) -> dict[str, str]:
+        return {
+            f.id: f.title
+            for f in report.findings
+            if f.failed and f.severity is Severity.ERROR and f.scope is Scope.ENVIRONMENT
+        }
+
+    before = failing(proved)
+    return [f"{title} ({fid})" for fid, title in failing(applied).items() if fid not in before]
 
 
 def latest_backup(root: Path, python: str) -> Backup:
@@ -163,12 +177,19 @@ def restore(backup: Backup, *, runner: Runner = run, log: Callable[[str], None] 
     if changed:
         log(f"reinstalling {len(changed)} saved versions")
         done = runner(
-            [backup.python, "-m", "pip", "install", "--no-deps", *changed], timeout=PIP_TIMEOUT, on_stderr_line=log
+            [backup.python, "-m", "pip", "install", "--no-deps", *changed],
+            timeout=PIP_TIMEOUT,
+            on_stderr_line=lambda line: None if _noise(line) else log(line),
         )
         if not done.ok:
             raise FixError(f"pip install of the saved set failed: {done.stderr_tail(3)}",
                            hint=f"the saved set is in {backup.path}")  # fmt: skip
     return changed
+
+
+def _noise(line: str) -> bool:
+    """pip's warnings about configured index locations that do not exist: not progress."""
+    return line.startswith("WARNING: Location ") or not line.strip()
 
 
 def _name(line: str) -> str:

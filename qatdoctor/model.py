@@ -229,8 +229,8 @@ class Recommendation(NamedTuple):
     constraints: tuple[str, ...] = ()
     lands_on: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    model_failures: tuple[str, ...] = ()
-    avoids: tuple[str, ...] = ()
+    model_failures: tuple[str, ...] = ()  # rules that still (or newly) fail after the move, for the model's constructs
+    avoids: tuple[str, ...] = ()  # rules the move is chosen to remove
 
 
 class ErrorInfo(NamedTuple):

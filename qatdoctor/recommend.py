@@ -508,12 +508,10 @@ def _as_recommendation(
         notes += [
             f"{'leaves' if r.id in present else 'adds'} a failure for your model: {r.title} ({r.id})" for r in failures
         ]
-    else:
+    else:  # without the model: the rules that still bite models with the constructs this move is for
         fixing = {r.model_feature for r in avoid if r.model_feature}
-        notes += [
-            f"still needs the code fix for {r.model_feature}: {r.title} ({r.id})"
-            for r in _hazard_rules(c.evaluation.facts, matrix, fixing)
-        ]
+        failures = tuple(_hazard_rules(c.evaluation.facts, matrix, fixing))
+        notes += [f"still needs the code fix for {r.model_feature}: {r.title} ({r.id})" for r in failures]
         notes += [
             f"new for models with {r.model_feature}: {r.title} ({r.id})"
             for r in _new_hazards(c, matrix, present)

@@ -240,6 +240,7 @@ def start(
 
 def _pump(stream: IO[bytes], sink: Capture, on_line: Callable[[str], None] | None) -> None:
     """Read a pipe to its end in pieces: UTF-8 with replacement, CR LF and lone CR as LF (as text mode would)."""
+    shield_thread()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     read = getattr(stream, "read1", stream.read)
     held_cr = False
@@ -398,6 +399,19 @@ def _remove(path: Path) -> None:
             path.unlink()
     else:
         shutil.rmtree(path, ignore_errors=True)
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def shield_thread() -> None:
+    """First thing in every worker thread: Ctrl-C, SIGTERM and SIGHUP are delivered to the main thread only.
+
+    The kernel hands a process signal to any thread that does not block it; Python runs the handler in the main
+    thread only when that thread next runs bytecode, so a main thread blocked in `join()` would not notice it
+    until the worker finished (a hung probe: never)."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
 
 
 def install_signal_handlers() -> None:

@@ -109,7 +109,9 @@ def run_sweep(options: SweepOptions) -> SweepResult:
     started = time.perf_counter()
     writer = _EvidenceWriter(output, grid, options)
     runs: dict[str, CellRun] = {}
-    with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="sweep") as pool:
+    with ThreadPoolExecutor(
+        max_workers=options.jobs, thread_name_prefix="sweep", initializer=runner.shield_thread
+    ) as pool:
         futures = {pool.submit(_one, plan, options): plan for plan in grid.plans}
         try:
             for future in as_completed(futures):

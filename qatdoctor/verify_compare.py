@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qatdoctor.matrix.model import Matrix, Rule
 from qatdoctor.model import FAILED, Finding, ProbeRun, Recommendation, Report, Scope, Severity
-
-_ANNOUNCED = re.compile(r"^still needs the code fix for .*\(([\w.:-]+)\)$")
 
 
 @dataclass(frozen=True)
@@ -152,13 +149,8 @@ def _code_fix(finding: Finding) -> str | None:
 
 
 def _announced(rec: Recommendation | None) -> set[str]:
-    """Finding ids the recommendation said would still need a code fix, or would leave or add for the model."""
-    out = set(rec.model_failures) if rec else set()
-    for note in rec.notes if rec else ():
-        match = _ANNOUNCED.match(note.strip())
-        if match:
-            out.add(match[1])
-    return out
+    """Finding ids the recommendation said would still fail after the move (it said so before it was built)."""
+    return set(rec.model_failures) if rec else set()
 
 
 def _avoids(rec: Recommendation | None) -> set[str]:

@@ -17,7 +17,18 @@ from typer.testing import CliRunner
 from qatdoctor import fix
 from qatdoctor.cli import app
 from qatdoctor.exitcodes import ExitCode
-from qatdoctor.model import Change, Recommendation
+from qatdoctor.model import (
+    Change,
+    Facts,
+    Finding,
+    MatrixInfo,
+    Recommendation,
+    Report,
+    Scope,
+    Severity,
+    Status,
+    Verdict,
+)
 from qatdoctor.runner import Completed
 
 
@@ -93,3 +104,20 @@ def test_cli_undo_needs_consent_off_a_terminal_and_restores_with_yes(venv: str, 
     done = CliRunner().invoke(app, ["fix", "--undo", "--yes", "--python", venv], env=env)
     assert done.exit_code == ExitCode.OK, done.stderr
     assert installed(venv) == before
+
+
+def _report(*findings: Finding) -> Report:
+    return Report("check", Verdict.OK, Facts(), findings, (), MatrixInfo("m", "v", "d", "s"), "t")
+
+
+def test_an_applied_set_worse_than_verified_is_a_regression() -> None:
+    """Measured on the 1.32.2 overlay env: `pip install aimet-torch==2.0.0` in place kept 1.32.2's protobuf
+    and `import aimet_torch` failed, though verify's fresh env of the same pins imported fine."""
+    import_failed = Finding("probe.unexplained.any.import", "Probe: import of aimet_torch fails", Severity.ERROR, "")
+    silu = Finding("silu-quantsim-valueerror-2.0.0", "SiLU", Severity.ERROR, "", scope=Scope.MODEL)
+    caveat = Finding("x", "caveat", Severity.ERROR, "", status=Status.UNKNOWN, scope=Scope.CAVEAT)
+    assert fix.regressions(_report(silu), _report(silu, import_failed)) == [
+        "Probe: import of aimet_torch fails (probe.unexplained.any.import)"
+    ]
+    assert fix.regressions(_report(silu), _report(silu, caveat)) == [], "model failures and caveats were proved"
+    assert fix.regressions(_report(import_failed), _report(import_failed)) == []

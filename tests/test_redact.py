@@ -169,3 +169,58 @@ def test_printable_strips_terminal_control() -> None:
     hostile = "a\x1b[32mverdict: OK\x1b[0m\x1b]0;title\x07 b\x1b[2J\x1bc c\u202e\x9b31m\x07\x08d\te\nf"
     assert printable(hostile) == "averdict: OK b cd\te\nf"
     assert printable_data({"k\x1b[1m": ["v\x1b[2J", 3]}) == {"k": ["v", 3]}
+
+
+# --- what the mutation run showed untested ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("token ghp_" + "a" * 36 + " used", "token <redacted-token> used"),
+        ("Authorization: abc123", "Authorization: <redacted>"),
+        ("Authorization: Bearer abc123", "Authorization: Bearer <redacted>"),
+        ('max_tokens="512" top_k=5', 'max_tokens="512" top_k=5'),
+        ("MIG-12345678-abcd-ef01-2345-6789abcdef01 and GPU-12345678-abcd-ef01-2345-6789abcdef01",
+         "GPU-<redacted> and GPU-<redacted>"),
+        ("/custom/home/venv and /custom/homely", "~/venv and /custom/homely"),
+    ],
+)  # fmt: skip
+def test_exact_replacements(text: str, expected: str) -> None:
+    assert redact(text, home="/custom/home", names=False) == expected
+
+
+def test_redact_data_keeps_types_and_passes_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import MappingProxyType
+
+    from qatdoctor.model import Finding, Fix, Severity
+
+    monkeypatch.setattr(redact_module, "_hosts", lambda: ("buildbox",))
+    finding = Finding(
+        id="x", title="buildbox in a title", severity=Severity.ERROR, origin="probe", summary="s",
+        evidence=("crashed on buildbox at /custom/home/x",),
+        fixes=(Fix("version", "upgrade", ("ssh buildbox", "/custom/home/venv/bin/python -m pip")),),
+    )  # fmt: skip
+    data = {
+        "finding": finding,
+        "counts": [1, 2.5, True, None],
+        "path": Path("/custom/home/file"),
+        "proxy": MappingProxyType({"k": "on buildbox"}),
+        "tuple": ("on buildbox",),
+    }
+    out = redact_data(data, home="/custom/home")
+    assert out["counts"] == [1, 2.5, True, None]
+    assert out["path"] == Path("~/file")
+    assert isinstance(out["proxy"], MappingProxyType) and out["proxy"]["k"] == "on <host>"
+    assert out["tuple"] == ("on <host>",)
+    redacted = out["finding"]
+    assert isinstance(redacted, Finding) and redacted.severity is Severity.ERROR
+    assert redacted.title == "buildbox in a title"  # a vocabulary field: matrix text, not a host
+    assert redacted.evidence == ("crashed on <host> at ~/x",)
+    assert redacted.fixes[0].commands == ("ssh buildbox", "~/venv/bin/python -m pip")  # commands: home only
+    assert redact_data(data, home="/custom/home", names=False)["tuple"] == ("on buildbox",)
+
+
+def test_printable_data_keeps_other_values() -> None:
+    assert printable_data({1: [2.5, None, "a\x07b"]}) == {1: [2.5, None, "ab"]}
+    assert printable("plain text") == "plain text"

@@ -38,6 +38,7 @@ COMMON = frozenset((
     "build", "issue", "resolve", "should", "warning", "Warning", "Could", "could",
 ))  # fmt: skip
 _TOKEN = re.compile(r"\S+")
+_MARKERS = re.compile(r"[ \t>]*")
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,10 @@ class SignatureScanner:
         self.dense_scans += 1
         lo, hi = max(0, start - CONTEXT), min(len(buffer), stop + CONTEXT)
         text, raw_starts, norm_starts = normalize_blocks(buffer, lo, hi, DENSE_BLOCK)
+        settled = {entry.rule.id for entry in self._all if self._settled(entry)}  # by earlier lines: they stay
         for index in _set_matches(self._set, text, len(self._all)):
             entry = self._all[index]
-            if self._settled(entry):
+            if entry.rule.id in settled:
                 continue
             match = find_signature(entry.signature, text)
             if match is None:
@@ -170,15 +172,20 @@ class SignatureScanner:
             block = max(0, bisect.bisect_right(norm_starts, match.start) - 1)
             block_end = raw_starts[block + 1] if block + 1 < len(raw_starts) else hi
             window = (max(0, raw_starts[block] - CONTEXT), min(len(buffer), block_end + CONTEXT))
-            self._check(buffer, raw_starts[block], [entry], window)
+            self._check(buffer, raw_starts[block], [entry], window, earliest=True)
 
-    def _check(self, buffer: str, at: int, entries: list[_Entry], window: tuple[int, int] | None = None) -> int:
-        """Match the entries in the window around `at`; 1 when a window had to be normalized, else 0."""
+    def _check(
+        self, buffer: str, at: int, entries: list[_Entry], window: tuple[int, int] | None = None, earliest: bool = False
+    ) -> int:
+        """Match the entries in the window around `at`; 1 when a window had to be normalized, else 0.
+
+        `earliest`: a match of the same strictness on an earlier line replaces the rule's hit (the one-pass scan
+        meets a rule's signatures in signature order, not in input order)."""
         lo, hi = window or (max(0, at - CONTEXT), at + CONTEXT)
         raw = text = ""
         for entry in entries:
             known = self.hits.get(entry.rule.id)
-            if known is not None and known.strictness <= entry.signature.strictness:
+            if known is not None and known.strictness <= entry.signature.strictness and not earliest:
                 continue  # cannot beat what the rule already has (the first match of a strictness stays)
             if entry.verify is not None and buffer.find(entry.verify, lo, hi) == -1:
                 continue
@@ -198,14 +205,18 @@ class SignatureScanner:
 
 
 def normalize_blocks(buffer: str, lo: int, hi: int, block: int = SKIP) -> tuple[str, list[int], list[int]]:
-    """`normalize_window(buffer[lo:hi])`, built block by block (cut after a newline where one is near), with the
-    raw and normalized start of every block, so a position in the normalized text maps back to its raw block."""
+    """`normalize_window(buffer[lo:hi])`, built block by block, with the raw and normalized start of every block,
+    so a position in the normalized text maps back to its raw block.
+
+    Blocks end after a newline where the block has one, so quote markers (a line-start pattern) are handled per
+    line exactly as on the whole text; a longer line is cut mid-line, never inside its leading quote markers.
+    """
     pieces: list[str] = []
     raw_starts: list[int] = []
     norm_starts: list[int] = []
     size = 0
     spaced = False  # the text so far ends in a space
-    line_start = lo == 0 or buffer[lo - 1] == "\n"
+    line_start = True  # the range starts a line, as it does for normalize_window
     position = lo
     while position < hi:
         end = min(hi, position + block)
@@ -213,9 +224,15 @@ def normalize_blocks(buffer: str, lo: int, hi: int, block: int = SKIP) -> tuple[
             newline = buffer.rfind("\n", position, end)
             if newline != -1:
                 end = newline + 1
+            elif line_start:  # a long line: its quote markers and the character after them stay in this block
+                markers = _MARKERS.match(buffer, position)  # `[ \t>]*` always matches (maybe empty)
+                end = max(end, min(hi, (markers.end() if markers else position) + 1))
         raw = buffer[position:end]
-        if ">" in raw:  # quote markers only count at the start of a line, as in normalize_window
-            raw = QUOTE.sub("", raw) if line_start else QUOTE.sub("", "x" + raw)[1:]
+        if ">" in raw:
+            if line_start:
+                raw = QUOTE.sub("", raw)
+            elif "\n" in raw:  # lines start inside the block, not at its start
+                raw = QUOTE.sub("", "x" + raw)[1:]
         words = raw.split()
         piece = " ".join(words)
         if raw and raw[-1].isspace() and words:

@@ -453,7 +453,7 @@ def _rule(e: Mapping[str, Any], problems: list[vocab.Problem]) -> Rule:
         fixes=tuple(fixes),
         basis=e.get("basis", "inferred"),
         measured_on=tuple(
-            Measurement({k: v for k, v in m.items() if k != "evidence"}, m["evidence"])
+            Measurement({k: m[k] for k in vocab.VERSION_FACTS if k in m}, m["evidence"])
             for m in e.get("measured_on", ())
         ),
     )

@@ -140,12 +140,16 @@ def run_probe(
     progress: Callable[[str], None] = lambda line: None,
     model: ModelSpec | None = None,
     constructs: Sequence[Construct] = (),
+    stand_ins: bool = True,
 ) -> ProbeRun:
     """Run the probe in `python`; always returns a ProbeRun (state ran / import-failed / crashed / timeout).
 
-    With `model`, the user's model runs after the stand-ins in the same process (one AIMET import)."""
+    With `model`, the user's model runs after the stand-ins in the same process (one AIMET import); without
+    `stand_ins` (their result is cached) only the model runs."""
     argv = [python, str(probe_script())]
-    if models:
+    if not stand_ins:
+        argv += ["--models="]
+    elif models:
         argv += ["--models", ",".join(models)]
     events = _Events(progress)
     progress("probe: starting (tiny models through the real AIMET pipeline)")

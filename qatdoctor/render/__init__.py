@@ -1,4 +1,5 @@
-"""Renderers: pure functions from a Report to text, JSON or markdown."""
+"""Renderers: pure functions from a Report to the doctor view (default), the full text (-v), markdown or JSON.
+Nothing here decides anything, and nothing parses what a renderer wrote."""
 
 from __future__ import annotations
 

@@ -148,3 +148,16 @@ def test_terminated_is_raised_by_sigterm_in_the_main_thread() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.strip() == str(int(signal.SIGTERM))
     assert os.environ  # (the test process itself keeps its default handlers)
+
+
+def test_worker_threads_leave_interrupts_to_the_main_thread() -> None:
+    """A signal the kernel hands to a worker thread would wait until the main thread runs bytecode again: a main
+    thread joining a hung probe would never see Ctrl-C. Workers block them; the main thread does not."""
+    from qatdoctor import core
+
+    def mask(options: object) -> set[int]:
+        return {int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])}
+
+    blocked = core._background(mask, core.Options())()
+    assert {int(s) for s in runner.INTERRUPTS} <= blocked
+    assert not {int(s) for s in runner.INTERRUPTS} & {int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])}

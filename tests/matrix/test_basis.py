@@ -89,7 +89,9 @@ def test_the_bn_subclass_freeze_is_measured_on_every_2x_release_it_claims(matrix
     rule = matrix.rule("bn-subclass-stats-frozen-v2")
     assert rule is not None and rule.measured
     releases = [a.version for a in matrix.aimet if a.version.comparable.major == 2]
-    claimed = [v for v in releases if rule.when[0].spec is not None and rule.when[0].spec.contains(v.comparable, True)]
+    spec = next(c.spec for c in rule.when if c.fact == "aimet-torch")
+    assert spec is not None
+    claimed = [v for v in releases if spec.contains(v.comparable, True)]
     measured = {m.versions["aimet-torch"] for m in rule.measured_on}
     assert str(max(v.comparable for v in claimed)) == "2.42.0"  # no open-ended claim beyond what was run
     assert {"2.0.0", "2.5.0", "2.9.0", "2.10.0", "2.42.0"} <= measured

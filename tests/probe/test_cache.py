@@ -27,10 +27,12 @@ class CountingRunner:
 
     def __init__(self) -> None:
         self.probes = 0
+        self.argvs: list[tuple[str, ...]] = []
 
     def __call__(self, argv: Sequence[str], **kwargs: Any) -> Completed:
         if any(str(a).endswith("_probe.py") for a in argv):
             self.probes += 1
+            self.argvs.append(tuple(argv))
             return Completed(tuple(argv), 0, RECORDED.read_text(), "", 0.1)
         return run(argv, **kwargs)
 
@@ -53,7 +55,7 @@ def test_a_second_check_of_an_unchanged_environment_uses_the_cached_probe(venv: 
     assert runner.probes == 1
     assert second.probe is not None and first.probe is not None
     assert [c.stages for c in second.probe.cases] == [c.stages for c in first.probe.cases]
-    assert any(n.startswith("probe: cached result from ") for n in second.notes)
+    assert any(n.startswith("probe: stand-ins' cached result from ") for n in second.notes)
     assert not any("cached" in n for n in first.notes)
 
 
@@ -102,3 +104,14 @@ def test_a_corrupt_cache_entry_is_a_miss(venv: str, tmp_path: Path) -> None:
         entry.write_text(json.dumps({"saved": "x", "probe": {"state": 3}}))
     report = check(venv, runner)
     assert runner.probes == 2 and report.probe is not None and report.probe.state == "ran"
+
+
+def test_with_a_model_only_the_model_runs_when_the_stand_ins_are_cached(venv: str) -> None:
+    runner = CountingRunner()
+    first = check(venv, runner)
+    with_model = check(venv, runner, model=ModelSpec("model.py:build"))
+    assert runner.probes == 2
+    assert "--models=" in runner.argvs[1] and "--model" in runner.argvs[1], "stand-ins skipped, the model runs"
+    assert "--models=" not in runner.argvs[0]
+    assert with_model.probe is not None and first.probe is not None
+    assert with_model.probe.cases == first.probe.cases, "the cached stand-ins stand in"
