@@ -140,8 +140,9 @@ def _probe_label(report: Report) -> str:
     failed = sum(1 for c in probe.cases if any(s.status in (Status.FAIL, Status.SILENT_FAIL) for s in c.stages))
     baseline = all(s.status is Status.PASS for c in probe.cases if c.model == "baseline" for s in c.stages)
     where = "baseline passes" if baseline else "baseline FAILS"
+    settled = "your model settles them" if probe.model is not None and probe.model.ran else "caveats below"
     return f"Probe: {cases} stand-in cases on {probe.api or '?'} API, {where}" + (
-        f"; {failed} construct cases fail (caveats below)" if failed and baseline else ""
+        f"; {failed} construct cases fail ({settled})" if failed and baseline else ""
     )
 
 
@@ -245,9 +246,11 @@ def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None
                 console.print(f"     {escape(line)}", soft_wrap=True)
         if rec.model_failures:
             _wrapped(console, f"[yellow]still fails for your model: {escape(', '.join(rec.model_failures))}[/]", 5)
-        port = next((n for n in rec.notes if "QuantSim API" in n or "moves torch from CUDA" in n), None)
-        if port:
-            _wrapped(console, f"[dim]{escape(port.split(':', 1)[0])}: see -v[/]", 5)
+        for note in rec.notes:
+            if "QuantSim API" in note:
+                _wrapped(console, f"[dim]{escape(note.split(':', 1)[0])}: your QuantSim code needs porting (-v)[/]", 5)
+            elif note.startswith("moves torch from CUDA"):
+                _wrapped(console, f"[yellow]{escape(note)}[/]", 5)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
