@@ -74,7 +74,10 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "layers": list(finding.layers),
         "likely": finding.likely,
         "basis": finding.basis,
-        "measured_on": [{"versions": dict(m.versions), "evidence": m.evidence} for m in finding.measured_on],
+        # the versions it was measured on (each once); their evidence records: `qatdoctor matrix show ID`
+        "measured_on": [
+            dict(versions) for versions in dict.fromkeys(tuple(sorted(m.versions.items())) for m in finding.measured_on)
+        ],
     }
 
 

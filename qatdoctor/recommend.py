@@ -186,7 +186,10 @@ def _version_moves(
     if current is not None and not current.yanked:
         options = acceptable(_torch_options(facts, matrix, current, memo))
         if options:
-            moves.append(("keep-aimet", min(options, key=lambda c: (_hazards(c), *_torch_distance(c, torch_now)))))
+            nearest = min(
+                options, key=lambda c: (_hazards(c), not _measured(c, matrix), *_torch_distance(c, torch_now))
+            )
+            moves.append(("keep-aimet", nearest))
     if torch_now is not None and matrix.torch_series(torch_now.series) is not None:
         options = acceptable(
             c
@@ -200,7 +203,12 @@ def _version_moves(
                     "keep-torch",
                     min(
                         options,
-                        key=lambda c: (_api_change(c, api_now), _hazards(c), *_aimet_distance(c.aimet, aimet_now)),
+                        key=lambda c: (
+                            _api_change(c, api_now),
+                            _hazards(c),
+                            not _measured(c, matrix),
+                            *_aimet_distance(c.aimet, aimet_now),
+                        ),
                     ),
                 )
             )
@@ -252,8 +260,15 @@ def _newest(
     for release in sorted(_installable_aimets(facts, matrix), key=lambda a: a.version.comparable, reverse=True):
         options = acceptable(_torch_options(facts, matrix, release, memo))
         if options:
-            return max(options, key=lambda c: (-_hazards(c), _is_build_torch(c), c.torch.comparable))
+            return max(
+                options, key=lambda c: (-_hazards(c), _measured(c, matrix), _is_build_torch(c), c.torch.comparable)
+            )
     return None
+
+
+def _measured(candidate: Candidate, matrix: Matrix) -> bool:
+    """A landing we ran (a measured known-good rule), preferred over one only the vendor declares."""
+    return matrix.measured_landing(candidate.evaluation.lands_on, candidate.evaluation.facts)
 
 
 def _is_build_torch(candidate: Candidate) -> bool:

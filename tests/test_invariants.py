@@ -214,3 +214,61 @@ def test_finding_json_keeps_evidence_fixes_and_sources(matrix: Matrix) -> None:
     assert data["evidence"] == list(finding.evidence) and data["evidence"]
     assert [s["ref"] for s in data["sources"]] == [s.ref for s in finding.sources]
     assert data["status"] == finding.status.value and data["severity"] == finding.severity.value
+
+
+# --- a matched rule becomes the finding it says ----------------------------------------------------------------
+
+
+def test_rule_finding_carries_the_rule(matrix: Matrix) -> None:
+    from qatdoctor.conditions import evaluate_all
+    from qatdoctor.rules import rule_finding
+
+    rule = next(r for r in matrix.rules if r.kind == "bad" and r.scope == "environment" and r.fixes and r.sources)
+    the_facts = Facts({c.fact: Fact.unknown("not given") for c in rule.when})
+    undecided = rule_finding(rule, evaluate_all(rule.when, the_facts), python="/env/bin/python")
+    assert (undecided.id, undecided.title, undecided.origin) == (rule.id, rule.title, "matrix")
+    assert undecided.status is Status.UNKNOWN and undecided.summary.startswith("Could not decide (needs ")
+    assert undecided.summary.endswith(rule.summary) and undecided.sources == rule.sources
+    assert undecided.severity.value == rule.severity and undecided.construct is None
+    assert undecided.basis == rule.basis_for(the_facts)[0] and undecided.measured_on == rule.measured_on
+    assert [f.kind for f in undecided.fixes] == [f.kind for f in rule.fixes]
+    assert [f.summary for f in undecided.fixes] == [f.summary for f in rule.fixes]
+    assert all("{python}" not in c for f in undecided.fixes for c in f.commands)
+    assert any(line in undecided.evidence for line in evaluate_all(rule.when, the_facts).missing)
+    confirmed = rule_finding(rule, evaluate_all(rule.when, the_facts), confirmed=True)
+    assert confirmed.basis == "measured"
+
+
+def test_fix_from_rule_keeps_version_fixes_whole(matrix: Matrix) -> None:
+    from qatdoctor.matrix.model import RuleFix
+    from qatdoctor.rules import fix_from_rule
+    from qatdoctor.versions import parse_specifier
+
+    pin = fix_from_rule(RuleFix("pin", "pin it", ("{python} -m pip install x",), None, "numpy", parse_specifier("<2")),
+                        python="/env/bin/python")  # fmt: skip
+    assert (pin.kind, pin.summary, pin.commands, pin.package, pin.spec) == (
+        "pin", "pin it", ("/env/bin/python -m pip install x",), "numpy", "<2"
+    )  # fmt: skip
+    code = fix_from_rule(RuleFix("code", "swap", (), "model = swap(model)", None, None))
+    assert (code.kind, code.summary, code.code, code.package, code.spec) == ("code", "swap", "model = swap(model)",
+                                                                            None, None)  # fmt: skip
+    no_spec = fix_from_rule(RuleFix("upgrade", "newer", (), None, "torch", None))
+    assert no_spec.package is None and no_spec.kind == "upgrade"
+    other = fix_from_rule(RuleFix("system", "apt", (), None, "liblapacke", parse_specifier(">=1")))
+    assert other.package is None
+
+
+def test_model_rules_are_caveats_and_good_rules_pass(matrix: Matrix) -> None:
+    from qatdoctor.conditions import evaluate_all
+    from qatdoctor.model import Scope
+    from qatdoctor.rules import rule_finding
+
+    model_rule = next(r for r in matrix.rules if r.kind == "bad" and r.scope == "model")
+    point = Facts({c.fact: Fact.unknown("x") for c in model_rule.when})
+    caveat = rule_finding(model_rule, evaluate_all(model_rule.when, point))
+    assert caveat.scope is Scope.CAVEAT and caveat.status is Status.UNKNOWN and caveat.construct == model_rule.model_feature
+    confirmed = rule_finding(model_rule, evaluate_all(model_rule.when, point), confirmed=True)
+    assert confirmed.summary.startswith("The probe's stand-in model reproduced this")
+    good = next(r for r in matrix.rules if r.kind == "good")
+    passed = rule_finding(good, evaluate_all(good.when, Facts({})))
+    assert passed.status is Status.PASS and passed.scope is Scope.ENVIRONMENT

@@ -181,7 +181,7 @@ class Rule(NamedTuple):
         if hit is not None:
             return "measured", f"measured on {hit.describe()} (evidence:{hit.evidence})"
         where = _where(self, facts)
-        seen = "; ".join(dict.fromkeys(m.describe() for m in self.measured_on))
+        seen = measured_list(self.measured_on)
         return "extrapolated", f"expected (not measured{' on ' + where if where else ''}; measured on {seen})"
 
     def first_stage(self) -> int:
@@ -219,6 +219,26 @@ def covers(measurement: Measurement, facts: Facts) -> bool:
         if value is None or not same_version(version, value):
             return False
     return True
+
+
+def measured_list(measured: Iterable[Measurement], limit: int = 8) -> str:
+    """`aimet-torch 1.31.2, 1.32.2, 2.0.0` (one fact), else `aimet-torch 2.10.0, torch 2.2.2; …`, capped."""
+    cells = list(dict.fromkeys(m.describe() for m in measured))
+    names = {tuple(m.versions) for m in measured}
+    if len(names) == 1 and len(next(iter(names))) == 1:
+        (name,) = next(iter(names))
+        values = sorted(dict.fromkeys(m.versions[name] for m in measured), key=_sort_key)
+        more = f" and {len(values) - limit} more" if len(values) > limit else ""
+        return f"{name} {', '.join(values[:limit])}{more}"
+    more = f" and {len(cells) - limit} more" if len(cells) > limit else ""
+    return "; ".join(cells[:limit]) + more
+
+
+def _sort_key(value: str) -> tuple[int, Version | str]:
+    try:
+        return 0, Version(value)
+    except InvalidVersion:
+        return 1, value
 
 
 def _where(rule: Rule, facts: Facts | None) -> str:

@@ -795,6 +795,7 @@ def render_text(result: RefreshResult, index: Index, check: bool) -> str:
     lines: list[str] = []
     if not result.missing.any:
         lines.append(f"the matrix has every stable aimet-torch and torch release on {index.describe()}")
+        lines += [f"  (not proposed) {y}" for y in result.missing.yanked]
     else:
         lines.append(f"{index.describe()} has releases the matrix lacks:")
         lines += [f"  {line}" for line in result.missing.lines()]

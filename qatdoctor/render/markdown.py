@@ -46,8 +46,11 @@ def render(report: Report) -> str:
             lines.append(f"`{model.spec}` ({model.class_name or model.status}): "
                          + ", ".join(f"{s.stage} {s.status.value}" for s in model.stages))  # fmt: skip
             lines.append("")
-        for f in sorted(findings, key=finding_order):
+        quiet = [f for f in findings if f.status in (Status.PASS, Status.NOT_APPLICABLE)]
+        for f in sorted((f for f in findings if f not in quiet), key=finding_order):
             lines += _finding(f)
+        if quiet:  # in the JSON below in full
+            lines.append(f"- {len(quiet)} passing or not applicable: " + ", ".join(f"`{f.id}`" for f in quiet))
     if report.recommendations:
         lines += ["", "#### Recommendations", ""]
         for number, rec in enumerate(report.recommendations, 1):

@@ -196,3 +196,22 @@ def test_a_factory_that_raises_is_a_finding_not_a_traceback() -> None:
     assert code == 1 and "Traceback" not in stderr
     failed = next(f for f in report["findings"] if f["id"].startswith("model."))
     assert failed["status"] == "fail" and failed["scope"] == "model"
+
+
+@pytest.mark.parametrize("env", ["aimet-1.32.2", "aimet-2.42.0", "broken-2.42.0-torch-2.2.2", "aimet-1.32.2-models"])
+def test_the_report_fits_a_github_issue_and_replays(env: str, tmp_path: Path) -> None:
+    python = reference_python(env)
+    done = subprocess.run(
+        [sys.executable, "-m", "qatdoctor", "-q", "report", "--python", python],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.stdout.startswith("### qatdoctor report:") and "Traceback" not in done.stderr
+    assert len(done.stdout) <= 60_000, len(done.stdout)
+    assert "<details>" in done.stdout
+    bundle = tmp_path / "issue.md"
+    bundle.write_text(done.stdout)
+    replay = subprocess.run(
+        [sys.executable, "-m", "qatdoctor", "report", "--from-report", str(bundle), "--format", "json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert json.loads(replay.stdout)["facts"]["aimet-torch"]["value"], replay.stderr

@@ -142,3 +142,34 @@ def test_invalid_result_is_refused(matrix_copy: Path) -> None:
     matrix_copy.write_text(before.replace('schema_version = 1', 'schema_version = 99'))
     with pytest.raises(MatrixError):
         merge(matrix_copy, [path])
+
+
+def test_new_entries_join_their_table_so_the_file_stays_in_sections(matrix_copy: Path) -> None:
+    import tomlkit
+
+    clean = retarget(recorded("probe-aimet-2.42.0-torch-2.14.1-py311"), "2.13.0+cu130")
+    merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "s.json", clean)])
+    text = matrix_copy.read_text()
+    record = text.index('id = "probe-aimet-2.42.0-torch-2.13.0-py311"')
+    assert record < text.index("\n[[rule]]\n")  # after the last [[evidence]], not at the end of the file
+    assert text.rstrip().endswith('{ kind = "probe", ref = "evidence:probe-aimet-2.42.0-torch-2.13.0-py311" }\n]')
+    assert tomlkit.dumps(tomlkit.parse(text)) == text  # every array of tables in one piece
+
+
+def test_generated_rules_state_their_measurement(matrix_copy: Path) -> None:
+    clean = retarget(recorded("probe-aimet-2.42.0-torch-2.14.1-py311"), "2.13.0+cu130")
+    result = merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "s.json", clean)])
+    rule = load(matrix_copy).rule(result.rules[0])
+    assert rule is not None and rule.basis == "measured"
+    assert [(dict(m.versions), m.evidence) for m in rule.measured_on] == [
+        ({"aimet-torch": "2.42.0", "torch": "2.13.0", "python": "3.11"}, "probe-aimet-2.42.0-torch-2.13.0-py311")
+    ]
+
+
+def test_a_model_run_becomes_a_case_of_the_record(matrix_copy: Path) -> None:
+    _, cells = evidence.read(ROOT / "evidence" / "sweep-bnsub-silufree-2.0-2.9.json")
+    merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "m.json", cells[3])])
+    record = load(matrix_copy).evidence_record("probe-" + cells[3].id)
+    assert record is not None
+    case = record.cases["model bn_subclass_relu.py:build"]
+    assert "qat_step silent-fail (bn_stats_frozen)" in case and "frozen BN layers: 1" in case
