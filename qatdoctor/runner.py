@@ -190,6 +190,10 @@ class Pending:
             _forget(self.proc)
         for pump in self._pumps:
             pump.join(timeout=5)
+        if not any(pump.is_alive() for pump in self._pumps):
+            for stream in (self.proc.stdout, self.proc.stderr):
+                with contextlib.suppress(OSError, AttributeError):
+                    stream.close()  # type: ignore[union-attr]
         self._done = Completed(
             argv=self.argv,
             returncode=None if timed_out else self.proc.returncode,

@@ -101,7 +101,7 @@ def test_broken_env_is_an_import_failure_with_the_matching_rule() -> None:
 
 
 def test_probe_reports_per_stage_timings() -> None:
-    _, report, _ = check("aimet-2.42.0")
+    _, report, _ = check("aimet-2.42.0", "--no-cache")
     timings = report["probe"]["timings"]
     assert timings["total"] > 0 and any(k.startswith("stage.") for k in timings)
     assert report["timings"]["probe"] > 0
