@@ -407,7 +407,9 @@ def pin(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ignore installed aimet-torch/torch: pick the best set for this Python.")
     ] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="constraints or json.")] = "constraints",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", metavar="text|json", help="text: a pip constraints file; json: the set.")
+    ] = "text",
     target_driver: TargetDriverOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -418,8 +420,10 @@ def pin(
       qatdoctor pin --fresh --target-driver 535.104.05 --output constraints.txt
       qatdoctor pin --python ~/venvs/qat/bin/python --format json
     """
-    if fmt not in ("constraints", "json"):
-        say(f"error: --format must be constraints or json, not {fmt!r}")
+    if fmt == "constraints":  # the old name of the text format
+        fmt = "text"
+    if fmt not in ("text", "json"):
+        say(f"error: --format must be text or json, not {fmt!r}")
         raise typer.Exit(int(ExitCode.USAGE))
     options = replace(_options(python, assume, matrix), target_driver=target_driver)
     rec = guarded(lambda: core.run_pin(options, fresh=fresh), debug=debug)

@@ -95,7 +95,7 @@ def test_check_this_interpreter_without_aimet_is_a_plain_problem_with_the_instal
 def test_shipped_matrix_validates_and_lists() -> None:
     result = invoke("matrix", "validate")
     assert result.exit_code == 0 and ": OK" in result.stdout
-    rules = json.loads(invoke("matrix", "list", "--json").stdout)
+    rules = json.loads(invoke("matrix", "list", "--format", "json").stdout)
     assert any(r["id"] == "bn-subclass-qat-crash-v1" for r in rules)
     shown = invoke("matrix", "show", "bn-subclass-qat-crash-v1").stdout
     assert "https://github.com/qualcomm/aimet/issues/3152" in shown

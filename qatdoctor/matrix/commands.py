@@ -24,7 +24,16 @@ PathArg = Annotated[Path | None, typer.Argument(help="Matrix file (default: $QAT
 MatrixOpt = Annotated[
     Path | None, typer.Option("--matrix", "-m", envvar="QATDOCTOR_MATRIX", help="Matrix file to read.")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+class OutputFormat(str, enum.Enum):
+    """What the matrix commands print: text, or the same data as JSON."""
+
+    text = "text"
+    json = "json"
+
+
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", metavar="text|json", help="Output format (json: the same data).")
+]
 
 
 def _load(path: Path | None) -> Matrix:
@@ -34,8 +43,14 @@ def _load(path: Path | None) -> Matrix:
 
 
 @app.command()
-def validate(path: PathArg = None, as_json: JsonOpt = False) -> None:
-    """Check the schema, then lint for contradictions, unreachable ranges and dangling references."""
+def validate(path: PathArg = None, fmt: FormatOpt = OutputFormat.text) -> None:
+    """Check the schema, then lint for contradictions, unreachable ranges and dangling references.
+
+    \b
+    Examples:
+      qatdoctor matrix validate
+      qatdoctor matrix validate my_matrix.toml --format json
+    """
     from qatdoctor.cli import say
     from qatdoctor.matrix.lint import lint
 
@@ -46,7 +61,7 @@ def validate(path: PathArg = None, as_json: JsonOpt = False) -> None:
     except MatrixError as error:
         problems, where, matrix = error.problems, error.path, None
     _sidecar_note(Path(where), say)
-    if as_json:
+    if fmt is OutputFormat.json:
         print(json.dumps({"path": where, "valid": not problems, "problems": [str(p) for p in problems]}, indent=2))
     elif problems:
         print(f"{where}: {len(problems)} problem(s)")
@@ -78,9 +93,15 @@ def _sidecar_note(toml: Path, say: Any) -> None:
 def list_entries(
     matrix: MatrixOpt = None,
     kind: Annotated[str, typer.Option("--kind", "-k", help="rules, aimet, torch, cuda or evidence.")] = "rules",
-    as_json: JsonOpt = False,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
-    """List the entries of one table."""
+    """List the entries of one table.
+
+    \b
+    Examples:
+      qatdoctor matrix list
+      qatdoctor matrix list --format json
+    """
     m = _load(matrix)
     rows: list[dict[str, Any]]
     if kind == "rules":
@@ -102,7 +123,7 @@ def list_entries(
     else:
         print(f"error: unknown --kind {kind!r} (rules, aimet, torch, cuda, evidence)", file=sys.stderr)
         raise typer.Exit(int(ExitCode.USAGE))
-    if as_json:
+    if fmt is OutputFormat.json:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
@@ -114,7 +135,13 @@ def show(
     entry_id: Annotated[str, typer.Argument(metavar="ID", help="A rule id, aimet-torch version or torch series.")],
     matrix: MatrixOpt = None,
 ) -> None:
-    """Show one entry in full (rule id, aimet-torch version, torch series or evidence id)."""
+    """Show one entry in full (rule id, aimet-torch version, torch series or evidence id).
+
+    \b
+    Examples:
+      qatdoctor matrix show bn-subclass-qat-crash-v1
+      qatdoctor matrix show 2.42.0 --format json
+    """
     m = _load(matrix)
     rule = m.rule(entry_id)
     if rule is not None:
@@ -182,7 +209,12 @@ def _describe_rule(rule: Rule) -> str:
 
 @app.command("compile")
 def compile_command(path: PathArg = None) -> None:
-    """Write the compiled sidecar (compat_matrix.json) that makes loading fast; run after editing the TOML."""
+    """Write the compiled sidecar (compat_matrix.json) that makes loading fast; run after editing the TOML.
+
+    \b
+    Examples:
+      qatdoctor matrix compile
+    """
     from qatdoctor.cli import guarded, say
     from qatdoctor.matrix.load import compile_matrix, default_path
 
@@ -192,10 +224,18 @@ def compile_command(path: PathArg = None) -> None:
 
 @app.command("merge-evidence")
 def merge_evidence_command(
-    files: Annotated[list[Path], typer.Argument(help="Evidence files written by `probe --evidence` or `sweep`.")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE...", help="Evidence files written by `probe --evidence` or `sweep`.")
+    ],
     matrix: MatrixOpt = None,
 ) -> None:
-    """Record evidence cells as [[evidence]] entries in the matrix (replacing records with the same id)."""
+    """Record evidence cells as [[evidence]] entries in the matrix (replacing records with the same id).
+
+    \b
+    Examples:
+      qatdoctor matrix merge-evidence evidence/sweep-2.42.json
+      qatdoctor matrix merge-evidence evidence/*.json && qatdoctor matrix validate
+    """
     from qatdoctor.cli import guarded, say
     from qatdoctor.matrix.load import compile_matrix, default_path
     from qatdoctor.matrix.merge import merge_evidence
@@ -205,13 +245,6 @@ def merge_evidence_command(
     guarded(lambda: compile_matrix(target))
     for record in written:
         say(f"qatdoctor: recorded evidence {record}")
-
-
-class GridFormat(str, enum.Enum):
-    """Output formats of `matrix grid` (the page is `--html`)."""
-
-    text = "text"
-    json = "json"
 
 
 @app.command("grid")
@@ -231,7 +264,7 @@ def grid_command(
             "--model-construct", metavar="ID", help="Mark cells where a model-scope rule about this construct applies."
         ),
     ] = None,
-    fmt: Annotated[GridFormat, typer.Option("--format", "-f", help="Output format.")] = GridFormat.text,
+    fmt: FormatOpt = OutputFormat.text,
     html: Annotated[
         Path | None, typer.Option("--html", metavar="OUT.html", help="Write the grid as one self-contained web page.")
     ] = None,
@@ -254,7 +287,7 @@ def grid_command(
     from qatdoctor import grid
 
     result = grid.build(m, filters)
-    if fmt is GridFormat.json:
+    if fmt is OutputFormat.json:
         print(json.dumps(grid.grid_to_dict(result, m), indent=2))
         return
     from qatdoctor.render import grid_text, wants_style
@@ -317,7 +350,7 @@ def refresh_command(
         typer.Option("--evidence", metavar="FILE", help="Also write what every wheel read says, as an evidence file "
                      "(`matrix merge-evidence FILE` records it); with --wheels, every wheel in DIR."),
     ] = None,
-    as_json: JsonOpt = False,
+    fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Propose [[aimet]]/[[torch]] entries for releases on the index that the matrix lacks, read from the wheels
     (Requires-Python, Requires-Dist, tags, NEEDED sonames, glibc floor); the TOML's style is kept."""
@@ -334,7 +367,7 @@ def refresh_command(
         read = guarded(lambda: rf.read_all(wheels) if wheels is not None else result.wheels)
         guarded(lambda: rf.write_evidence(evidence_out, read, index.describe()))
         say(f"qatdoctor: wrote {evidence_out} ({len(read)} wheels)")
-    if as_json:
+    if fmt is OutputFormat.json:
         print(json.dumps(rf.result_to_dict(result), indent=2, default=str))
     else:
         sys.stdout.write(rf.render_text(result, index, check))
