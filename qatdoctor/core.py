@@ -252,8 +252,6 @@ def run_check(options: Options) -> Report:
         notes.append(f"probe: stand-ins' cached result from {cached[1]} (same interpreter, installed packages and "
                      "probe; --no-cache reruns them)")  # fmt: skip
     elif probe is not None and fingerprint is not None:
-        from qatdoctor.probe import cache
-
         cache.save(fingerprint, probe._replace(model=None))
     if probe is not None:
         timings["probe"] = probe_seconds

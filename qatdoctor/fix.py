@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qatdoctor import atomic
 from qatdoctor.errors import QatdoctorError
 from qatdoctor.model import Recommendation, Report, Scope, Severity
 from qatdoctor.runner import Runner, run
@@ -58,12 +58,7 @@ class Backup:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"python": self.python, "freeze": list(self.freeze), "created": self.created,
                    "recommendation": self.recommendation}  # fmt: skip
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(self.path)
+        atomic.write_text(self.path, json.dumps(payload, indent=2))
 
 
 def backup_dir(root: Path, python: str) -> Path:

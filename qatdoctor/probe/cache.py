@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from qatdoctor import __version__
+from qatdoctor import __version__, atomic
 from qatdoctor.jsonio import probe_from_dict, probe_to_dict
 from qatdoctor.model import Facts, ProbeRun
 
@@ -66,11 +66,6 @@ def save(fingerprint: str, probe: ProbeRun) -> None:
     text = json.dumps({"saved": saved, "probe": probe_to_dict(probe)})
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{fingerprint}.{os.getpid()}.tmp"
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(folder / f"{fingerprint}.json")
+        atomic.write_text(folder / f"{fingerprint}.json", text)
     except OSError:
         return
