@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from qatdoctor.cellplan import plan_cell
-from qatdoctor.cellrun import run_cell
-from qatdoctor.envbuild import default_root, find_uv
-from qatdoctor.matrix.load import load
+from qatdoctor.knowledge.load import load
+from qatdoctor.lab.cellplan import plan_cell
+from qatdoctor.lab.cellrun import run_cell
+from qatdoctor.lab.envbuild import default_root, find_uv
 
 INSTALLERS = ("uv", "pip")
 

@@ -11,23 +11,24 @@ INTERNAL = 70
 
 
 def launch() -> None:
-    """Start the fact collector before importing the CLI (see qatdoctor.prefetch), run the CLI, clean up, exit fast.
+    """Start the fact collector before importing the CLI (see qatdoctor.target.prefetch), run the CLI, clean up,
+    exit fast.
 
     Every exit path (normal, error, Ctrl-C, SIGTERM/SIGHUP) ends in `runner.shutdown()`: each child's process
     group is killed and each scratch directory removed before the process exits.
     """
-    from qatdoctor import runner
+    from qatdoctor.target import runner
 
     runner.install_signal_handlers()
     _closed_streams()
     code = 0
     try:
-        from qatdoctor import prefetch
+        from qatdoctor.target import prefetch
 
         prefetch.start_from_argv(sys.argv[1:])
         from qatdoctor.cli import main
 
-        main()
+        code = main()
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         if isinstance(done.code, str):

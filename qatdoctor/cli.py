@@ -1,28 +1,22 @@
 """The Typer CLI: parse options, call the core, render, exit. No policy lives here."""
 
 
-import atexit
 import json
-import os
 import sys
-import time
-import traceback
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
 from qatdoctor import __version__, core
-from qatdoctor.collect import CollectError
-from qatdoctor.errors import InputError, QatdoctorError
+from qatdoctor import cli_matrix as matrix_commands
+from qatdoctor.console import QUIET, emit, guarded, progress, say, write
+from qatdoctor.errors import InputError
 from qatdoctor.exitcodes import ExitCode
-from qatdoctor.matrix import commands as matrix_commands
-from qatdoctor.matrix.load import MatrixError
-from qatdoctor.model import ModelSpec, Report, Verdict
-from qatdoctor.probe import DEFAULT_TIMEOUT
+from qatdoctor.model import ModelSpec, Verdict
 from qatdoctor.render import Format, render, wants_style
+from qatdoctor.target.probe import DEFAULT_TIMEOUT
 
 EPILOG = (
     "Exit codes: 0 ok · 1 problems found · 2 usage error · 3 could not determine (--strict) · "
@@ -43,7 +37,6 @@ app = typer.Typer(
     context_settings=HELP_OPTIONS,
 )
 app.add_typer(matrix_commands.app, name="matrix", context_settings=HELP_OPTIONS)
-QUIET = {"on": False}  # --quiet: no progress lines on stderr
 
 T = TypeVar("T")
 
@@ -81,87 +74,6 @@ VerboseOpt = Annotated[
 DebugOpt = Annotated[
     bool, typer.Option("--debug", envvar="QATDOCTOR_DEBUG", help="Show tracebacks of internal errors.")
 ]
-
-
-def _exit_code_for(error: QatdoctorError) -> ExitCode:
-    """The one place that maps error layers to exit codes."""
-    from qatdoctor.envbuild import EnvBuildError  # the error path only: envbuild is not needed otherwise
-    from qatdoctor.fix import FixError, InstallFailed
-
-    codes: tuple[tuple[type[QatdoctorError], ExitCode], ...] = (
-        (MatrixError, ExitCode.MATRIX_INVALID),
-        (CollectError, ExitCode.TARGET_UNUSABLE),
-        (InputError, ExitCode.BAD_INPUT),
-        (core.NoKnownGoodError, ExitCode.PROBLEMS),
-        (EnvBuildError, ExitCode.ENV_BUILD_FAILED),
-        (InstallFailed, ExitCode.ENV_BUILD_FAILED),
-        (FixError, ExitCode.PROBLEMS),
-    )
-    return next((code for cls, code in codes if isinstance(error, cls)), ExitCode.INTERNAL)
-
-
-def guarded(action: Callable[[], T], *, debug: bool = False) -> T:
-    """Run an action; turn qatdoctor errors into one line + exit code, anything else into exit 70."""
-    try:
-        return action()
-    except QatdoctorError as error:
-        say(f"error: {error.message}")
-        if isinstance(error, MatrixError) and len(error.problems) > 1:
-            for problem in error.problems[1:20]:
-                say(f"  {problem}")
-        if error.hint:
-            say(f"hint: {error.hint}")
-        raise typer.Exit(int(_exit_code_for(error))) from None
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        say(f"internal error: {type(error).__name__}: {error}")
-        if debug or os.environ.get("QATDOCTOR_DEBUG"):
-            traceback.print_exc()
-        else:
-            say("this is a bug in qatdoctor; rerun with --debug for the traceback and please report it")
-        raise typer.Exit(int(ExitCode.INTERNAL)) from None
-
-
-def say(message: str) -> None:
-    """Logs and progress: always stderr, so stdout stays the payload."""
-    print(message, file=sys.stderr, flush=True)
-
-
-_STARTED = time.monotonic()
-_STATUS: list[Any] = []  # the live status line on a terminal (rich), started on the first progress
-
-
-def progress(line: str) -> None:
-    """Which stage and model the work is on, with the elapsed time, on stderr: one live line on a terminal,
-    plain lines otherwise (logs, CI), nothing with --quiet."""
-    if QUIET["on"]:
-        return
-    text = f"qatdoctor [{time.monotonic() - _STARTED:5.1f}s] {line}"
-    if not (sys.stderr.isatty() and not os.environ.get("CI")):
-        say(text)
-        return
-    if not _STATUS:
-        from rich.console import Console
-
-        status = Console(stderr=True, highlight=False).status(text)
-        status.start()
-        _STATUS.append(status)
-        atexit.register(status.stop)
-    _STATUS[0].update(text)
-
-
-def emit(report: Report, fmt: Format, strict: bool, verbose: int = 0) -> None:
-    """Print the report on stdout and exit with the verdict's code."""
-    for status in _STATUS:
-        status.stop()  # the live progress line ends before the report
-    sys.stdout.write(render(report, fmt, styled=fmt is Format.text and wants_style(sys.stdout), verbose=verbose))
-    sys.stdout.flush()
-    if report.verdict is Verdict.PROBLEMS:
-        raise typer.Exit(int(ExitCode.PROBLEMS))
-    if report.verdict is Verdict.UNKNOWN and strict:
-        say("qatdoctor: verdict unknown and --strict given")
-        raise typer.Exit(int(ExitCode.UNKNOWN))
 
 
 def _version_callback(value: bool) -> None:
@@ -317,7 +229,7 @@ def probe_command(
     options = replace(options, model=guarded(lambda: model_spec(model, input_shape, with_fixes), debug=debug))
     report = guarded(lambda: core.run_probe_only(options), debug=debug)
     if evidence is not None:
-        from qatdoctor import evidence as ev
+        from qatdoctor.lab import evidence as ev
 
         cell = ev.make_cell(report.facts, report.probe)
         guarded(lambda: ev.write(evidence, [cell], ev.host_of(report.facts)), debug=debug)
@@ -436,7 +348,7 @@ def pin(
     if output is None:
         sys.stdout.write(payload)
     else:
-        guarded(lambda: _write(output, payload), debug=debug)
+        guarded(lambda: write(output, payload), debug=debug)
         say(f"qatdoctor: wrote {output}")
     say(f"qatdoctor: {rec.summary}")
     for command in rec.commands:
@@ -463,7 +375,7 @@ def report(
       qatdoctor report --python ~/venvs/qat/bin/python --output qatdoctor-report.md
       qatdoctor report --from-report qatdoctor-report.md   # a maintainer's replay
     """
-    from qatdoctor.redact import redact_data
+    from qatdoctor.render.redact import redact_data
 
     options = _options(python, None, matrix, probe=probe, probe_timeout=probe_timeout)
     # redacted as data, before rendering: values only, never keys, so the JSON stays valid and replays
@@ -481,7 +393,7 @@ def report(
     if output is None:
         sys.stdout.write(body)
     else:
-        guarded(lambda: _write(output, body), debug=debug)
+        guarded(lambda: write(output, body), debug=debug)
         say(f"qatdoctor: wrote {output}")
     if result.verdict is Verdict.PROBLEMS:
         raise typer.Exit(int(ExitCode.PROBLEMS))
@@ -531,8 +443,8 @@ def verify(
       qatdoctor verify --python ~/venvs/qat/bin/python --model train/model.py:build_model
       qatdoctor verify -a aimet-torch=1.32.2 -a torch=2.2.2 --reproduce
     """
-    from qatdoctor import verify as verify_module
-    from qatdoctor.verify_render import render as render_verify
+    from qatdoctor.lab import verify as verify_module
+    from qatdoctor.render.verify import render as render_verify
 
     base = _options(python, assume, matrix, probe=True, probe_timeout=probe_timeout, models=models)
     base = replace(base, model=guarded(lambda: model_spec(model, input_shape, False), debug=debug))
@@ -576,7 +488,7 @@ def sweep(
       qatdoctor sweep --aimet 2.42.0 --torch '>=2.5,<2.16' --python 3.11 --output evidence/sweep.json
       qatdoctor sweep --aimet '>=2.0,<2.5' --torch 2.1.2 --emit-ci-matrix
     """
-    from qatdoctor import sweep as sweep_module
+    from qatdoctor.lab import sweep as sweep_module
 
     options = sweep_module.SweepOptions(
         aimet=aimet, torch=torch, python=python, jobs=jobs, installer=installer, keep_envs=keep_envs, output=output,
@@ -622,9 +534,9 @@ def fix_command(
       qatdoctor fix --python ~/venvs/qat/bin/python --model train/model.py:build_model
       qatdoctor fix --undo --python ~/venvs/qat/bin/python
     """
-    from qatdoctor import fix as fixing
-    from qatdoctor.collect import resolve_python
-    from qatdoctor.envbuild import default_root
+    from qatdoctor.lab import fix as fixing
+    from qatdoctor.lab.envbuild import default_root
+    from qatdoctor.target.collect import resolve_python
 
     target = guarded(lambda: resolve_python(python), debug=debug)
     root = default_root().parent
@@ -635,8 +547,8 @@ def fix_command(
         changed = guarded(lambda: fixing.restore(backup, log=progress), debug=debug)
         print(f"restored {target} to the set saved {backup.created} ({len(changed)} packages reinstalled)")
         return
-    from qatdoctor import verify as verify_module
-    from qatdoctor.verify_render import render as render_verify
+    from qatdoctor.lab import verify as verify_module
+    from qatdoctor.render.verify import render as render_verify
 
     base = _options(target, None, matrix, probe=True, probe_timeout=probe_timeout)
     base = replace(base, model=guarded(lambda: model_spec(model, input_shape, False), debug=debug))
@@ -679,15 +591,12 @@ def _confirm(yes: bool, question: str) -> None:
         raise typer.Exit(int(ExitCode.OK))
 
 
-def _write(path: Path, text: str) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on `argv` (default: the command line) and return its exit code (see `ExitCode`)."""
     try:
-        from qatdoctor import atomic
-
-        atomic.write_text(path, text)  # complete or untouched, never truncated
-    except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror}") from None
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
+        app(args=argv, prog_name="qatdoctor")
+    except SystemExit as done:
+        if isinstance(done.code, str):
+            raise  # a message for the launcher to print (exit 1)
+        return int(done.code or 0)
+    return int(ExitCode.OK)

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from qatdoctor.assume import apply_assumptions, what_if_facts
-from qatdoctor.collect import collect, resolve_python
+from qatdoctor.diagnose.evaluate import Evaluation, caveat_context, evaluate, is_clean, verdict_of
+from qatdoctor.diagnose.expectations import expect_cuda, with_target_driver
 from qatdoctor.errors import InputError, QatdoctorError
-from qatdoctor.evaluate import Evaluation, caveat_context, evaluate, is_clean, verdict_of
-from qatdoctor.expectations import expect_cuda, with_target_driver
 from qatdoctor.jsonio import facts_from_dict, probe_from_dict
-from qatdoctor.matrix.load import load
-from qatdoctor.matrix.model import Matrix
-from qatdoctor.matrix.vocab import PROBE_MODELS, SET_PACKAGES
+from qatdoctor.knowledge.load import load
+from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.versions import try_parse_version
+from qatdoctor.knowledge.vocab import PROBE_MODELS, SET_PACKAGES
 from qatdoctor.model import (
     Fact,
     Facts,
@@ -32,9 +31,10 @@ from qatdoctor.model import (
     Report,
     Scope,
 )
-from qatdoctor.probe import DEFAULT_TIMEOUT
-from qatdoctor.runner import Runner, run, shield_thread
-from qatdoctor.versions import try_parse_version
+from qatdoctor.target.assume import apply_assumptions, what_if_facts
+from qatdoctor.target.collect import collect, resolve_python
+from qatdoctor.target.probe import DEFAULT_TIMEOUT
+from qatdoctor.target.runner import Runner, run, shield_thread
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -114,14 +114,14 @@ def diagnose(
     findings = (*evaluation.findings, *extra_findings)
     features: frozenset[str] | None = None
     if probe is not None:
-        from qatdoctor.probe.interpret import probe_findings
+        from qatdoctor.diagnose.probe_findings import probe_findings
 
         findings = (
             *probe_findings(probe, evaluation.facts, matrix, evaluation.findings, python=python),
             *extra_findings,
         )
         if probe.model is not None:
-            from qatdoctor.probe.model_findings import model_findings
+            from qatdoctor.diagnose.model_findings import model_findings
 
             findings = tuple(model_findings(probe.model, findings, matrix))
             if probe.model.ran:
@@ -134,7 +134,7 @@ def diagnose(
     avoid = tuple(f for f in findings if f.failed and (f.origin == "probe" or _avoidable_by_version(f, matrix)))
     recommendations: tuple[Recommendation, ...] = ()
     if avoid or not is_clean(evaluation):  # the candidate search is only imported when there is something to fix
-        from qatdoctor.recommend import recommend
+        from qatdoctor.recommend.ranking import recommend
 
         recommendations = recommend(evaluation, matrix, python=python, failing=avoid, features=features)
     findings = concrete_fixes(findings, evaluation, matrix, python, recommendations)
@@ -166,7 +166,7 @@ def concrete_fixes(
     closest known-good set with it; a move no set here can carry says so instead of printing a command."""
     if not any(fx.package in SET_PACKAGES and fx.spec for f in findings for fx in f.fixes):
         return tuple(findings)
-    from qatdoctor import recommend
+    from qatdoctor.recommend import ranking as recommend
 
     memo: recommend.Memo = {}
     made: dict[tuple[str, str], Fix] = {}
@@ -232,8 +232,8 @@ def run_check(options: Options) -> Report:
     if options.probe and options.use_cache:
         # The stand-ins' result depends only on the installed set: an unchanged environment is not probed again
         # (with --model only the user's model runs; its own result is never cached).
-        from qatdoctor.probe import cache
-        from qatdoctor.probe.run import probe_script
+        from qatdoctor.target import probe_cache as cache
+        from qatdoctor.target.probe import probe_script
 
         collected = collecting()
         collecting = _done(collected)
@@ -306,7 +306,7 @@ def _background(work: Callable[[Options], T], options: Options) -> Callable[[], 
 
 
 def _timed_probe(options: Options, matrix: Matrix | None, *, stand_ins: bool = True) -> tuple[ProbeRun, float]:
-    from qatdoctor.probe.run import run_probe
+    from qatdoctor.target.probe import run_probe
 
     started = time.perf_counter()
     probe = run_probe(
@@ -376,7 +376,7 @@ def run_pin(options: Options, *, fresh: bool) -> Recommendation:
             name: Fact.absent("fresh install (--fresh)") for name in ("aimet-torch", "torch", "torchvision", "numpy")
         }
         facts = facts.with_values({k: v for k, v in empty.items() if k not in _assumed(facts)})
-    from qatdoctor.recommend import best_known_good
+    from qatdoctor.recommend.ranking import best_known_good
 
     recommendation = best_known_good(facts, matrix, pip_python(facts, resolve_python(options.python)))
     if recommendation is None:
@@ -422,7 +422,7 @@ def read_saved_report(path: Path) -> dict[str, Any]:
     fence, up to the next closing fence), never with a backtracking pattern; terminal control characters and
     escape sequences are stripped from every string before anything is displayed.
     """
-    from qatdoctor.redact import printable_data
+    from qatdoctor.render.redact import printable_data
 
     try:
         with path.open("rb") as handle:

@@ -1,6 +1,6 @@
 """The root of qatdoctor's error hierarchy; each layer subclasses it once.
 
-The CLI turns these into a one-line message and an exit code (see `cli._exit_code_for`).
+The CLI turns these into a one-line message and an exit code (see `console.exit_code_for`).
 """
 
 from __future__ import annotations
@@ -17,3 +17,11 @@ class QatdoctorError(Exception):
 
 class InputError(QatdoctorError):
     """Bad user input: unparseable version, unknown --assume name, unreadable file."""
+
+
+class CollectError(QatdoctorError):
+    """The collector ran but its output could not be understood."""
+
+
+class TargetError(CollectError):
+    """The target interpreter is missing, not executable, not Python, or died or hung."""

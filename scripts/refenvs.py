@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qatdoctor.envbuild import (
+from qatdoctor.lab.envbuild import (
     EnvBuildError,
     EnvSpec,
     build_env,

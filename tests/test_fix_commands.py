@@ -18,9 +18,9 @@ import pytest
 
 from qatdoctor import core
 from qatdoctor.explain import explain_stream
-from qatdoctor.matrix.load import load
+from qatdoctor.knowledge.load import load
+from qatdoctor.knowledge.versions import try_parse_version
 from qatdoctor.model import Fact, Facts, Report, Verdict
-from qatdoctor.versions import try_parse_version
 from tests.conftest import reference_python
 from tests.test_resolve import HOST, ROWS, resolve
 

@@ -21,8 +21,8 @@ def test_wheel_contents(tmp_path: Path) -> None:
         "qatdoctor/data/compat_matrix.toml",
         "qatdoctor/data/compat_matrix.json",
         "qatdoctor/data/compat_matrix.schema.json",
-        "qatdoctor/collect/_collector.py",
-        "qatdoctor/probe/_probe.py",
+        "qatdoctor/target/_collector.py",
+        "qatdoctor/target/_probe.py",
     ):
         assert required in names, required
     prefix = "qatdoctor/data/evidence/"
@@ -37,6 +37,6 @@ def test_wheel_contents(tmp_path: Path) -> None:
 
 def test_compiled_sidecar_is_current() -> None:
     """`qatdoctor matrix compile` was run after the last edit of compat_matrix.toml."""
-    from qatdoctor.matrix.load import _compiled
+    from qatdoctor.knowledge.load import _compiled
 
     assert _compiled(ROOT / "compat_matrix.toml") is not None, "run: qatdoctor matrix compile"

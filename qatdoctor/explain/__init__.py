@@ -13,7 +13,7 @@ from qatdoctor.explain.diagnosis import Scan, explain_report
 from qatdoctor.explain.extract import VersionExtractor
 from qatdoctor.explain.reader import CHUNK, iter_text
 from qatdoctor.explain.scan import SignatureScanner
-from qatdoctor.matrix.model import Matrix
+from qatdoctor.knowledge.model import Matrix
 from qatdoctor.model import Report
 
 __all__ = ["explain_stream", "run_explain", "scan_stream"]

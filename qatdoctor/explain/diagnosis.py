@@ -7,16 +7,16 @@ from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
 
-from qatdoctor.assume import VERSION_NAMES
-from qatdoctor.conditions import Outcome, evaluate_all
 from qatdoctor.core import diagnose, matrix_info, pip_python
-from qatdoctor.evaluate import derive_facts, verdict_of
+from qatdoctor.diagnose.conditions import Outcome, evaluate_all
+from qatdoctor.diagnose.evaluate import derive_facts, verdict_of
+from qatdoctor.diagnose.rules import rule_finding
 from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
 from qatdoctor.explain.scan import Hit
-from qatdoctor.matrix.model import Matrix, Rule
+from qatdoctor.knowledge.model import Matrix, Rule
+from qatdoctor.knowledge.versions import in_range, try_parse_version
 from qatdoctor.model import Fact, Facts, Finding, Report, Scope, Severity, Status, Verdict
-from qatdoctor.rules import rule_finding
-from qatdoctor.versions import in_range, try_parse_version
+from qatdoctor.target.assume import VERSION_NAMES
 
 NOT_STATED = "not stated in the input"
 LIBS = ("lib:liblapacke.so.3", "lib:libcublas.so.12")

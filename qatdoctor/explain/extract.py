@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qatdoctor.versions import try_parse_version
+from qatdoctor.knowledge.versions import try_parse_version
 
 HEAD = 16 << 20  # characters read for versions from the start of the input ...
 TAIL = 1 << 20  # ... and from its end (a pip freeze pasted after a long log)

@@ -6,7 +6,7 @@ import codecs
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from qatdoctor.signatures import ANSI
+from qatdoctor.knowledge.signatures import ANSI
 
 CHUNK = 1 << 20
 _ESCAPE_TAIL = 32  # longest colour sequence we wait for across a chunk boundary

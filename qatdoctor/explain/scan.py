@@ -8,15 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from qatdoctor.matrix.model import Rule, Signature
-from qatdoctor.signatures import (
+from qatdoctor.knowledge.model import Rule, Signature
+from qatdoctor.knowledge.signatures import (
     QUOTE,
-    _re2,
-    _re2_options,
     anchor,
     find_signature,
     needle,
     normalize_window,
+    re2_module,
+    re2_options,
     required_tokens,
 )
 
@@ -252,11 +252,11 @@ def normalize_blocks(buffer: str, lo: int, hi: int, block: int = SKIP) -> tuple[
 
 def _signature_set(entries: list[_Entry]) -> Any:
     """One RE2 set of every signature (text needles as literals, regexes as they are), or None without RE2."""
-    re2 = _re2()
+    re2 = re2_module()
     if re2 is None or not entries:  # pragma: no cover - google-re2 is a dependency
         return None
     try:
-        matcher = re2.Set.SearchSet(_re2_options())
+        matcher = re2.Set.SearchSet(re2_options())
         for entry in entries:
             signature = entry.signature
             matcher.Add(re2.escape(needle(signature.text)) if signature.text is not None else signature.regex)

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qatdoctor import __version__
-from qatdoctor.commands import CUDA_INDEX
-from qatdoctor.grid import (
+from qatdoctor.authoring.grid import (
     CHECK_TITLES,
     LEGEND,
     DriverMark,
@@ -29,9 +28,10 @@ from qatdoctor.grid import (
     python_minors,
     rows_of,
 )
-from qatdoctor.matrix.load import EVIDENCE_PREFIX
-from qatdoctor.matrix.model import Matrix
-from qatdoctor.versions import parse_version
+from qatdoctor.knowledge.load import EVIDENCE_PREFIX
+from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.versions import parse_version
+from qatdoctor.recommend.commands import CUDA_INDEX
 
 ASSETS = Path(__file__).with_name("grid_page")
 MARKS = {DriverMark.OK: "", DriverMark.VARIANT: "~", DriverMark.TOO_OLD: "^", None: ""}

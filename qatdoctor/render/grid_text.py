@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from qatdoctor.grid import Cell, DriverMark, Grid, State, iter_cells
-from qatdoctor.matrix.model import Matrix
+from qatdoctor.authoring.grid import Cell, DriverMark, Grid, State, iter_cells
+from qatdoctor.knowledge.model import Matrix
 
 
 class Glyphs(NamedTuple):

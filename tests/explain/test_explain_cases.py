@@ -12,8 +12,8 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from qatdoctor.explain import explain_stream
-from qatdoctor.matrix.load import load
-from qatdoctor.matrix.model import Matrix
+from qatdoctor.knowledge.load import load
+from qatdoctor.knowledge.model import Matrix
 from qatdoctor.model import Report, Status, Verdict
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "explain"

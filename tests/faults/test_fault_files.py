@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from qatdoctor import atomic, evidence
+from qatdoctor import atomic
+from qatdoctor.authoring.merge import merge
 from qatdoctor.cli import app
 from qatdoctor.errors import InputError
 from qatdoctor.exitcodes import ExitCode
-from qatdoctor.matrix import load as matrix_load
-from qatdoctor.matrix.merge import merge
+from qatdoctor.knowledge import load as matrix_load
+from qatdoctor.lab import evidence
 from qatdoctor.model import Fact, Facts
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,14 +20,14 @@ from typer.testing import CliRunner
 
 from qatdoctor.cli import app
 from qatdoctor.core import load_matrix
-from qatdoctor.evaluate import evaluate
+from qatdoctor.diagnose.evaluate import evaluate
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.explain import scan, scan_stream
 from qatdoctor.explain.scan import normalize_blocks
-from qatdoctor.matrix import load as matrix_load
-from qatdoctor.matrix.model import Matrix, Signature
+from qatdoctor.knowledge import load as matrix_load
+from qatdoctor.knowledge.model import Matrix, Signature
+from qatdoctor.knowledge.signatures import normalize_window, regex_problem
 from qatdoctor.model import Fact, Facts, Status
-from qatdoctor.signatures import normalize_window, regex_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "explain"

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from qatdoctor import grid
-from qatdoctor.grid import Filters
-from qatdoctor.matrix.load import load as load_matrix
+from qatdoctor.authoring import grid
+from qatdoctor.authoring.grid import Filters
+from qatdoctor.knowledge.load import load as load_matrix
 from qatdoctor.render import grid_html
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from qatdoctor.matrix.refresh import PyPIIndex, RangeFile
+from qatdoctor.authoring.refresh import PyPIIndex, RangeFile
 
 HERE = Path(__file__).parent / "wheels"
 AIMET = (

@@ -1,0 +1,282 @@
+"""The user's own model (`--model`) → findings: caveats become verdicts about this model, with its layers.
+
+A model-scope rule applies when the scan finds its construct in the model; it is reproduced when the model's run
+shows the outcome the rule names. A construct the model does not contain makes
+the rule not applicable. Failures of the model's run that no rule explains are failures of unknown cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from qatdoctor.knowledge.model import Matrix, ProbeMatch, Rule
+from qatdoctor.knowledge.signatures import normalize, signature_matches
+from qatdoctor.model import (
+    FAILED,
+    Finding,
+    ModelRun,
+    Scope,
+    Severity,
+    StageResult,
+    Status,
+)
+
+MAX_LAYERS_SHOWN = 6
+# Outcomes of a run that say nothing about a rule: the stage did not run, or its check could not.
+NOT_RUN = (Status.SKIPPED, Status.UNKNOWN, Status.NOT_APPLICABLE)
+
+
+def model_findings(run: ModelRun, findings: Sequence[Finding], matrix: Matrix) -> list[Finding]:
+    """Replace the caveats in `findings` by findings about the user's model; add what its run showed."""
+    if not run.ran:
+        return [*findings, _not_examined(run)]
+    present = {cid for cid, hit in run.constructs.items() if hit.total}
+    explained: set[str] = set()
+    out: list[Finding] = []
+    about: list[tuple[int, Finding]] = []
+    for finding in findings:
+        rule = matrix.rule(finding.id)
+        if finding.scope is not Scope.CAVEAT:
+            out.append(finding)
+        elif rule is None or finding.construct is None:  # an unexplained stand-in failure: the model's run says more
+            continue
+        else:
+            # An outcome only counts for a rule whose construct the model has (a baked BN can be a subclass or
+            # an F.batch_norm call: the scan tells which).
+            reproduced = [s for s in run.stages if finding.construct in present and _explains(rule, s, matrix)]
+            explained.update(s.stage for s in reproduced)
+            about.append((rule.first_stage(), _about_model(finding, rule, run, reproduced, present, matrix)))
+    out += [f for _, f in sorted(about, key=lambda pair: pair[0])]  # in pipeline order: the first break first
+    out += _unexplained(run, explained)
+    out += _fixed(run, matrix, {f.id for f in findings if f.scope is Scope.CAVEAT})
+    return out
+
+
+def _about_model(
+    finding: Finding,
+    rule: Rule,
+    run: ModelRun,
+    reproduced: list[StageResult],
+    present: set[str],
+    matrix: Matrix,
+) -> Finding:
+    construct = matrix.construct(rule.model_feature or "")
+    title = construct.title if construct is not None else rule.model_feature
+    hit = run.constructs.get(rule.model_feature or "")
+    base = finding._replace(scope=Scope.MODEL, likely=None)
+    if rule.model_feature not in present:
+        return base._replace(
+            status=Status.NOT_APPLICABLE,
+            severity=Severity.INFO,
+            summary=f"Your model has no {title}: this does not apply to it. {rule.summary}",
+            evidence=(f"scan: no {rule.model_feature} in {run.class_name or 'the model'}",),
+        )
+    layers = tuple(dict.fromkeys((*(hit.layers if hit else ()), *(n for s in reproduced for n in s.layers))))
+    where = f"{hit.total} {_plural(hit.total, 'layer')}" if hit else "the run"
+    evidence = [f"scan: {where} with {title}: {shown(layers)}", *(describe(s) for s in reproduced)]
+    if reproduced:
+        return base._replace(
+            status=Status.FAIL,
+            severity=Severity(rule.severity) if rule.severity != "info" else Severity.WARNING,
+            origin="probe",
+            summary=f"Reproduced on your model. {rule.summary}",
+            evidence=(*evidence, *finding.evidence),
+            layers=layers,
+        )
+    fixed = [s for s in (run.fixed.stages if run.fixed else ()) if _explains(rule, s, matrix)]
+    if fixed:
+        return base._replace(
+            status=Status.FAIL,
+            severity=Severity(rule.severity) if rule.severity != "info" else Severity.WARNING,
+            origin="probe",
+            summary=f"Reproduced on your model once qatdoctor.fixes was applied (--with-fixes); as given, an "
+            f"earlier failure hid it. {rule.summary}",
+            evidence=(*evidence, *(f"with fixes: {describe(s)}" for s in fixed)),
+            layers=layers,
+        )
+    ran = [s for s in run.stages if s.stage in {p.stage for p in rule.probes} and s.status not in NOT_RUN]
+    if rule.probes and ran and all(s.status is Status.PASS for s in ran):
+        return base._replace(
+            status=Status.PASS,
+            severity=Severity.INFO,
+            summary=f"Your model has {title}, but its run passed "
+            f"{', '.join(sorted({s.stage for s in ran}))} here: not reproduced. {rule.summary}",
+            evidence=tuple(evidence),
+            layers=layers,
+        )
+    if rule.probes and ran:
+        return base._replace(
+            status=Status.UNKNOWN,
+            severity=Severity.INFO,
+            summary=f"Your model has {title}, but {', '.join(sorted({s.stage for s in ran}))} failed in another way "
+            f"first, so this could not be checked (see the other findings). {rule.summary}",
+            evidence=(*evidence, *(describe(s) for s in ran if s.status is not Status.PASS)),
+            layers=layers,
+        )
+    how = (
+        "the run did not get as far as showing it"
+        if rule.probes
+        else "the run cannot show this one (the rule rests on the scan and the matrix's measurements)"
+    )
+    return base._replace(
+        status=Status.FAIL,
+        severity=Severity(rule.severity) if rule.severity != "info" else Severity.WARNING,
+        summary=f"Your model has {title}; {how}. {rule.summary}",
+        evidence=tuple(evidence),
+        layers=layers,
+    )
+
+
+def _explains(rule: Rule, stage: StageResult, matrix: Matrix) -> bool:
+    """The rule names this outcome for its construct (a stand-in's spec stands for the construct it carries)."""
+    if rule.kind != "bad" or stage.status not in FAILED:
+        return False
+    if not any(_matches(spec, stage, rule, matrix) for spec in rule.probes):
+        return False
+    if stage.error is None or not rule.signatures:
+        return True
+    text = normalize(f"{stage.error.type}: {stage.error.message}")
+    return any(signature_matches(sig, text, stage.error.type) for sig in rule.signatures)
+
+
+def _matches(spec: ProbeMatch, stage: StageResult, rule: Rule, matrix: Matrix) -> bool:
+    carried = matrix.construct_of_stand_in(spec.model)
+    about = spec.model == "*" or (carried is not None and carried.id == rule.model_feature)
+    return (
+        about
+        and spec.stage == stage.stage
+        and spec.status == stage.status.value
+        and (spec.check is None or spec.check == stage.check)
+    )
+
+
+def _unexplained(run: ModelRun, explained: set[str]) -> list[Finding]:
+    out = []
+    for stage in run.failed_stages():
+        if stage.stage in explained:
+            continue
+        silent = stage.status is Status.SILENT_FAIL
+        out.append(
+            Finding(
+                id=f"model.unexplained.{stage.stage}",
+                title=f"Your model {'fails silently' if silent else 'fails'} at {stage.stage} — cause unknown "
+                "(no matrix entry matches)",
+                severity=Severity.ERROR,
+                status=Status.FAIL,
+                origin="probe",
+                summary="Your model's run through the real AIMET pipeline failed here, and no matrix rule "
+                "explains it. The error is shown as seen; please report it with `qatdoctor report`.",
+                evidence=(describe(stage),),
+                scope=Scope.MODEL,
+                layers=stage.layers,
+            )
+        )
+    if not out and not explained:
+        stages = ", ".join(s.stage for s in run.stages)
+        out.append(
+            Finding(
+                id="model.pipeline",
+                title=f"Your model ({run.class_name or run.spec}) passes every stage",
+                severity=Severity.INFO,
+                status=Status.PASS,
+                origin="probe",
+                summary=f"The real AIMET pipeline ran on your model here: {stages}.",
+                scope=Scope.MODEL,
+            )
+        )
+    return out
+
+
+def _fixed(run: ModelRun, matrix: Matrix, applicable: set[str]) -> list[Finding]:
+    """`--with-fixes`: the same pipeline on the fixed model, before → after."""
+    if run.fixed is None:
+        return []
+    before = {s.stage: s for s in run.stages}
+    after = run.fixed
+    changes = [
+        f"{s.stage}: {before[s.stage].status.value if s.stage in before else '-'} → {s.status.value}"
+        for s in after.stages
+    ]
+    swapped = _listed(run.fixes, "swapped")
+    refused = _listed(run.fixes, "refused")
+    still = list(after.failed_stages())
+    evidence = [*changes]
+    if swapped:
+        evidence.append(f"swapped {len(swapped)} {_plural(len(swapped), 'layer')}: {shown(swapped)}")
+    if refused:
+        evidence.append(f"refused {len(refused)} {_plural(len(refused), 'swap')}: {shown(refused)}")
+    if after.bn_buffers:
+        evidence.append(f"QAT step updated {after.bn_changed} of {after.bn_buffers} BatchNorm buffers")
+    ok = after.ran and not still
+    present = {cid for cid, hit in after.constructs.items() if hit.total}
+    for stage in still:
+        rules = [
+            r.id
+            for r in matrix.rules
+            if r.id in applicable and r.model_feature in present and _explains(r, stage, matrix)
+        ]
+        if rules:
+            evidence.append(f"{stage.stage} still fails: {', '.join(rules)} (its own fix above)")
+    return [
+        Finding(
+            id="model.with-fixes",
+            title="With qatdoctor.fixes applied, your model "
+            + ("passes every stage" if ok else f"still fails at {', '.join(s.stage for s in still) or 'build'}"),
+            severity=Severity.INFO if ok else Severity.WARNING,
+            status=Status.PASS if ok else Status.FAIL,
+            origin="probe",
+            summary="The pipeline ran again on a fresh model from your factory with "
+            "`qatdoctor.fixes.make_qat_safe(model, example_input)` applied first.",
+            evidence=tuple(evidence),
+            scope=Scope.MODEL,
+            layers=tuple(swapped),
+        )
+    ]
+
+
+def _listed(report: object, key: str) -> list[str]:
+    items = report.get(key) if isinstance(report, dict) else None
+    return [str(i.get("layer")) for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _not_examined(run: ModelRun) -> Finding:
+    """The factory failed, the spec did not resolve, or the process died in the model: no verdict about it."""
+    what = {
+        "bad-spec": "could not be loaded",
+        "factory-failed": "factory failed",
+        "bad-input": "has no example input",
+        "crashed": "crashed the process",
+    }.get(run.status, run.status)
+    error = f"{run.error.type}: {run.error.message.splitlines()[0][:300]}" if run.error else None
+    return Finding(
+        id=f"model.{run.status}",
+        title=f"Your model {what}: {error or run.reason or run.spec}",
+        severity=Severity.ERROR,
+        status=Status.FAIL,
+        origin="probe",
+        summary=f"qatdoctor could not examine {run.spec} in the target environment, so the caveats below stay "
+        "caveats. Fix the factory (it runs in the target interpreter, with its file's directory on sys.path), "
+        "or pass --input-shape when it returns only a module.",
+        evidence=tuple(x for x in (run.reason, *(run.error.frames if run.error else ())) if x),
+        scope=Scope.MODEL,
+    )
+
+
+def describe(stage: StageResult) -> str:
+    """One line for a stage of the user's model: the error, or the check and what it measured."""
+    if stage.error is not None:
+        text = f"{stage.stage}: {stage.error.type}: {stage.error.message.splitlines()[0][:240]}"
+    else:
+        text = f"{stage.stage}: {stage.check or stage.status.value}: {stage.measured or stage.reason or ''}".rstrip()
+    return text + (f" ({shown(stage.layers)})" if stage.layers and stage.error is not None else "")
+
+
+def shown(names: Iterable[str]) -> str:
+    """The first few layer names and how many more."""
+    names = list(names)
+    more = len(names) - MAX_LAYERS_SHOWN
+    return ", ".join(names[:MAX_LAYERS_SHOWN]) + (f", … (+{more} more)" if more > 0 else "")
+
+
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"

@@ -1,0 +1,52 @@
+"""Start the fact collector before the CLI is imported, so the target interpreter boots while qatdoctor does.
+
+Importing the CLI stack costs about as long as running the collector; overlapping the two is what keeps
+`qatdoctor check` a small fraction of `torch.utils.collect_env` (bench/bench_check.py). Only plain
+interpreter paths are prefetched; anything that needs resolving takes the normal path in `collect()`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from qatdoctor.target.runner import Pending, start
+
+COLLECT_TIMEOUT = 30.0
+COMMANDS = ("check", "pin", "report")
+_pending: dict[tuple[str, ...], Pending] = {}
+
+
+def collector_argv(python: str) -> tuple[str, ...]:
+    return (python, str(Path(__file__).with_name("collect") / "_collector.py"))
+
+
+def _target(args: Sequence[str]) -> str | None:
+    """The interpreter `--python/-p` names (or this one), when it is a plain executable path."""
+    value: str | None = None
+    for index, arg in enumerate(args):
+        if arg in ("--python", "-p") and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith("--python="):
+            value = arg.split("=", 1)[1]
+    if value is None:
+        return sys.executable or None
+    path = Path(value).expanduser().absolute()
+    return str(path) if os.sep in value and path.is_file() and os.access(path, os.X_OK) else None
+
+
+def start_from_argv(args: Sequence[str]) -> None:
+    """Kick off the collector for `check`/`pin`/`report` invocations; never raises."""
+    if not args or args[0] not in COMMANDS or "--help" in args:
+        return
+    target = _target(args)
+    if target is not None:
+        argv = collector_argv(target)
+        _pending[argv] = start(argv, timeout=COLLECT_TIMEOUT, env=dict(os.environ))
+
+
+def take(argv: Sequence[str]) -> Pending | None:
+    """The prefetched run of exactly this argv, if one was started (each can be taken once)."""
+    return _pending.pop(tuple(argv), None)

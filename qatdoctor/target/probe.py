@@ -1,0 +1,240 @@
+"""Running `_probe.py` in the target interpreter: a crash, hang or garbage output there is data, not an error."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qatdoctor.errors import InputError, QatdoctorError
+from qatdoctor.jsonio import probe_from_dict
+from qatdoctor.knowledge.model import Construct
+from qatdoctor.model import ErrorInfo, ModelRun, ModelSpec, ProbeCase, ProbeRun, StageResult, Status
+from qatdoctor.target.runner import Completed, Runner, run, scratch_dir
+
+# Measured: the slowest reference run, RTMDet-tiny with the stand-ins on aimet-torch 1.32.2 (2 loaded CPU cores),
+# took 45 s; 240 s leaves five times that for larger models and slower machines (--probe-timeout raises it).
+DEFAULT_TIMEOUT = 240.0
+EVENT_PREFIX = "@qatdoctor-probe "
+# The probe's event names for the user's own model (`--model`) and its fixed rerun (`--with-fixes`).
+USER_MODELS = {"@model": "your model", "@model-fixed": "your model, fixed"}
+
+
+class ProbeError(QatdoctorError):
+    """The probe could not be started at all (its script is missing from the installation)."""
+
+
+def probe_script() -> Path:
+    """`_probe.py` as shipped in the package."""
+    path = Path(__file__).with_name("_probe.py")
+    if not path.is_file():
+        raise ProbeError(f"probe script missing from the installation: {path}")
+    return path
+
+
+@dataclass
+class _Events:
+    """What the probe announced on stderr before it ended (for crashes and hangs)."""
+
+    progress: Callable[[str], None]
+    finished: list[tuple[str, str, str, str]] = field(default_factory=list)
+    current: tuple[str, str, str] | None = None
+    importing: str | None = None
+
+    def __call__(self, line: str) -> None:
+        if not line.startswith(EVENT_PREFIX):
+            return
+        try:
+            event: dict[str, Any] = json.loads(line[len(EVENT_PREFIX) :])
+        except ValueError:
+            return
+        kind = event.get("event")
+        if kind == "import-start":
+            self.importing = str(event.get("what"))
+            self.progress(f"probe: importing {self.importing}")
+        elif kind == "import-end":
+            self.importing = None
+        elif kind == "model-start":
+            self.progress(f"your model: building {event.get('spec')}")
+        elif kind == "scan-start":
+            self.progress("your model: scanning its layers")
+        elif kind == "stage-start":
+            self.current = (str(event.get("model")), str(event.get("mode")), str(event.get("stage")))
+            if self.current[0] in USER_MODELS:
+                self.progress(f"{USER_MODELS[self.current[0]]}: {self.current[2]}")
+            elif not any(f[:2] == self.current[:2] for f in self.finished):
+                self.progress(f"probe: {self.current[0]} ({self.current[1]} mode)")
+        elif kind == "stage-end" and self.current is not None:
+            model, mode, stage = self.current
+            status = str(event.get("status"))
+            self.finished.append((model, mode, stage, status))
+            self.current = None
+            if status not in ("pass", "skipped"):
+                where = USER_MODELS.get(model, f"probe: {model}/{mode}")
+                self.progress(f"{where} {stage}: {status}")
+
+    def where(self) -> str:
+        if self.current is not None:
+            return "during {}/{} stage {}".format(*self.current)
+        if self.importing is not None:
+            return f"while importing {self.importing}"
+        return "outside any stage"
+
+    def _stages(self, death: str) -> dict[tuple[str, str], list[StageResult]]:
+        order: dict[tuple[str, str], list[StageResult]] = {}
+        for model, mode, stage, status in self.finished:
+            try:
+                parsed = Status(status)
+            except ValueError:
+                parsed = Status.UNKNOWN
+            order.setdefault((model, mode), []).append(StageResult(stage, parsed))
+        if self.current is not None:
+            model, mode, stage = self.current
+            order.setdefault((model, mode), []).append(
+                StageResult(stage, Status.FAIL, error=ErrorInfo("ProbeDied", f"the probe process {death} here"))
+            )
+        return order
+
+    def partial_cases(self, death: str) -> tuple[ProbeCase, ...]:
+        """Stand-in cases reconstructed from the events; the stage that never ended is the one that died."""
+        order = self._stages(death)
+        return tuple(
+            ProbeCase(model, mode, tuple(stages)) for (model, mode), stages in order.items() if model not in USER_MODELS
+        )
+
+    def partial_model(self, spec: ModelSpec | None, death: str) -> ModelRun | None:
+        """The user's model when the process died while running it (a crash or hang of *their* model)."""
+        if spec is None or self.current is None or self.current[0] not in USER_MODELS:
+            return None
+        stages = self._stages(death).get((self.current[0], self.current[1]), [])
+        return ModelRun(spec.spec, status="crashed", reason=f"the process {death} during {self.current[2]}",
+                        stages=tuple(stages))  # fmt: skip
+
+
+def probe_env() -> dict[str, str]:
+    """The user's environment, always with one intra-op thread: the probe's tensors are tiny, and on a small
+    box thread contention made it 30 % slower and 3x more load-sensitive (bn-probe-measurements.md §5)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def fixes_script() -> Path:
+    """`qatdoctor/fixes.py`, which the probe loads by path in the target for `--with-fixes`."""
+    path = Path(__file__).resolve().parents[1] / "fixes.py"
+    if not path.is_file():
+        raise ProbeError(f"fixes module missing from the installation: {path}")
+    return path
+
+
+def constructs_payload(constructs: Sequence[Construct]) -> list[dict[str, Any]]:
+    """The matrix's construct detectors, as the probe script reads them (`--constructs FILE`)."""
+    return [{"id": c.id, "detect": [dict(d) for d in c.detect]} for c in constructs]
+
+
+def run_probe(
+    python: str,
+    *,
+    runner: Runner = run,
+    timeout: float = DEFAULT_TIMEOUT,
+    models: Sequence[str] = (),
+    progress: Callable[[str], None] = lambda line: None,
+    model: ModelSpec | None = None,
+    constructs: Sequence[Construct] = (),
+    stand_ins: bool = True,
+) -> ProbeRun:
+    """Run the probe in `python`; always returns a ProbeRun (state ran / import-failed / crashed / timeout).
+
+    With `model`, the user's model runs after the stand-ins in the same process (one AIMET import); without
+    `stand_ins` (their result is cached) only the model runs."""
+    argv = [python, str(probe_script())]
+    if not stand_ins:
+        argv += ["--models="]
+    elif models:
+        argv += ["--models", ",".join(models)]
+    events = _Events(progress)
+    progress("probe: starting (tiny models through the real AIMET pipeline)")
+    # torch._dynamo (imported by aimet-torch 2.x) creates its cache dir on import: keep it in a temp dir.
+    # The runner owns the directory: removed when the probe ends, or at shutdown (Ctrl-C, SIGTERM) at the latest.
+    with scratch_dir("qatdoctor-probe-") as scratch:
+        if model is not None:
+            argv += _model_args(model, constructs, scratch)
+        env = {**probe_env(), "TORCHINDUCTOR_CACHE_DIR": str(scratch), "TRITON_CACHE_DIR": str(scratch)}
+        done = runner(argv, timeout=timeout, env=env, on_stderr_line=events)
+    return interpret_completed(done, events, timeout, model)
+
+
+def _model_args(model: ModelSpec, constructs: Sequence[Construct], scratch: Path) -> list[str]:
+    listing = scratch / "constructs.json"
+    listing.write_text(json.dumps(constructs_payload(constructs)), encoding="utf-8")
+    argv = ["--model", model.spec, "--constructs", str(listing)]
+    if model.input_shape:
+        argv += ["--input-shape", ",".join(str(d) for d in model.input_shape)]
+    if model.with_fixes:
+        argv += ["--with-fixes", str(fixes_script())]
+    return argv
+
+
+def interpret_completed(done: Completed, events: _Events, timeout: float, model: ModelSpec | None = None) -> ProbeRun:
+    """Turn the finished process into a ProbeRun."""
+    tail = done.stderr_tail(15) or None
+    if done.start_error is not None:
+        return ProbeRun(
+            state="crashed", reason=f"could not start the probe: {done.start_error}", exit_status=done.describe_exit()
+        )
+    if done.timed_out:
+        return ProbeRun(
+            state="timeout",
+            reason=f"no result within {timeout:.0f}s, {events.where()}",
+            cases=events.partial_cases("hung"),
+            exit_status=done.describe_exit(),
+            stderr_tail=tail,
+            model=events.partial_model(model, "hung"),
+        )
+    payload = _json_object(done.stdout)
+    if done.returncode != 0 or payload is None:
+        died = done.describe_exit()
+        return ProbeRun(
+            state="crashed",
+            reason=f"{died} {events.where()}" if done.returncode != 0 else "the probe printed no result",
+            cases=events.partial_cases(death := f"was {died}" if died.startswith("killed") else f"ended ({died})"),
+            exit_status=died,
+            stderr_tail=tail,
+            model=events.partial_model(model, death),
+        )
+    try:
+        return from_payload(payload, stderr_tail=tail)
+    except InputError as error:
+        return ProbeRun(state="crashed", reason=f"the probe's result is malformed: {error.message}", stderr_tail=tail)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def from_payload(payload: dict[str, Any], *, stderr_tail: str | None = None) -> ProbeRun:
+    """The probe script's JSON → ProbeRun (the script's own contract, see _probe.py)."""
+    imported = payload.get("import") or {}
+    api = payload.get("api") or {}
+    error = imported.get("error") if isinstance(imported, dict) else None
+    failed = isinstance(imported, dict) and imported.get("status") == "fail"
+    state = "import-failed" if failed else "ran"
+    as_report = {
+        "state": state,
+        "api": api.get("selected") if isinstance(api, dict) else None,
+        "import_error": error,
+        "versions": payload.get("versions") or {},
+        "timings": payload.get("timings") or {},
+        "cases": payload.get("cases") or [],
+        "stderr_tail": stderr_tail if failed else None,
+        "reason": (api.get("reason") if isinstance(api, dict) else None),
+        "model": payload.get("model"),
+    }
+    probe = probe_from_dict(as_report)
+    assert probe is not None
+    return probe

@@ -1,0 +1,175 @@
+"""`matrix merge-evidence`: records, generated rules with provenance, curation notes, idempotence, lint."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from qatdoctor.authoring.lint import lint
+from qatdoctor.authoring.merge import merge
+from qatdoctor.knowledge.load import MatrixError, load
+from qatdoctor.lab import evidence
+from qatdoctor.lab.evidence import Cell
+from qatdoctor.model import ErrorInfo, ProbeRun
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = {"platform": "linux-x86_64", "os": "Debian GNU/Linux 12 (bookworm)", "glibc": "2.36", "accelerator": "CPU only"}
+
+
+@pytest.fixture
+def matrix_copy(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "compat_matrix.toml", tmp_path / "compat_matrix.toml")
+    shutil.copytree(ROOT / "evidence", tmp_path / "evidence")
+    return tmp_path / "compat_matrix.toml"
+
+
+def recorded(name: str) -> Cell:
+    _, cells = evidence.read(ROOT / "evidence" / f"{name}.json")
+    return cells[0]
+
+
+def retarget(cell: Cell, torch: str, python: str = "3.11.7") -> Cell:
+    """The same probe outcome, as if measured with another torch (what a sweep cell looks like)."""
+    versions = {**cell.versions, "torch": torch, "python": python}
+    probe = cell.probe._replace(versions=versions) if cell.probe else None
+    return replace(cell, id=evidence.cell_id(versions), versions=versions, probe=probe)
+
+
+def import_failure(torch: str, error: ErrorInfo) -> Cell:
+    versions = {"aimet-torch": "2.42.0", "torch": torch, "python": "3.11.7"}
+    probe = ProbeRun(state="import-failed", api="v2", import_error=error, versions=versions)
+    return evidence.make_cell(evidence_facts(versions), probe)
+
+
+def evidence_facts(versions: dict[str, str]) -> evidence.Facts:
+    from qatdoctor.model import Fact, Facts
+
+    return Facts({k: Fact.known(v) for k, v in versions.items()})
+
+
+def write(path: Path, *cells: Cell) -> Path:
+    evidence.write(path, list(cells), HOST)
+    return path
+
+
+def test_clean_cell_becomes_a_measured_good_rule(matrix_copy: Path) -> None:
+    clean = retarget(recorded("probe-aimet-2.42.0-torch-2.14.1-py311"), "2.13.0+cu130")
+    result = merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "s.json", clean)])
+    assert result.records == ("probe-aimet-2.42.0-torch-2.13.0-py311",)
+    assert result.rules == ("good-measured-aimet-2.42.0-torch-2.13.0-py311",)
+    matrix = load(matrix_copy)
+    rule = matrix.rule("good-measured-aimet-2.42.0-torch-2.13.0-py311")
+    assert rule is not None and rule.kind == "good"
+    assert {c.fact: c.raw for c in rule.when} == {
+        "aimet-torch": "==2.42.0", "aimet-api": "v2", "torch": "==2.13.*", "python": "==3.11.*",
+    }  # fmt: skip
+    assert [s.ref for s in rule.sources] == ["evidence:probe-aimet-2.42.0-torch-2.13.0-py311"]
+    assert "evidence/s.json" in (rule.details or "") and "bn_subclass" in (rule.details or "")
+    assert lint(matrix) == []
+
+
+def test_already_known_good_cell_adds_no_rule(matrix_copy: Path) -> None:
+    result = merge(matrix_copy, [ROOT / "evidence" / "probe-aimet-2.42.0-torch-2.14.1-py311.json"])
+    assert result.rules == () and result.records == ("probe-aimet-2.42.0-torch-2.14.1-py311",)
+
+
+def test_new_import_failure_becomes_an_environment_rule(matrix_copy: Path) -> None:
+    error = ErrorInfo("ImportError", "cannot import name 'foo' from 'torch.fx' (torch/fx/__init__.py)")
+    cell = import_failure("2.1.2", error)
+    result = merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "f.json", cell)])
+    assert result.rules == ("import-failure-aimet-2.42.0-torch-2.1.2-py311",)
+    rule = load(matrix_copy).rule(result.rules[0])
+    assert rule is not None and rule.kind == "bad" and rule.scope == "environment" and rule.severity == "error"
+    assert {c.fact: c.raw for c in rule.when} == {"aimet-torch": "==2.42.0", "torch": "==2.1.*", "python": "==3.11.*"}
+    assert rule.signatures[0].type == "ImportError"
+    assert rule.signatures[0].text == "cannot import name 'foo' from 'torch.fx'"  # the path is dropped
+    assert [(p.model, p.stage, p.status) for p in rule.probes] == [("*", "import", "fail")]
+
+
+def test_explained_import_failure_adds_no_rule(matrix_copy: Path) -> None:
+    error = ErrorInfo("ImportError", "cannot import name '_detect_fake_mode_from_gm' from 'torch._export.utils'")
+    cell = import_failure("2.2.2", error)
+    result = merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "e.json", cell)])
+    assert result.rules == ()  # aimet-2.42-torch-2.2-import-error explains it
+
+
+def test_unexplained_model_failures_are_listed_for_curation(matrix_copy: Path) -> None:
+    cell = recorded("probe-aimet-2.42.0-torch-2.14.1-py311")
+    assert cell.probe is not None
+    broken = [c._replace(stages=tuple(s._replace(error=ErrorInfo("KeyError", "x")) if s.stage == "quantsim" and
+              c.model == "conv_silu" else s for s in c.stages)) for c in cell.probe.cases]  # fmt: skip
+    from qatdoctor.model import Status
+
+    broken = [c._replace(stages=tuple(s._replace(status=Status.FAIL) if s.error and s.error.type == "KeyError" else s
+                                      for s in c.stages)) for c in broken]  # fmt: skip
+    weird = retarget(replace(cell, probe=cell.probe._replace(cases=tuple(broken))), "2.11.0")
+    result = merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "w.json", weird)])
+    assert any("conv_silu" in line and "unexplained" in line for line in result.curate)
+    assert not any(r.startswith("import-failure") for r in result.rules)
+
+
+def test_clean_cell_a_bad_rule_contradicts_is_left_to_a_human(matrix_copy: Path) -> None:
+    clean = retarget(recorded("probe-aimet-2.42.0-torch-2.14.1-py311"), "2.2.2")
+    result = merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "c.json", clean)])
+    assert result.rules == ()
+    assert any("aimet-2.42-torch-2.2-import-error" in line for line in result.curate)
+
+
+def test_merge_is_idempotent(matrix_copy: Path) -> None:
+    clean = retarget(recorded("probe-aimet-2.42.0-torch-2.14.1-py311"), "2.13.0+cu130")
+    error = ErrorInfo("ImportError", "cannot import name 'foo' from 'torch.fx'")
+    path = write(matrix_copy.parent / "evidence" / "s.json", clean, import_failure("2.1.2", error))
+    first = merge(matrix_copy, [path])
+    once = matrix_copy.read_text()
+    second = merge(matrix_copy, [path])
+    assert matrix_copy.read_text() == once
+    assert len(first.rules) == 2 and second.rules == () and second.records == first.records
+
+
+def test_remerging_the_shipped_evidence_changes_nothing(matrix_copy: Path) -> None:
+    before = matrix_copy.read_text()
+    merge(matrix_copy, sorted((matrix_copy.parent / "evidence").glob("probe-*.json")))
+    assert matrix_copy.read_text() == before
+
+
+def test_invalid_result_is_refused(matrix_copy: Path) -> None:
+    clean = retarget(recorded("probe-aimet-2.42.0-torch-2.14.1-py311"), "2.13.0")
+    path = write(matrix_copy.parent / "evidence" / "s.json", clean)
+    before = matrix_copy.read_text()
+    matrix_copy.write_text(before.replace('schema_version = 1', 'schema_version = 99'))
+    with pytest.raises(MatrixError):
+        merge(matrix_copy, [path])
+
+
+def test_new_entries_join_their_table_so_the_file_stays_in_sections(matrix_copy: Path) -> None:
+    import tomlkit
+
+    clean = retarget(recorded("probe-aimet-2.42.0-torch-2.14.1-py311"), "2.13.0+cu130")
+    merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "s.json", clean)])
+    text = matrix_copy.read_text()
+    record = text.index('id = "probe-aimet-2.42.0-torch-2.13.0-py311"')
+    assert record < text.index("\n[[rule]]\n")  # after the last [[evidence]], not at the end of the file
+    assert text.rstrip().endswith('{ kind = "probe", ref = "evidence:probe-aimet-2.42.0-torch-2.13.0-py311" }\n]')
+    assert tomlkit.dumps(tomlkit.parse(text)) == text  # every array of tables in one piece
+
+
+def test_generated_rules_state_their_measurement(matrix_copy: Path) -> None:
+    clean = retarget(recorded("probe-aimet-2.42.0-torch-2.14.1-py311"), "2.13.0+cu130")
+    result = merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "s.json", clean)])
+    rule = load(matrix_copy).rule(result.rules[0])
+    assert rule is not None and rule.basis == "measured"
+    assert [(dict(m.versions), m.evidence) for m in rule.measured_on] == [
+        ({"aimet-torch": "2.42.0", "torch": "2.13.0", "python": "3.11"}, "probe-aimet-2.42.0-torch-2.13.0-py311")
+    ]
+
+
+def test_a_model_run_becomes_a_case_of_the_record(matrix_copy: Path) -> None:
+    _, cells = evidence.read(ROOT / "evidence" / "sweep-bnsub-silufree-2.0-2.9.json")
+    merge(matrix_copy, [write(matrix_copy.parent / "evidence" / "m.json", cells[3])])
+    record = load(matrix_copy).evidence_record("probe-" + cells[3].id)
+    assert record is not None
+    case = record.cases["model bn_subclass_relu.py:build"]
+    assert "qat_step silent-fail (bn_stats_frozen)" in case and "frozen BN layers: 1" in case
