@@ -15,6 +15,7 @@ from packaging.specifiers import SpecifierSet
 
 from qatdoctor.errors import QatdoctorError
 from qatdoctor.knowledge import vocab
+from qatdoctor.knowledge.files import packaged_file
 from qatdoctor.knowledge.model import (
     AimetRelease,
     Api,
@@ -51,13 +52,6 @@ class MatrixError(QatdoctorError):
         first = self.problems[0] if self.problems else vocab.Problem("", "invalid")
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(f"invalid matrix {path}: {first}{more}")
-
-
-def packaged_file(name: str) -> Path:
-    """A data file shipped in the wheel, or the repo-root copy when running from a checkout."""
-    package = Path(__file__).resolve().parents[1]  # no importlib.resources: it costs ~15 ms of imports
-    shipped = package / "data" / name
-    return shipped if shipped.is_file() else package.parent / name
 
 
 def default_path() -> Path:
@@ -221,9 +215,11 @@ def _compiled(path: Path) -> tuple[dict[str, Any], str] | None:
 
 @cache
 def _schema_digest() -> str:
-    """sha256 of the schema module as installed: a sidecar validated by another schema is not trusted."""
+    """sha256 of the schema as installed (its module and the published file validation reads): a sidecar
+    validated by another schema is not trusted."""
     try:
-        return _sha256((Path(__file__).with_name("schema.py")).read_bytes())
+        module = Path(__file__).with_name("schema.py").read_bytes()
+        return _sha256(module + packaged_file("compat_matrix.schema.json").read_bytes())
     except OSError:
         return ""
 

@@ -1,4 +1,7 @@
-"""The matrix schema, declared once: it validates raw TOML and is exported as JSON Schema.
+"""The matrix schema, declared once. `json_schema()` is the published JSON Schema (compat_matrix.schema.json,
+`qatdoctor matrix schema`), and `validate()` checks a parsed TOML against that published file with jsonschema.
+What JSON Schema cannot say is a named `format` checked here (PEP 440, RE2, TOML dates); checks across entries
+live in authoring/lint (duplicate keys aside, which the loader needs).
 
 Validation collects every problem with its place (`rule 'x' → when.torch`) instead of stopping at the first.
 """
@@ -6,14 +9,17 @@ Validation collects every problem with its place (`rule 'x' → when.torch`) ins
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from qatdoctor.knowledge.files import packaged_file
 from qatdoctor.knowledge.vocab import (
     CHOICE_FACTS,
     CONDITION_FACTS,
@@ -29,6 +35,7 @@ from qatdoctor.knowledge.vocab import (
 )
 
 SCHEMA_VERSION = 1
+SCHEMA_NAME = "compat_matrix.schema.json"
 __all__ = [
     "CHOICE_FACTS", "CONDITION_FACTS", "LIBRARY_FACTS", "PRESENCE", "PROBE_CHECKS", "PROBE_MODELS", "PROBE_STAGES",
     "SOURCES_FIELD", "VERSION_FACTS", "Problem",
@@ -46,17 +53,14 @@ RULE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 CUDA_TAG = re.compile(r"^(cu\d{3}|cpu)$")
 PY_MINOR = re.compile(r"^3\.\d{1,2}t?$")
 SM = re.compile(r"^\d{1,2}\.\d$")
-
-
-Check = Callable[[Any], "str | None"]
+EXPECTED = "x-expected"  # annotation: what a `pattern` or a name means, for the message
 
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One field: its JSON Schema, a check returning an error message, and whether it is required."""
+    """One field: its JSON Schema and whether it is required."""
 
     json: Mapping[str, Any]
-    check: Check
     required: bool = False
     doc: str = ""
 
@@ -73,115 +77,75 @@ class TableSpec:
     keyed: bool = False
 
 
-# ---- value checks -------------------------------------------------------------------------------------
+# ---- formats: what JSON Schema cannot say -------------------------------------------------------------
+# Each returns True or raises ValueError with the message; jsonschema applies `format` to any instance, so
+# values of the wrong type pass here and fail on `type`.
 
 
-def _is_str(v: Any) -> str | None:
-    return None if isinstance(v, str) and v.strip() else "must be a non-empty string"
+def _toml_date(v: Any) -> bool:
+    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return True
+    raise ValueError("must be a TOML date (YYYY-MM-DD)")
 
 
-def _is_table(v: Any) -> str | None:
-    return None if isinstance(v, dict) else "must be a table"
+def _specifier(v: Any) -> bool:
+    if isinstance(v, str):
+        try:
+            SpecifierSet(v)
+        except InvalidSpecifier:
+            raise ValueError(f"invalid specifier {v!r}") from None
+    return True
 
 
-def _is_bool(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "must be true or false"
+def _version(v: Any) -> bool:
+    if isinstance(v, str):
+        try:
+            Version(v)
+        except InvalidVersion:
+            raise ValueError(f"invalid version {v!r}") from None
+    return True
 
 
-def _is_int(v: Any) -> str | None:
-    return None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"
+def _condition(v: Any) -> bool:
+    """A version clause of `when`: 'present', 'absent' or a PEP 440 specifier."""
+    if isinstance(v, str) and not v.strip():
+        raise ValueError("condition must be a non-empty string")
+    return v in PRESENCE or _specifier(v)
 
 
-def _is_scalar(v: Any) -> str | None:
-    return None if isinstance(v, (bool, int, str)) else "must be true/false, an integer or a string"
-
-
-def _is_date(v: Any) -> str | None:
-    ok = isinstance(v, dt.date) and not isinstance(v, dt.datetime)
-    return None if ok else "must be a TOML date (YYYY-MM-DD)"
-
-
-def _is_spec(v: Any) -> str | None:
+def _signature_regex(v: Any) -> bool:
     if not isinstance(v, str):
-        return "must be a PEP 440 specifier string"
-    try:
-        SpecifierSet(v)
-    except InvalidSpecifier:
-        return f"invalid specifier {v!r}"
-    return None
-
-
-def _is_version(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "must be a version string"
-    try:
-        Version(v)
-    except InvalidVersion:
-        return f"invalid version {v!r}"
-    return None
-
-
-def _one_of(choices: tuple[str, ...]) -> Check:
-    def check(v: Any) -> str | None:
-        return None if v in choices else f"must be one of {', '.join(choices)} (got {v!r})"
-
-    return check
-
-
-def _matches(pattern: re.Pattern[str], what: str) -> Check:
-    def check(v: Any) -> str | None:
-        return None if isinstance(v, str) and pattern.match(v) else f"must be {what} (got {v!r})"
-
-    return check
-
-
-def _list_of(item: Check, *, non_empty: bool = False) -> Check:
-    def check(v: Any) -> str | None:
-        if not isinstance(v, list):
-            return "must be an array"
-        if non_empty and not v:
-            return "must not be empty"
-        for i, element in enumerate(v):
-            problem = item(element)
-            if problem:
-                return f"[{i}] {problem}"
-        return None
-
-    return check
-
-
-def _map_of(key: Check, value: Check) -> Check:
-    def check(v: Any) -> str | None:
-        if not isinstance(v, dict):
-            return "must be a table"
-        for k, element in v.items():
-            problem = key(k) or value(element)
-            if problem:
-                return f"{k}: {problem}"
-        return None
-
-    return check
-
-
-def _regex(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return "must be a string"
+        return True
     from qatdoctor.knowledge.signatures import regex_problem  # RE2 runs signatures: what it refuses is invalid here
 
     if (problem := regex_problem(v)) is not None:
-        return problem
+        raise ValueError(problem)
     # Nested unbounded quantifiers backtrack catastrophically on long log lines.
     if re.search(r"\([^)]*[+*][^)]*\)[+*{]", v):
-        return "nested quantifiers (e.g. '(a+)+') are not allowed"
-    return None
+        raise ValueError("nested quantifiers (e.g. '(a+)+') are not allowed")
+    return True
+
+
+FORMATS = {
+    "date": _toml_date,
+    "pep440-specifier": _specifier,
+    "pep440-version": _version,
+    "condition": _condition,
+    "re2-signature": _signature_regex,
+}
 
 
 # ---- JSON Schema fragments ----------------------------------------------------------------------------
 
 STR: Mapping[str, Any] = {"type": "string", "minLength": 1}
-DATE: Mapping[str, Any] = {"type": "string", "format": "date"}
-SPEC: Mapping[str, Any] = {"type": "string", "description": "PEP 440 specifier set, e.g. '>=2.1,<2.3'"}
-VERSION: Mapping[str, Any] = {"type": "string", "description": "PEP 440 version"}
+DATE: Mapping[str, Any] = {"format": "date", "description": "a TOML date (YYYY-MM-DD)"}
+SPEC: Mapping[str, Any] = {
+    "type": "string", "format": "pep440-specifier", "description": "PEP 440 specifier set, e.g. '>=2.1,<2.3'"
+}  # fmt: skip
+VERSION: Mapping[str, Any] = {"type": "string", "format": "pep440-version", "description": "PEP 440 version"}
+REGEX: Mapping[str, Any] = {"type": "string", "format": "re2-signature"}
+INT: Mapping[str, Any] = {"type": "integer"}
+BOOL: Mapping[str, Any] = {"type": "boolean"}
 
 
 def _arr(items: Mapping[str, Any], **extra: Any) -> Mapping[str, Any]:
@@ -192,59 +156,41 @@ def _enum(choices: tuple[str, ...]) -> Mapping[str, Any]:
     return {"type": "string", "enum": list(choices)}
 
 
-def f(json: Mapping[str, Any], check: Check, *, required: bool = False, doc: str = "") -> FieldSpec:
+def _pattern(pattern: re.Pattern[str], expected: str) -> Mapping[str, Any]:
+    return {"type": "string", "pattern": pattern.pattern, EXPECTED: expected}
+
+
+def _map(keys: Mapping[str, Any], values: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {"type": "object", "propertyNames": dict(keys), "additionalProperties": dict(values)}
+
+
+def f(json: Mapping[str, Any], *, required: bool = False, doc: str = "") -> FieldSpec:
     """Shorthand for a FieldSpec."""
     schema = dict(json)
     if doc:
         schema.setdefault("description", doc)
-    return FieldSpec(schema, check, required, doc)
+    return FieldSpec(schema, required, doc)
 
 
 SOURCE = TableSpec(
     "source",
     {
-        "kind": f(_enum(SOURCE_KINDS), _one_of(SOURCE_KINDS), required=True),
-        "ref": f(STR, _is_str, required=True, doc="URL, or evidence/<file>.json for our own probe runs"),
-        "note": f(STR, _is_str),
+        "kind": f(_enum(SOURCE_KINDS), required=True),
+        "ref": f(STR, required=True, doc="URL, or evidence/<file>.json for our own probe runs"),
+        "note": f(STR),
     },
     doc="Where a fact comes from.",
 )
 
 
-def _condition_check(v: Any) -> str | None:
-    if not isinstance(v, dict):
-        return "must be a table of fact = condition"
-    for fact, cond in v.items():
-        problem = condition_problem(fact, cond)
-        if problem:
-            return f"{fact}: {problem}"
-    return None
-
-
-def condition_problem(fact: str, cond: Any) -> str | None:
-    """Why `fact = cond` is not a valid `when` clause, or None."""
-    if fact not in CONDITION_FACTS:
-        return f"unknown fact (known: {', '.join(CONDITION_FACTS)})"
-    if not isinstance(cond, str) or not cond.strip():
-        return "condition must be a non-empty string"
-    if fact in LIBRARY_FACTS:
-        return None if cond in PRESENCE else "must be 'present' or 'absent'"
-    if fact in CHOICE_FACTS:
-        values = [c.strip() for c in cond.split("|")]
-        bad = [c for c in values if c not in CHOICE_FACTS[fact]]
-        return f"must be one of {', '.join(CHOICE_FACTS[fact])} (got {cond!r})" if bad else None
-    if cond in PRESENCE:
-        return None
-    return _is_spec(cond)
-
-
 WHEN_JSON: Mapping[str, Any] = {
     "type": "object",
     "description": "All clauses must hold. Versions take a PEP 440 specifier or 'present'/'absent'.",
-    "additionalProperties": False,
+    "propertyNames": {"enum": list(CONDITION_FACTS), EXPECTED: "fact"},
     "properties": {
-        **{name: {"type": "string"} for name in VERSION_FACTS},
-        **{name: {"type": "string", "pattern": "^(" + "|".join(c) + ")(\\|(" + "|".join(c) + "))*$"}
+        **{name: {"type": "string", "format": "condition"} for name in VERSION_FACTS},
+        **{name: {"type": "string", "pattern": "^(" + "|".join(c) + ")(\\|(" + "|".join(c) + "))*$",
+                  EXPECTED: "one of " + ", ".join(c)}
            for name, c in CHOICE_FACTS.items()},
         **{name: _enum(PRESENCE) for name in LIBRARY_FACTS},
     },
@@ -253,62 +199,60 @@ WHEN_JSON: Mapping[str, Any] = {
 SIGNATURE = TableSpec(
     "signature",
     {
-        "type": f(STR, _is_str, doc="exception type, e.g. RuntimeError"),
-        "text": f(STR, _is_str, doc="literal text (whitespace-insensitive)"),
-        "regex": f(STR, _regex, doc="Python regex, no nested quantifiers"),
-        "note": f(STR, _is_str),
+        "type": f(STR, doc="exception type, e.g. RuntimeError"),
+        "text": f(STR, doc="literal text (whitespace-insensitive)"),
+        "regex": f(REGEX, doc="Python regex, no nested quantifiers"),
+        "note": f(STR),
     },
 )
 PROBE_MATCH = TableSpec(
     "probe",
     {
-        "model": f(STR, _is_str, required=True, doc="probe model id, or * for any"),
-        "stage": f(STR, _is_str, required=True),
-        "status": f(_enum(PROBE_STATUSES), _one_of(PROBE_STATUSES), required=True),
-        "check": f(STR, _is_str, doc="the silent-failure check that fired"),
+        "model": f(STR, required=True, doc="probe model id, or * for any"),
+        "stage": f(STR, required=True),
+        "status": f(_enum(PROBE_STATUSES), required=True),
+        "check": f(STR, doc="the silent-failure check that fired"),
     },
 )
 FIX = TableSpec(
     "fix",
     {
-        "kind": f(_enum(FIX_KINDS), _one_of(FIX_KINDS), required=True),
-        "summary": f(STR, _is_str, required=True),
-        "commands": f(_arr(STR), _list_of(_is_str)),
-        "code": f(STR, _is_str),
-        "package": f(STR, _is_str),
-        "spec": f(SPEC, _is_spec),
+        "kind": f(_enum(FIX_KINDS), required=True),
+        "summary": f(STR, required=True),
+        "commands": f(_arr(STR)),
+        "code": f(STR),
+        "package": f(STR),
+        "spec": f(SPEC),
     },
 )
 
 AIMET = TableSpec(
     "aimet",
     {
-        "version": f(VERSION, _is_version, required=True),
-        "released": f(DATE, _is_date, required=True),
-        "requires_python": f(SPEC, _is_spec, required=True),
+        "version": f(VERSION, required=True),
+        "released": f(DATE, required=True),
+        "requires_python": f(SPEC, required=True),
         "apis": f(
             _arr(_enum(("v1", "v2")), minItems=1),
-            _list_of(_one_of(("v1", "v2")), non_empty=True),
             required=True,
             doc="QuantSim APIs the release ships",
         ),
-        "torch": f(SPEC, _is_spec, doc="core Requires-Dist on torch; omit when unbounded"),
-        "torchvision": f(SPEC, _is_spec),
-        "numpy": f(SPEC, _is_spec),
-        "cuda_major": f({"type": "integer"}, _is_int, doc="CUDA major its compiled parts link"),
-        "glibc_min": f(VERSION, _is_version, doc="manylinux floor of the CPython 3.10 wheel"),
-        "v1": f({"type": "object"}, lambda v: None if isinstance(v, dict) else "must be a table"),
+        "torch": f(SPEC, doc="core Requires-Dist on torch; omit when unbounded"),
+        "torchvision": f(SPEC),
+        "numpy": f(SPEC),
+        "cuda_major": f({"type": "integer"}, doc="CUDA major its compiled parts link"),
+        "glibc_min": f(VERSION, doc="manylinux floor of the CPython 3.10 wheel"),
+        "v1": f({"type": "object"}),
         "python_wheels": f(
-            {"type": "object", "additionalProperties": {"type": "object"}},
-            _map_of(_matches(PY_MINOR, "a CPython minor like 3.8"), _is_table),
+            _map(_pattern(PY_MINOR, "a CPython minor like 3.8"), {"type": "object"}),
             doc="wheels for other CPython minors that differ from the 3.10 one (glibc floor, CUDA, numpy)",
         ),
-        "system_libs": f(_arr(STR), _list_of(_is_str)),
-        "built_with_torch": f(VERSION, _is_version, doc="torch recorded in the wheel's _version.py"),
-        "wheel": f(STR, _is_str),
-        "yanked": f(STR, _is_str, doc="reason, if PyPI yanked it"),
-        "notes": f(STR, _is_str),
-        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
+        "system_libs": f(_arr(STR)),
+        "built_with_torch": f(VERSION, doc="torch recorded in the wheel's _version.py"),
+        "wheel": f(STR),
+        "yanked": f(STR, doc="reason, if PyPI yanked it"),
+        "notes": f(STR),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
     key="version",
     doc="One aimet-torch release.",
@@ -316,20 +260,20 @@ AIMET = TableSpec(
         "python_wheels": TableSpec(
             "wheel",
             {
-                "glibc_min": f(VERSION, _is_version),
-                "cuda_major": f({"type": "integer"}, _is_int),
-                "numpy": f(SPEC, _is_spec),
-                "wheel": f(STR, _is_str),
+                "glibc_min": f(VERSION),
+                "cuda_major": f({"type": "integer"}),
+                "numpy": f(SPEC),
+                "wheel": f(STR),
             },
             keyed=True,
         ),
         "v1": TableSpec(
             "v1",
             {
-                "torch": f(SPEC, _is_spec),
-                "cuda_major": f({"type": "integer"}, _is_int),
-                "python": f(SPEC, _is_spec),
-                "extra": f(STR, _is_str),
+                "torch": f(SPEC),
+                "cuda_major": f({"type": "integer"}),
+                "python": f(SPEC),
+                "extra": f(STR),
             },
         ),
     },
@@ -337,23 +281,19 @@ AIMET = TableSpec(
 TORCH = TableSpec(
     "torch",
     {
-        "series": f({"type": "string", "pattern": r"^\d+\.\d+$"}, _matches(re.compile(r"^\d+\.\d+$"), "major.minor"),
-                    required=True),
-        "releases": f(_arr(VERSION, minItems=1), _list_of(_is_version, non_empty=True), required=True),
-        "released": f(DATE, _is_date),
-        "python": f(_arr({"type": "string", "pattern": PY_MINOR.pattern}, minItems=1),
-                    _list_of(_matches(PY_MINOR, "a CPython minor like 3.10"), non_empty=True), required=True),
-        "requires_python": f(SPEC, _is_spec),
-        "cuda_variants": f(_arr({"type": "string", "pattern": CUDA_TAG.pattern}),
-                           _list_of(_matches(CUDA_TAG, "cuXXX or cpu"))),
-        "pypi_cuda": f({"type": "string", "pattern": CUDA_TAG.pattern}, _matches(CUDA_TAG, "cuXXX or cpu")),
-        "torchvision": f({"type": "object", "additionalProperties": VERSION}, _map_of(_is_version, _is_version),
+        "series": f(_pattern(re.compile(r"^\d+\.\d+$"), "major.minor"), required=True),
+        "releases": f(_arr(VERSION, minItems=1), required=True),
+        "released": f(DATE),
+        "python": f(_arr(_pattern(PY_MINOR, "a CPython minor like 3.10"), minItems=1), required=True),
+        "requires_python": f(SPEC),
+        "cuda_variants": f(_arr(_pattern(CUDA_TAG, "cuXXX or cpu"))),
+        "pypi_cuda": f(_pattern(CUDA_TAG, "cuXXX or cpu")),
+        "torchvision": f(_map(VERSION, VERSION),
                          required=True, doc="torch release → torchvision release"),
-        "sm": f(_arr({"type": "string", "pattern": SM.pattern}), _list_of(_matches(SM, "a compute capability"))),
-        "variant_sm": f({"type": "object", "additionalProperties": _arr({"type": "string"})},
-                        _map_of(_matches(CUDA_TAG, "cuXXX"), _list_of(_matches(SM, "a compute capability")))),
-        "notes": f(STR, _is_str),
-        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
+        "sm": f(_arr(_pattern(SM, "a compute capability"))),
+        "variant_sm": f(_map(_pattern(CUDA_TAG, "cuXXX"), _arr(_pattern(SM, "a compute capability")))),
+        "notes": f(STR),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
     key="series",
     doc="One torch minor series.",
@@ -361,10 +301,10 @@ TORCH = TableSpec(
 CUDA = TableSpec(
     "cuda",
     {
-        "major": f({"type": "integer"}, _is_int, required=True),
-        "driver_min": f(VERSION, _is_version, required=True),
-        "notes": f(STR, _is_str),
-        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
+        "major": f({"type": "integer"}, required=True),
+        "driver_min": f(VERSION, required=True),
+        "notes": f(STR),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
     key="major",
     doc="Minimum NVIDIA driver for a CUDA major family.",
@@ -373,39 +313,38 @@ BASES = ("measured", "vendor-docs", "reported", "inferred")
 MEASURED = TableSpec(
     "measured_on",
     {
-        **{name: f({"type": "string"}, _is_version, doc=f"the {name} version measured") for name in VERSION_FACTS},
-        "evidence": f({"type": "string", "pattern": RULE_ID.pattern}, _matches(RULE_ID, "an [[evidence]] id"),
-                      required=True, doc="the [[evidence]] record of the run: the citation of the claim"),
+        **{name: f(VERSION, doc=f"the {name} version measured") for name in VERSION_FACTS},
+        "evidence": f(_pattern(RULE_ID, "an [[evidence]] id"), required=True,
+                      doc="the [[evidence]] record of the run: the citation of the claim"),
     },
     doc="One measured combination: the versions of the rule's facts it ran on, and its [[evidence]] record.",
 )  # fmt: skip
 RULE = TableSpec(
     "rule",
     {
-        "id": f({"type": "string", "pattern": RULE_ID.pattern}, _matches(RULE_ID, "lower-case-with-dashes"),
-                required=True),
-        "kind": f(_enum(("bad", "good")), _one_of(("bad", "good")), required=True),
-        "severity": f(_enum(("error", "warning", "info")), _one_of(("error", "warning", "info")), required=True),
-        "scope": f(_enum(("environment", "model")), _one_of(("environment", "model")),
+        "id": f(_pattern(RULE_ID, "lower-case-with-dashes"), required=True),
+        "kind": f(_enum(("bad", "good")), required=True),
+        "severity": f(_enum(("error", "warning", "info")), required=True),
+        "scope": f(_enum(("environment", "model")),
                    doc="model: applies only to models with `model_feature`"),
-        "model_feature": f(STR, _is_str),
-        "title": f(STR, _is_str, required=True),
-        "summary": f(STR, _is_str, required=True),
-        "details": f(STR, _is_str),
-        "when": f(WHEN_JSON, _condition_check, required=True),
-        "covers": f(_arr(STR), _list_of(_is_str), doc="requirement checks this rule explains"),
-        "triage_only": f({"type": "boolean"}, _is_bool,
+        "model_feature": f(STR),
+        "title": f(STR, required=True),
+        "summary": f(STR, required=True),
+        "details": f(STR),
+        "when": f(WHEN_JSON, required=True),
+        "covers": f(_arr(STR), doc="requirement checks this rule explains"),
+        "triage_only": f({"type": "boolean"},
                          doc="only matched against pasted logs (explain), never against environment facts"),
-        "signature": f(_arr({"$ref": "#/$defs/signature"}), lambda v: None),
-        "probe": f(_arr({"$ref": "#/$defs/probe"}), lambda v: None),
-        "fix": f(_arr({"$ref": "#/$defs/fix"}), lambda v: None),
-        "basis": f(_enum(BASES), _one_of(BASES), required=True,
+        "signature": f(_arr({"$ref": "#/$defs/signature"})),
+        "probe": f(_arr({"$ref": "#/$defs/probe"})),
+        "fix": f(_arr({"$ref": "#/$defs/fix"})),
+        "basis": f(_enum(BASES), required=True,
                    doc="what the rule rests on: measured (runs of ours, see measured_on; the rest of its range is "
                        "extrapolated), vendor-docs (docs, release notes, package metadata), reported (an issue), "
                        "inferred (read from code or other facts)"),
-        "measured_on": f(_arr({"$ref": "#/$defs/measured_on"}), _list_of(_is_table),
+        "measured_on": f(_arr({"$ref": "#/$defs/measured_on"}),
                          doc="the exact versions measured, each with its [[evidence]] record (basis = measured)"),
-        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
     key="id",
     doc="A known-bad or known-good combination.",
@@ -414,16 +353,15 @@ RULE = TableSpec(
 EVIDENCE = TableSpec(
     "evidence",
     {
-        "id": f({"type": "string", "pattern": RULE_ID.pattern}, _matches(RULE_ID, "lower-case-with-dashes"),
-                required=True),
-        "date": f(DATE, _is_date, required=True),
-        "versions": f({"type": "object", "additionalProperties": {"type": "string"}}, _map_of(_is_str, _is_str),
+        "id": f(_pattern(RULE_ID, "lower-case-with-dashes"), required=True),
+        "date": f(DATE, required=True),
+        "versions": f(_map(STR, STR),
                       required=True),
-        "platform": f(STR, _is_str, required=True),
-        "outcome": f(STR, _is_str, required=True),
-        "summary": f(STR, _is_str, required=True),
-        "file": f(STR, _is_str, doc="evidence/<file>.json, relative to the matrix"),
-        "cases": f({"type": "object", "additionalProperties": {"type": "string"}}, _map_of(_is_str, _is_str)),
+        "platform": f(STR, required=True),
+        "outcome": f(STR, required=True),
+        "summary": f(STR, required=True),
+        "file": f(STR, doc="evidence/<file>.json, relative to the matrix"),
+        "cases": f(_map(STR, STR)),
     },
     key="id",
     doc="A probe run we did, with the exact versions.",
@@ -432,44 +370,43 @@ EVIDENCE = TableSpec(
 DETECT = TableSpec(
     "detect",
     {
-        "kind": f(_enum(DETECTOR_KINDS), _one_of(DETECTOR_KINDS), required=True,
+        "kind": f(_enum(DETECTOR_KINDS), required=True,
                   doc="detector the probe runs on the user's model (qatdoctor/target/_probe.py)"),
-        "base": f(STR, _is_str, doc="dotted class path the module must be an instance of"),
-        "outside": f(STR, _is_str, doc="module-subclass: the class's module must not start with this"),
-        "classes": f(_arr(STR), _list_of(_is_str, non_empty=True), doc="dotted class paths"),
-        "attr": f(STR, _is_str, doc="module-attr: the attribute to read"),
-        "equals": f({"type": ["boolean", "string", "integer"]}, _is_scalar, doc="module-attr: the value to match"),
-        "not_none": f({"type": "boolean"}, _is_bool, doc="module-attr: match when the attribute is not None"),
-        "function": f(STR, _is_str, doc="function-call: the dotted function to watch during one forward"),
-        "arg": f(STR, _is_str, doc="function-call: the argument to test"),
-        "arg_index": f({"type": "integer"}, _is_int, doc="function-call: its position"),
-        "arg_is": f(_enum(("tensor", "none")), _one_of(("tensor", "none"))),
-        "exclude_inside": f(_arr(STR), _list_of(_is_str), doc="ignore calls made inside these module classes"),
-        "min_calls": f({"type": "integer"}, _is_int, doc="shared-module: calls per forward"),
-        "feeds": f(STR, _is_str, doc="shared-module: only modules whose output feeds this class"),
+        "base": f(STR, doc="dotted class path the module must be an instance of"),
+        "outside": f(STR, doc="module-subclass: the class's module must not start with this"),
+        "classes": f(_arr(STR), doc="dotted class paths"),
+        "attr": f(STR, doc="module-attr: the attribute to read"),
+        "equals": f({"type": ["boolean", "string", "integer"]}, doc="module-attr: the value to match"),
+        "not_none": f({"type": "boolean"}, doc="module-attr: match when the attribute is not None"),
+        "function": f(STR, doc="function-call: the dotted function to watch during one forward"),
+        "arg": f(STR, doc="function-call: the argument to test"),
+        "arg_index": f({"type": "integer"}, doc="function-call: its position"),
+        "arg_is": f(_enum(("tensor", "none"))),
+        "exclude_inside": f(_arr(STR), doc="ignore calls made inside these module classes"),
+        "min_calls": f({"type": "integer"}, doc="shared-module: calls per forward"),
+        "feeds": f(STR, doc="shared-module: only modules whose output feeds this class"),
     },
 )
 PRODUCER = TableSpec(
     "produced_by",
     {
-        "package": f(_enum(VERSION_FACTS), _one_of(VERSION_FACTS), required=True, doc="an installed-package fact"),
-        "note": f(STR, _is_str, required=True, doc="how the package produces the construct"),
+        "package": f(_enum(VERSION_FACTS), required=True, doc="an installed-package fact"),
+        "note": f(STR, required=True, doc="how the package produces the construct"),
     },
 )
 CONSTRUCT = TableSpec(
     "construct",
     {
-        "id": f({"type": "string", "pattern": RULE_ID.pattern}, _matches(RULE_ID, "lower-case-with-dashes"),
-                required=True),
-        "title": f(STR, _is_str, required=True),
-        "summary": f(STR, _is_str, required=True),
-        "stand_in": f(_enum(PROBE_MODELS), _one_of(PROBE_MODELS), doc="the probe's tiny model carrying it"),
-        "only_with": f(_enum(VERSION_FACTS), _one_of(VERSION_FACTS),
+        "id": f(_pattern(RULE_ID, "lower-case-with-dashes"), required=True),
+        "title": f(STR, required=True),
+        "summary": f(STR, required=True),
+        "stand_in": f(_enum(PROBE_MODELS), doc="the probe's tiny model carrying it"),
+        "only_with": f(_enum(VERSION_FACTS),
                        doc="package without which the construct cannot occur (caveat hidden when absent)"),
-        "detect": f(_arr({"$ref": "#/$defs/detect"}, minItems=1), _list_of(_is_table, non_empty=True),
+        "detect": f(_arr({"$ref": "#/$defs/detect"}, minItems=1),
                     required=True),
-        "produced_by": f(_arr({"$ref": "#/$defs/produced_by"}), _list_of(_is_table)),
-        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
+        "produced_by": f(_arr({"$ref": "#/$defs/produced_by"})),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
     key="id",
     doc="A model construct model-scope rules name, and how to find it in a model.",
@@ -478,21 +415,20 @@ CONSTRUCT = TableSpec(
 API = TableSpec(
     "api",
     {
-        "id": f(_enum(CHOICE_FACTS["aimet-api"]), _one_of(CHOICE_FACTS["aimet-api"]), required=True),
-        "title": f(STR, _is_str, required=True),
-        "port_note": f(STR, _is_str, required=True, doc="what moving QuantSim code to this API means"),
-        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), lambda v: None, required=True),
+        "id": f(_enum(CHOICE_FACTS["aimet-api"]), required=True),
+        "title": f(STR, required=True),
+        "port_note": f(STR, required=True, doc="what moving QuantSim code to this API means"),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
     key="id",
     doc="A QuantSim API, and what porting code to it means.",
 )
 
 TOP_FIELDS: Mapping[str, FieldSpec] = {
-    "schema_version": f({"type": "integer", "const": SCHEMA_VERSION},
-                        lambda v: None if v == SCHEMA_VERSION else f"must be {SCHEMA_VERSION}", required=True),
-    "matrix_version": f(STR, _is_str, required=True),
-    "updated": f(DATE, _is_date, required=True),
-    "description": f(STR, _is_str),
+    "schema_version": f({"type": "integer", "const": SCHEMA_VERSION}, required=True),
+    "matrix_version": f(STR, required=True),
+    "updated": f(DATE, required=True),
+    "description": f(STR),
 }  # fmt: skip
 ARRAYS: Mapping[str, TableSpec] = {
     "aimet": AIMET, "torch": TORCH, "cuda": CUDA, "api": API, "construct": CONSTRUCT, "rule": RULE,
@@ -504,24 +440,105 @@ ARRAYS: Mapping[str, TableSpec] = {
 
 
 def validate(doc: Mapping[str, Any]) -> list[Problem]:
-    """Every schema problem in a parsed matrix document."""
-    problems: list[Problem] = []
-    _check_fields("", doc, TOP_FIELDS, problems, allow=set(ARRAYS))
+    """Every problem of a parsed matrix document: the published JSON Schema (jsonschema, with the formats
+    above), then duplicate keys."""
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: ([str(part) for part in e.absolute_path], e.validator))
+    problems = [problem for error in errors for problem in _problems(doc, error)]
+    return problems + list(_duplicates(doc))
+
+
+@cache
+def _validator() -> Any:
+    """A jsonschema validator of the published schema file (imported only when a TOML is validated)."""
+    import jsonschema
+
+    schema = json.loads(packaged_file(SCHEMA_NAME).read_text(encoding="utf-8"))
+    checker = jsonschema.FormatChecker(formats=())
+    for name, check in FORMATS.items():
+        checker.checks(name, raises=ValueError)(check)
+    return jsonschema.Draft202012Validator(schema, format_checker=checker)
+
+
+_TYPES = {
+    "string": "a string", "integer": "an integer", "boolean": "true or false", "array": "an array",
+    "object": "a table", "number": "a number",
+}  # fmt: skip
+
+
+def _problems(doc: Mapping[str, Any], error: Any) -> Iterator[Problem]:
+    """One jsonschema error as located problems, in qatdoctor's words."""
+    path = list(error.absolute_path)
+    where = _where(doc, path)
+    kind, value, schema, instance = error.validator, error.validator_value, error.schema, error.instance
+    if "propertyNames" in error.schema_path:  # a key of a table: `instance` is the key
+        expected = schema.get(EXPECTED, "")
+        if kind == "enum":
+            yield Problem(where, f"{instance}: unknown {expected} (known: {', '.join(value)})")
+        else:
+            yield Problem(where, f"{instance}: {_message(kind, value, schema, instance, error)}")
+    elif kind == "required":
+        for name in value:
+            if isinstance(instance, dict) and name not in instance:
+                yield Problem(_join(where, name), "required field is missing")
+    elif kind == "additionalProperties" and isinstance(instance, dict):
+        known = set(schema.get("properties", {}))
+        for name in instance:
+            if name not in known:
+                yield Problem(_join(where, name), f"unknown key (known keys: {', '.join(sorted(known))})")
+    elif kind == "type" and len(path) == 1 and path[0] in ARRAYS:
+        yield Problem(where, f"must be an array of tables ([[{path[0]}]])")
+    else:
+        yield Problem(where, _message(kind, value, schema, instance, error))
+
+
+def _message(kind: str, value: Any, schema: Mapping[str, Any], instance: Any, error: Any) -> str:
+    if kind == "format":
+        return str(error.cause)
+    if kind == "enum":
+        return f"must be one of {', '.join(map(str, value))} (got {instance!r})"
+    if kind == "const":
+        return f"must be {value}"
+    if kind == "pattern":
+        return f"must be {schema.get(EXPECTED, 'like ' + value)} (got {instance!r})"
+    if kind == "minLength":
+        return "must be a non-empty string"
+    if kind == "minItems":
+        return "must not be empty"
+    if kind == "type":
+        wanted = [value] if isinstance(value, str) else list(value)
+        return "must be " + " or ".join(_TYPES.get(name, name) for name in wanted)
+    return f"does not follow the schema ({kind})"
+
+
+def _where(doc: Mapping[str, Any], path: list[Any]) -> str:
+    """`rule 'x' → sources[0] → kind` for the path ["rule", 3, "sources", 0, "kind"]."""
+    if not path:
+        return ""
+    head, rest = path[0], path[1:]
+    where = str(head)
+    entries = doc.get(head) if isinstance(head, str) else None
+    if head in ARRAYS and rest and isinstance(rest[0], int) and isinstance(entries, list):
+        entry = entries[rest[0]]
+        where = _entry_name(ARRAYS[head], entry if isinstance(entry, dict) else {}, rest[0])
+        rest = rest[1:]
+    for part in rest:
+        where = f"{where}[{part}]" if isinstance(part, int) else _join(where, str(part))
+    return where
+
+
+def _duplicates(doc: Mapping[str, Any]) -> Iterator[Problem]:
     for name, spec in ARRAYS.items():
-        entries = doc.get(name, [])
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            problems.append(Problem(name, f"must be an array of tables ([[{name}]])"))
+        entries = doc.get(name)
+        if spec.key is None or not isinstance(entries, list):
             continue
         seen: set[str] = set()
         for index, entry in enumerate(entries):
-            where = _entry_name(spec, entry, index)
-            _check_table(where, entry, spec, problems)
-            key = str(entry.get(spec.key)) if spec.key else None
-            if key is not None and key in seen:
-                problems.append(Problem(where, f"duplicate {spec.key}"))
-            if key is not None:
-                seen.add(key)
-    return problems
+            if not isinstance(entry, dict) or spec.key not in entry:
+                continue
+            key = str(entry[spec.key])
+            if key in seen:
+                yield Problem(_entry_name(spec, entry, index), f"duplicate {spec.key}")
+            seen.add(key)
 
 
 def _entry_name(spec: TableSpec, entry: Mapping[str, Any], index: int) -> str:
@@ -529,60 +546,8 @@ def _entry_name(spec: TableSpec, entry: Mapping[str, Any], index: int) -> str:
     return f"{spec.name} {key!r}" if key is not None else f"{spec.name} #{index + 1}"
 
 
-def _check_table(where: str, entry: Mapping[str, Any], spec: TableSpec, problems: list[Problem]) -> None:
-    _check_fields(where, entry, spec.fields, problems)
-    for source_index, source in enumerate(_as_list(entry.get(SOURCES_FIELD))):
-        _check_sub(f"{where} → sources[{source_index}]", source, SOURCE, problems)
-    for name, sub in spec.nested.items():
-        value = entry.get(name)
-        if value is None:
-            continue
-        if isinstance(value, dict) and sub.keyed:
-            for key, item in value.items():
-                _check_sub(f"{where} → {name}.{key}", item, sub, problems)
-        elif isinstance(value, dict):
-            _check_sub(f"{where} → {name}", value, sub, problems)
-        elif isinstance(value, list):
-            for i, item in enumerate(value):
-                _check_sub(f"{where} → {name}[{i}]", item, sub, problems)
-        else:
-            problems.append(Problem(f"{where} → {name}", "must be a table or an array of tables"))
-
-
-def _check_sub(where: str, value: Any, spec: TableSpec, problems: list[Problem]) -> None:
-    if not isinstance(value, dict):
-        problems.append(Problem(where, "must be a table"))
-        return
-    _check_fields(where, value, spec.fields, problems)
-
-
-def _check_fields(
-    where: str,
-    entry: Mapping[str, Any],
-    fields: Mapping[str, FieldSpec],
-    problems: list[Problem],
-    allow: set[str] | None = None,
-) -> None:
-    for name, spec in fields.items():
-        if name not in entry:
-            if spec.required:
-                problems.append(Problem(_join(where, name), "required field is missing"))
-            continue
-        message = spec.check(entry[name])
-        if message:
-            problems.append(Problem(_join(where, name), message))
-    for name in entry:
-        if name not in fields and not (allow and name in allow):
-            known = ", ".join(sorted({*fields, *(allow or ())}))
-            problems.append(Problem(_join(where, name), f"unknown key (known keys: {known})"))
-
-
 def _join(where: str, name: str) -> str:
     return f"{where} → {name}" if where else name
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 # ---- JSON Schema --------------------------------------------------------------------------------------
@@ -595,7 +560,7 @@ def json_schema() -> dict[str, Any]:
         props = {name: dict(fs.json) for name, fs in spec.fields.items()}
         for name, sub in spec.nested.items():
             if name in props and sub.keyed:
-                props[name] = {"type": "object", "additionalProperties": obj(sub)}
+                props[name] = {**props[name], "additionalProperties": obj(sub)}
             elif name in props and props[name].get("type") == "object":
                 props[name] = obj(sub)
         out: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": props}

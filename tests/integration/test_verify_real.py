@@ -20,11 +20,11 @@ pytestmark = pytest.mark.integration
 def test_verify_on_the_1_32_2_stack_fixes_the_crash_and_names_what_remains(tmp_path: Path) -> None:
     python = reference_python("aimet-1.32.2")
     model = Path(__file__).resolve().parents[1] / "data" / "models" / "bn_subclass.py"
-    envs = Path(os.environ.get("QATDOCTOR_ENVS") or Path.home() / ".cache" / "qatdoctor" / "envs")
+    envs = tmp_path / "envs"  # this run's own: nothing is shared with other runs of the suite
     done = subprocess.run(
         [sys.executable, "-m", "qatdoctor", "verify", "--python", python, "--model", f"{model}:build",
          "--format", "json"],
-        capture_output=True, text=True, timeout=1800, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=1800, check=False, env={**os.environ, "OMP_NUM_THREADS": "1", "QATDOCTOR_ENVS": str(envs)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     v = json.loads(done.stdout)["verify"]

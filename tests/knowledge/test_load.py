@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from qatdoctor.knowledge import schema
-from qatdoctor.knowledge.load import MatrixError, load, packaged_file
+from qatdoctor.knowledge.files import packaged_file
+from qatdoctor.knowledge.load import MatrixError, load
 
 HEAD = 'schema_version = 1\nmatrix_version = "test"\nupdated = 2026-11-25\n'
 AIMET = """
@@ -88,6 +89,19 @@ def test_minimal_matrix_loads(tmp_path: Path) -> None:
         pytest.param(HEAD + TORCH.replace('{ "2.2.2" = "0.17.2" }', "{}"), "no torchvision pair for 2.2.2",
                      id="torch-without-pair"),
         pytest.param(HEAD + "aimet = 5\n", "must be an array of tables", id="table-of-wrong-type"),
+        pytest.param(HEAD + AIMET.replace("2024-07-01", '"2024-07-01"'), "released: must be a TOML date", id="quoted-date"),
+        pytest.param(HEAD + AIMET + '[aimet.python_wheels."three"]\nglibc_min = "2.28"\n',
+                     "python_wheels: three: must be a CPython minor", id="bad-wheel-minor"),
+        pytest.param(HEAD + AIMET + '[aimet.python_wheels."3.8"]\nglibc_min = "new"\n',
+                     "python_wheels → 3.8 → glibc_min: invalid version 'new'", id="bad-wheel-glibc"),
+        pytest.param(HEAD + TORCH.replace('{ "2.2.2" = "0.17.2" }', '{ "2.2.2" = "soon" }'),
+                     "torch '2.2' → torchvision → 2.2.2: invalid version 'soon'", id="bad-torchvision-pair"),
+        pytest.param(HEAD + RULE.replace('kind = "bad"', 'kind = 3'), "kind: must be one of bad, good (got 3)",
+                     id="wrong-type-enum"),
+        pytest.param(HEAD + RULE.replace('id = "x"', 'id = "x"\ntriage_only = "yes"'), "triage_only: must be true or false",
+                     id="not-a-bool"),
+        pytest.param(HEAD + RULE + '[[rule.signature]]\ntext = ""\n', "signature[0] → text: must be a non-empty string",
+                     id="empty-text"),
         pytest.param(HEAD + "[[rule]]\n" + "x = [" * 600 + "]" * 600, "TOML", id="deeply-nested"),
     ],
 )  # fmt: skip
