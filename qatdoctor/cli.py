@@ -380,16 +380,12 @@ def report(
     options = _options(python, None, matrix, probe=probe, probe_timeout=probe_timeout)
     # redacted as data, before rendering: values only, never keys, so the JSON stays valid and replays
     result = redact_data(guarded(lambda: core.run_report(options, from_report), debug=debug))
-    body = render(result, fmt)
     if fmt is Format.markdown:
-        from qatdoctor.jsonio import report_to_dict
+        from qatdoctor.render.markdown import bundle
 
-        # the whole report, compact (one line): a GitHub issue body holds 65,536 characters
-        saved = json.dumps(report_to_dict(result), separators=(",", ":"), ensure_ascii=False)
-        body += (
-            "\n<details><summary>qatdoctor JSON (replay with <code>qatdoctor report --from-report FILE</code>)"
-            "</summary>\n\n```json\n" + saved + "\n```\n</details>\n"
-        )
+        body = bundle(result)
+    else:
+        body = render(result, fmt)
     if output is None:
         sys.stdout.write(body)
     else:

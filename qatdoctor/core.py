@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from qatdoctor.diagnose.evaluate import Evaluation, caveat_context, evaluate, is_clean, verdict_of
 from qatdoctor.diagnose.expectations import expect_cuda, with_target_driver
 from qatdoctor.errors import InputError, QatdoctorError
-from qatdoctor.jsonio import facts_from_dict, probe_from_dict
+from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, facts_from_dict, probe_from_dict
 from qatdoctor.knowledge.load import load
 from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
@@ -203,9 +203,9 @@ def _carries(rec: Recommendation, package: str, spec: str) -> bool:
     """A version recommendation whose pin for `package` is inside `spec`."""
     from packaging.specifiers import SpecifierSet
 
-    for line in rec.constraints:
-        if line.startswith(package) and line[len(package) : len(package) + 2] == "==":
-            version = try_parse_version(line[len(package) + 2 :])
+    for pin in rec.pins:
+        if pin.name == package and pin.spec.startswith("=="):
+            version = try_parse_version(pin.spec.removeprefix("=="))
             return version is not None and SpecifierSet(spec).contains(version.comparable, prereleases=True)
     return False
 
@@ -373,7 +373,7 @@ def run_pin(options: Options, *, fresh: bool) -> Recommendation:
     facts, _ = target_facts(options)
     if fresh:
         empty = {
-            name: Fact.absent("fresh install (--fresh)") for name in ("aimet-torch", "torch", "torchvision", "numpy")
+            name: Fact.absent("fresh install (--fresh)") for name in SET_PACKAGES
         }
         facts = facts.with_values({k: v for k, v in empty.items() if k not in _assumed(facts)})
     from qatdoctor.recommend.ranking import best_known_good
@@ -432,10 +432,10 @@ def read_saved_report(path: Path) -> dict[str, Any]:
         raise InputError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     if len(raw) > SAVED_REPORT_MAX:
         raise InputError(f"{path} is larger than {SAVED_REPORT_MAX >> 20} MiB: not a qatdoctor report")
-    fence = text.rfind("```json\n")
+    fence = text.rfind(BUNDLE_FENCE)
     if fence != -1:
-        start = fence + len("```json\n")
-        end = text.find("\n```", start)
+        start = fence + len(BUNDLE_FENCE)
+        end = text.find(BUNDLE_FENCE_END, start)
         text = text[start : end if end != -1 else len(text)]
     try:
         payload = json.loads(text)

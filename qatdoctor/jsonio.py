@@ -26,6 +26,10 @@ from qatdoctor.model import (
 )
 
 SCHEMA_VERSION = 1
+# A report bundle (`qatdoctor report`, markdown) carries the whole report in one fenced JSON block, its last;
+# a replay reads that block only, never the markdown around it.
+BUNDLE_FENCE = "```json\n"
+BUNDLE_FENCE_END = "\n```"
 
 
 def fact_to_dict(fact: Fact) -> dict[str, Any]:

@@ -164,7 +164,9 @@ class Scope(str, enum.Enum):
     CAVEAT = "caveat"
 
 
+# The one definition of a failed outcome (a finding's or a probe stage's), and of one that says nothing.
 FAILED = (Status.FAIL, Status.SILENT_FAIL)
+NOT_RUN = (Status.SKIPPED, Status.UNKNOWN, Status.NOT_APPLICABLE)
 
 
 class Finding(NamedTuple):
@@ -187,6 +189,10 @@ class Finding(NamedTuple):
     # vendor-docs, reported (an issue) or inferred; None for findings that are not about a matrix rule
     basis: str | None = None
     measured_on: tuple[Measurement, ...] = ()
+    # the probe exercised this matrix prediction and it passed (the finding is kept, downgraded)
+    not_reproduced: bool = False
+    # an unexplained probe failure of this stand-in model (None: of the import, or not a probe failure)
+    stand_in: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -201,13 +207,17 @@ class Finding(NamedTuple):
         return self.status is Status.UNKNOWN and self.severity is not Severity.INFO
 
 
+STATUS_ORDER: Mapping[Status, int] = MappingProxyType(
+    {Status.FAIL: 0, Status.SILENT_FAIL: 0, Status.UNKNOWN: 1, Status.PASS: 2}
+)  # any other status: after these
+SEVERITY_ORDER: Mapping[Severity, int] = MappingProxyType({Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2})
+
+
 def finding_order(finding: Finding) -> tuple[int, int, int]:
     """Environment, then the user's model, then caveats; failures first, then unknowns, then passes; errors
     before warnings before info."""
-    scope = {Scope.ENVIRONMENT: 0, Scope.MODEL: 0, Scope.CAVEAT: 1}[finding.scope]
-    status = {Status.FAIL: 0, Status.SILENT_FAIL: 0, Status.UNKNOWN: 1, Status.PASS: 2}.get(finding.status, 3)
-    severity = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}[finding.severity]
-    return scope, status, severity
+    scope = 1 if finding.scope is Scope.CAVEAT else 0
+    return scope, STATUS_ORDER.get(finding.status, len(STATUS_ORDER)), SEVERITY_ORDER[finding.severity]
 
 
 class Change(NamedTuple):
@@ -218,8 +228,53 @@ class Change(NamedTuple):
     target: str
 
 
+@dataclass(frozen=True)
+class Pin:
+    """A package and its specifier (`==2.2.2+cu121`, `<1.24`)."""
+
+    name: str
+    spec: str
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.spec}"
+
+
+class CudaMove(NamedTuple):
+    """A move that changes torch's CUDA major, and the driver floor the new one needs."""
+
+    before: str
+    after: str
+    driver_min: str | None
+    driver: str | None
+
+    def describe(self) -> str:
+        return (
+            f"moves torch from CUDA {self.before} to CUDA {self.after}: needs NVIDIA driver >= "
+            f"{self.driver_min or '?'} where it runs (driver: {self.driver or 'unknown here'}; check with "
+            "--target-driver)"
+        )
+
+
+class ApiMove(NamedTuple):
+    """A move to an aimet-torch with another QuantSim API (`v1` → `v2`), and how to port."""
+
+    before: str
+    after: str
+    port_note: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.before} → {self.after} QuantSim API"
+
+    def describe(self) -> str:
+        return f"{self.label}: {self.port_note}"
+
+
 class Recommendation(NamedTuple):
-    """A concrete, installable way to a known-good combination (or a code change)."""
+    """A concrete, installable way to a known-good combination (or a code change).
+
+    `notes` is the prose that the -v view and the JSON show; renderers that need one piece read the field
+    it comes from (`cuda_move`, `api_move`, `usage`, `model_failures`), never the prose."""
 
     id: str
     kind: str
@@ -229,8 +284,14 @@ class Recommendation(NamedTuple):
     constraints: tuple[str, ...] = ()
     lands_on: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    model_failures: tuple[str, ...] = ()  # rules that still (or newly) fail after the move, for the model's constructs
+    # rules that still (or newly) fail after the move for the model's constructs: what it still needs
+    model_failures: tuple[str, ...] = ()
     avoids: tuple[str, ...] = ()  # rules the move is chosen to remove
+    pins: tuple[Pin, ...] = ()  # the whole set the constraints file pins
+    index_url: str | None = None  # the extra index those pins need
+    cuda_move: CudaMove | None = None
+    api_move: ApiMove | None = None
+    usage: str | None = None  # a code recommendation's code: how to apply the fix
 
 
 class ErrorInfo(NamedTuple):

@@ -14,14 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qatdoctor.diagnose.evaluate import Evaluation, evaluate
-from qatdoctor.diagnose.probe_findings import probe_findings
+from qatdoctor.diagnose.probe_findings import UNEXPLAINED_IMPORT, probe_findings
 from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
 from qatdoctor.lab.evidence import Cell
 from qatdoctor.model import Fact, Facts, Finding, Severity, Status
 
-UNEXPLAINED = "probe.unexplained."
-NOT_REPRODUCED = "The matrix predicts this, but the probe did not reproduce it"
 _TRAILING_PATH = re.compile(r"\s*\([^()]*\.py\)\s*$")
 
 
@@ -78,16 +76,14 @@ def generate(cell: Cell, matrix: Matrix, where: Provenance) -> Generated:
 
 def _needs_curation(finding: Finding, matrix: Matrix) -> bool:
     """Unexplained probe failures, and environment error rules the probe contradicted."""
-    if finding.id.startswith(UNEXPLAINED) and finding.id != f"{UNEXPLAINED}any.import":
+    if finding.stand_in is not None:
         return True
     rule = matrix.rule(finding.id)
-    return (
-        rule is not None and rule.scope == "environment" and rule.kind == "bad" and NOT_REPRODUCED in finding.summary
-    )
+    return rule is not None and rule.scope == "environment" and rule.kind == "bad" and finding.not_reproduced
 
 
 def _curate_line(finding: Finding) -> str:
-    if finding.id.startswith(UNEXPLAINED):
+    if finding.stand_in is not None:
         return f"unexplained probe failure ({finding.id}): {'; '.join(finding.evidence[:2])}"
     return f"the probe did not reproduce rule {finding.id} ({finding.title})"
 
@@ -174,7 +170,7 @@ def measured_line(cell: Cell, record: str) -> str:
 def _explained(cell: Cell, evaluation: Evaluation, findings: Sequence[Finding], matrix: Matrix) -> bool:
     """Whether an existing rule already accounts for the failed import (or the crash)."""
     if cell.outcome == "import-failed":
-        return not any(f.id == f"{UNEXPLAINED}any.import" for f in findings)
+        return not any(f.id == UNEXPLAINED_IMPORT for f in findings)
     return bool(_env_errors(evaluation, matrix))
 
 

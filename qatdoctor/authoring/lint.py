@@ -11,9 +11,11 @@ from qatdoctor.diagnose.conditions import evaluate_all, specs_intersect
 from qatdoctor.diagnose.evaluate import cuda_from_local
 from qatdoctor.knowledge.model import Matrix, Rule, same_version
 from qatdoctor.knowledge.schema import PROBE_CHECKS, PROBE_MODELS, PROBE_STAGES, REQUIREMENT_CHECKS, Problem
+from qatdoctor.knowledge.vocab import CHOICE_FACTS, SET_PACKAGES
 from qatdoctor.model import Fact, Facts
 
-UNIVERSE_FACTS = ("aimet-torch", "torch", "torchvision", "cuda", "python")
+# What a known-good rule's points fix: aimet-torch, torch, torchvision, the CUDA build, Python, the QuantSim API.
+UNIVERSE_FACTS = frozenset({*SET_PACKAGES[:3], "cuda", "python", *CHOICE_FACTS})
 
 
 def lint(matrix: Matrix) -> list[Problem]:
@@ -85,7 +87,7 @@ def _points(matrix: Matrix, rule: Rule) -> Iterator[Facts]:
 def _contradictions(matrix: Matrix) -> Iterator[Problem]:
     """A known-good rule must not land on a combination an environment-scoped error rule marks bad."""
     bad = [r for r in matrix.rules if r.kind == "bad" and r.severity == "error" and r.scope == "environment"]
-    bad = [r for r in bad if not r.triage_only and {c.fact for c in r.when} <= {*UNIVERSE_FACTS, "aimet-api"}]
+    bad = [r for r in bad if not r.triage_only and {c.fact for c in r.when} <= UNIVERSE_FACTS]
     for good in (r for r in matrix.rules if r.kind == "good"):
         reported: set[str] = set()
         for point in _points(matrix, good):

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from qatdoctor.knowledge.model import Matrix, ProbeMatch, Rule
-from qatdoctor.knowledge.signatures import normalize, signature_matches
+from qatdoctor.knowledge.signatures import error_matches
 from qatdoctor.model import (
     FAILED,
+    NOT_RUN,
     Finding,
     ModelRun,
     Scope,
@@ -22,8 +23,6 @@ from qatdoctor.model import (
 )
 
 MAX_LAYERS_SHOWN = 6
-# Outcomes of a run that say nothing about a rule: the stage did not run, or its check could not.
-NOT_RUN = (Status.SKIPPED, Status.UNKNOWN, Status.NOT_APPLICABLE)
 
 
 def model_findings(run: ModelRun, findings: Sequence[Finding], matrix: Matrix) -> list[Finding]:
@@ -133,10 +132,7 @@ def _explains(rule: Rule, stage: StageResult, matrix: Matrix) -> bool:
         return False
     if not any(_matches(spec, stage, rule, matrix) for spec in rule.probes):
         return False
-    if stage.error is None or not rule.signatures:
-        return True
-    text = normalize(f"{stage.error.type}: {stage.error.message}")
-    return any(signature_matches(sig, text, stage.error.type) for sig in rule.signatures)
+    return error_matches(rule.signatures, stage.error)
 
 
 def _matches(spec: ProbeMatch, stage: StageResult, rule: Rule, matrix: Matrix) -> bool:

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from qatdoctor.diagnose.conditions import evaluate_all
 from qatdoctor.diagnose.rules import rule_finding
 from qatdoctor.knowledge.model import Matrix, ProbeMatch, Rule
-from qatdoctor.knowledge.signatures import normalize, signature_matches
+from qatdoctor.knowledge.signatures import error_matches
 from qatdoctor.model import (
     FAILED,
+    NOT_RUN,
     ErrorInfo,
     Facts,
     Finding,
@@ -22,6 +23,8 @@ from qatdoctor.model import (
     StageResult,
     Status,
 )
+
+UNEXPLAINED_IMPORT = "probe.unexplained.any.import"  # the failed import no rule explains
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,7 @@ def _explains(rule: Rule, seen: Observation, facts: Facts) -> bool:
         return False
     if not any(_probe_matches(spec, seen) for spec in rule.probes):
         return False
-    if seen.error is None or not rule.signatures:
-        return True
-    text = normalize(f"{seen.error.type}: {seen.error.message}")
-    return any(signature_matches(sig, text, seen.error.type) for sig in rule.signatures)
+    return error_matches(rule.signatures, seen.error)
 
 
 def probe_findings(
@@ -132,6 +132,7 @@ def _not_reproduced(finding: Finding, probe: ProbeRun, matrix: Matrix) -> Findin
         severity=Severity.INFO if finding.severity is not Severity.ERROR else Severity.WARNING,
         summary=f"The matrix predicts this, but the probe did not reproduce it here ({len(ran)} stage runs "
         f"passed). {finding.summary}",
+        not_reproduced=True,
     )
 
 
@@ -143,7 +144,7 @@ def _stages(probe: ProbeRun, spec: ProbeMatch) -> Iterable[StageResult]:
     for case in probe.cases:
         if spec.model in ("*", case.model):
             stage = case.stage(spec.stage)
-            if stage is not None and stage.status not in (Status.SKIPPED, Status.UNKNOWN, Status.NOT_APPLICABLE):
+            if stage is not None and stage.status not in NOT_RUN:
                 yield stage
 
 
@@ -174,6 +175,7 @@ def _unexplained(items: list[Observation], matrix: Matrix) -> list[Finding]:
                 evidence=tuple(o.describe() for o in group),
                 scope=Scope.CAVEAT if construct is not None else Scope.ENVIRONMENT,
                 construct=construct.id if construct is not None else None,
+                stand_in=model if model != "*" else None,
             )
         )
     return out

@@ -15,11 +15,10 @@ from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
 from qatdoctor.explain.scan import Hit
 from qatdoctor.knowledge.model import Matrix, Rule
 from qatdoctor.knowledge.versions import in_range, try_parse_version
-from qatdoctor.model import Fact, Facts, Finding, Report, Scope, Severity, Status, Verdict
-from qatdoctor.target.assume import VERSION_NAMES
+from qatdoctor.knowledge.vocab import LIBRARY_FACTS, VERSION_FACTS
+from qatdoctor.model import Fact, Facts, Finding, Report, Scope, Severity, Status, Verdict, finding_order
 
 NOT_STATED = "not stated in the input"
-LIBS = ("lib:liblapacke.so.3", "lib:libcublas.so.12")
 AIMET_FACTS = ("aimet-torch", "aimet-api")
 
 
@@ -90,8 +89,8 @@ def stated_facts(chosen: dict[str, Chosen], matrix: Matrix) -> Facts:
     """Facts as `resolve` builds them: what the input states, everything else unknown ('not stated')."""
     values: dict[str, Fact] = {
         name: Fact.unknown(NOT_STATED, origin="stated")
-        for name in (*VERSION_NAMES, *LIBS)
-        if name not in ("cuda", "aimet-api")
+        for name in (*VERSION_FACTS, *LIBRARY_FACTS)
+        if name != "cuda"
     }
     for name, pick in chosen.items():
         statement = pick.statement
@@ -180,7 +179,7 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
         logged = {f.id for f in from_log}
         from_versions = sorted(
             (f for f in report.findings if f.origin != "log" and f.id not in logged and _relevant(f, matrix)),
-            key=_importance,
+            key=finding_order,
         )
         undecided = sum(1 for f in report.findings if f.status is Status.UNKNOWN and f.origin in _CHECKS)
     else:
@@ -204,12 +203,6 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
 
 
 _CHECKS = ("matrix", "requirements")
-
-
-def _importance(finding: Finding) -> tuple[int, int]:
-    """Failures before the undecided and the passes; errors before warnings (a stable sort keeps the rest)."""
-    status = {Status.FAIL: 0, Status.SILENT_FAIL: 0, Status.UNKNOWN: 1}.get(finding.status, 2)
-    return status, {Severity.ERROR: 0, Severity.WARNING: 1}.get(finding.severity, 2)
 
 
 def _relevant(finding: Finding, matrix: Matrix) -> bool:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
 from qatdoctor.knowledge.model import Signature
+from qatdoctor.model import ErrorInfo
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 SPACE = re.compile(r"\s+")
@@ -165,6 +167,15 @@ def signature_matches(signature: Signature, text: str, error_type: str | None = 
     if signature.regex is not None and not _compiled(signature.regex).search(text):
         return False
     return signature.type is None or error_type is None or _same_type(signature.type, error_type)
+
+
+def error_matches(signatures: Iterable[Signature], error: ErrorInfo | None) -> bool:
+    """Whether an error seen in the target fits one of a rule's signatures (no error, or none given: it fits)."""
+    signatures = tuple(signatures)
+    if error is None or not signatures:
+        return True
+    text = normalize(f"{error.type}: {error.message}")
+    return any(signature_matches(sig, text, error.type) for sig in signatures)
 
 
 def _same_type(expected: str, actual: str) -> bool:

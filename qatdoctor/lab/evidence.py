@@ -18,11 +18,10 @@ from typing import Any
 from qatdoctor import __version__
 from qatdoctor.errors import InputError
 from qatdoctor.jsonio import probe_from_dict, probe_to_dict
-from qatdoctor.model import Facts, ProbeRun, Status
+from qatdoctor.knowledge.vocab import CELL_FACTS
+from qatdoctor.model import FAILED, Facts, ProbeRun
 
 FORMAT = 1
-VERSION_KEYS = ("aimet-torch", "torch", "torchvision", "numpy", "python")
-FAILED = (Status.FAIL, Status.SILENT_FAIL)
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,9 @@ def make_cell(
     install_error: str | None = None,
 ) -> Cell:
     """A cell from collected facts and a probe run (or an install failure)."""
-    versions = {k: v for k in VERSION_KEYS if (v := facts.value(k))}
+    versions = {k: v for k in CELL_FACTS if (v := facts.value(k))}
     if probe is not None:
-        versions.update({k: v for k, v in probe.versions.items() if k in VERSION_KEYS and v})
+        versions.update({k: v for k, v in probe.versions.items() if k in CELL_FACTS and v})
     return Cell(
         id=cell_id(versions),
         versions=versions,

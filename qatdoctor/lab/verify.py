@@ -15,6 +15,7 @@ from qatdoctor import core
 from qatdoctor.errors import InputError
 from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import in_range, try_parse_version
+from qatdoctor.knowledge.vocab import SET_PACKAGES
 from qatdoctor.lab.cellplan import CellPlan, blockers, check_index, plan_cell, python_choices
 from qatdoctor.lab.cellrun import CellRun, Tools, run_cell
 from qatdoctor.lab.envbuild import EnvBuildError, InstallError, PythonNotFoundError, default_root, find_python
@@ -84,7 +85,7 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     try:
         run = _build_and_probe(plan, options, matrix)
     except InstallError as error:
-        kept_numpy = plan.numpy is not None and (recommendation is None or "numpy" not in _pins(recommendation)[0])
+        kept_numpy = plan.numpy is not None and (recommendation is None or "numpy" not in _pins(recommendation))
         if not kept_numpy:
             raise
         base.progress(f"the target's numpy{plan.numpy} does not fit the new set ({error.message}); retrying")
@@ -140,7 +141,7 @@ def _before(options: VerifyOptions, matrix: Matrix, hypothetical: bool) -> Repor
 
 
 def version_recommendations(recs: Sequence[Recommendation]) -> list[Recommendation]:
-    return [r for r in recs if r.kind in VERSION_KINDS and r.constraints]
+    return [r for r in recs if r.kind in VERSION_KINDS and r.pins]
 
 
 def _pick(recs: Sequence[Recommendation], pick: int, hypothetical: bool) -> Recommendation | None:
@@ -162,7 +163,7 @@ def _pick(recs: Sequence[Recommendation], pick: int, hypothetical: bool) -> Reco
 def _plan(matrix: Matrix, facts: Facts, rec: Recommendation | None, base: core.Options) -> CellPlan:
     """The recommendation's pins (or the environment's own set) on the target's Python minor."""
     # The index follows from torch's local tag (plan_cell): a `+cuXXX` that is PyPI's default build needs none.
-    pins = _pins(rec)[0] if rec is not None else _own_pins(facts)
+    pins = _pins(rec) if rec is not None else _own_pins(facts)
     aimet, torch = pins.get("aimet-torch"), pins.get("torch")
     if aimet is None or torch is None:
         raise InputError(
@@ -174,24 +175,13 @@ def _plan(matrix: Matrix, facts: Facts, rec: Recommendation | None, base: core.O
     return plan_cell(matrix, aimet, torch, python, torchvision=pins.get("torchvision"), numpy=numpy)
 
 
-def _pins(rec: Recommendation) -> tuple[dict[str, str], str | None]:
-    """`name==version` (or a range for numpy) from a recommendation's constraints, and its extra index."""
-    pins: dict[str, str] = {}
-    index = None
-    for line in rec.constraints:
-        if line.startswith("--extra-index-url"):
-            index = line.split()[-1]
-            continue
-        for name in ("aimet-torch", "torchvision", "torch", "numpy"):
-            if line.startswith(name) and line[len(name) : len(name) + 1] in "<>=!~":
-                spec = line[len(name) :]
-                pins[name] = spec.removeprefix("==") if name != "numpy" else spec
-                break
-    return pins, index
+def _pins(rec: Recommendation) -> dict[str, str]:
+    """The recommendation's set: `name: version` (numpy: its specifier)."""
+    return {p.name: p.spec if p.name == "numpy" else p.spec.removeprefix("==") for p in rec.pins}
 
 
 def _own_pins(facts: Facts) -> dict[str, str]:
-    return {name: value for name in ("aimet-torch", "torch", "torchvision") if (value := facts.value(name))}
+    return {name: value for name in SET_PACKAGES[:3] if (value := facts.value(name))}
 
 
 def _keep_numpy(matrix: Matrix, facts: Facts, aimet: str) -> str | None:

@@ -100,7 +100,7 @@ def compare(before: Report, after: Report, matrix: Matrix, rec: Recommendation |
         if fid in was_failing:
             remaining.append(_entry(f, matrix, was_failing[fid].status.value, f.status.value, note=_code_fix(f)))
             continue
-        related = tuple(b for b in was_failing if _related(b, fid, matrix))
+        related = tuple(b.id for b in was_failing.values() if _related(b, f, matrix))
         if related or fid in announced:
             note = _code_fix(f) or ("announced by the recommendation" if fid in announced else None)
             remaining.append(_entry(f, matrix, None, f.status.value, was=related, note=note))
@@ -140,7 +140,7 @@ def _scope(finding: Finding, matrix: Matrix) -> str:
     rule = matrix.rule(finding.id)
     if rule is not None:
         return rule.scope
-    return "model" if _probe_models(finding.id, matrix) else "environment"
+    return "model" if _probe_models(finding, matrix) else "environment"
 
 
 def _code_fix(finding: Finding) -> str | None:
@@ -157,23 +157,21 @@ def _avoids(rec: Recommendation | None) -> set[str]:
     return set(rec.avoids) if rec else set()
 
 
-def _related(one: str, other: str, matrix: Matrix) -> bool:
+def _related(one: Finding, other: Finding, matrix: Matrix) -> bool:
     """Two failures about the same construct: rules with the same model feature, or an unexplained failure
     of a probe model and a rule that names that model."""
-    a, b = matrix.rule(one), matrix.rule(other)
+    a, b = matrix.rule(one.id), matrix.rule(other.id)
     if a is not None and b is not None:
         return a.model_feature is not None and a.model_feature == b.model_feature
     return bool(_probe_models(one, matrix) & _probe_models(other, matrix))
 
 
-def _probe_models(finding_id: str, matrix: Matrix) -> set[str]:
+def _probe_models(finding: Finding, matrix: Matrix) -> set[str]:
     """The probe models a failure is about: a model-scoped rule's, or the one in an unexplained-failure id."""
-    rule = matrix.rule(finding_id)
+    rule = matrix.rule(finding.id)
     if rule is not None:
         return {p.model for p in rule.probes if p.model != "*"} if rule.scope == "model" else set()
-    parts = finding_id.split(".")
-    is_model = finding_id.startswith("probe.unexplained.") and len(parts) >= 4 and parts[2] != "any"
-    return {parts[2]} if is_model else set()
+    return {finding.stand_in} if finding.stand_in is not None else set()
 
 
 def _targeted(was: Iterable[Finding], matrix: Matrix, rec: Recommendation | None) -> tuple[str, ...]:
@@ -192,7 +190,7 @@ def _targeted(was: Iterable[Finding], matrix: Matrix, rec: Recommendation | None
 def _environmental(finding: Finding, rule: Rule | None) -> bool:
     """A failure a version change is meant to remove (not a model-level problem needing a code change)."""
     if rule is None:
-        return not (finding.id.startswith("probe.unexplained.") and not finding.id.startswith("probe.unexplained.any"))
+        return finding.stand_in is None
     return rule.scope == "environment" or rule.has_version_fix()
 
 

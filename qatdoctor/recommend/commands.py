@@ -5,21 +5,11 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from qatdoctor.model import Pin
 
 CUDA_INDEX = "https://download.pytorch.org/whl"
 _PLAIN = re.compile(r"^[\w./~+-]+$")
-
-
-@dataclass(frozen=True)
-class Pin:
-    """A package and its specifier (`==2.2.2+cu121`, `<1.24`)."""
-
-    name: str
-    spec: str
-
-    def __str__(self) -> str:
-        return f"{self.name}{self.spec}"
 
 
 def pip_install(python: str, pins: Iterable[Pin], index_url: str | None = None) -> str:

@@ -18,20 +18,23 @@ from qatdoctor.diagnose.evaluate import Evaluation, could_be_good, cuda_from_loc
 from qatdoctor.diagnose.requirements import cuda_major
 from qatdoctor.knowledge.model import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
-from qatdoctor.knowledge.vocab import PROBE_STAGES
+from qatdoctor.knowledge.vocab import PROBE_STAGES, SET_PACKAGES
 from qatdoctor.model import (
     FAILED,
+    ApiMove,
     Change,
+    CudaMove,
     Fact,
     Facts,
     FactState,
     Finding,
+    Pin,
     Recommendation,
     Scope,
     Severity,
     Status,
 )
-from qatdoctor.recommend.commands import CUDA_INDEX, Pin, constraints_lines, pip_install
+from qatdoctor.recommend.commands import CUDA_INDEX, constraints_lines, pip_install
 
 PYPI = "pypi"
 # Candidates already evaluated in one search, by (aimet-torch, torch, CUDA build): the passes overlap.
@@ -502,21 +505,22 @@ def _as_recommendation(
     else:
         summary = f"install aimet-torch {c.aimet.version} with torch {torch}"
     pins = [p for p in c.pins() if p.name in names] or c.pins()
-    notes = ["changes: " + ", ".join(f"{ch.package} {ch.current or '(none)'} → {ch.target}" for ch in changes)]
+    notes = ["changes: " + ", ".join(f"{ch.package} {ch.current or '(none)'} → {ch.target}" for ch in changes)] \
+        if changes else []
     if avoid:
         notes.append("avoids: " + ", ".join(dict.fromkeys(r.id for r in avoid)))
+    cuda_move = api_move = None
     major_now, major_then = _installed_major(facts), cuda_major(c.evaluation.facts.value("cuda"))
     if major_now is not None and major_then is not None and major_now != major_then:
         floor = matrix.driver_min(major_then)
-        driver = facts.value("driver")
-        notes.append(
-            f"moves torch from CUDA {major_now} to CUDA {major_then}: needs NVIDIA driver >= "
-            f"{floor.driver_min if floor else '?'} where it runs (driver: {driver or 'unknown here'}; check with "
-            "--target-driver)"
+        cuda_move = CudaMove(
+            str(major_now), str(major_then), str(floor.driver_min) if floor else None, facts.value("driver")
         )
+        notes.append(cuda_move.describe())
     api_now, api_then = facts.value("aimet-api"), c.evaluation.facts.value("aimet-api")
     if api_now and api_then and api_now != api_then and (api := matrix.api(api_then)) is not None:
-        notes.append(f"{api_now} → {api_then} QuantSim API: {api.port_note}")
+        api_move = ApiMove(api_now, api_then, api.port_note)
+        notes.append(api_move.describe())
     failures: tuple[Rule, ...] = ()
     if features is not None:
         failures = tuple(_hazard_rules(c.evaluation.facts, matrix, features))
@@ -543,9 +547,13 @@ def _as_recommendation(
         commands=(pip_install(python, pins, c.index_url if any("+" in p.spec for p in pins) else None),),
         constraints=tuple(constraints_lines(c.pins(), c.index_url)),
         lands_on=c.evaluation.lands_on,
-        notes=tuple(notes) if changes else tuple(notes[1:]),
+        notes=tuple(notes),
         model_failures=tuple(r.id for r in failures),
         avoids=tuple(dict.fromkeys(r.id for r in avoid)),
+        pins=tuple(c.pins()),
+        index_url=c.index_url,
+        cuda_move=cuda_move,
+        api_move=api_move,
     )
 
 
@@ -564,7 +572,7 @@ def _changes(c: Candidate, facts: Facts) -> list[Change]:
 def _current_as_recommendation(facts: Facts, evaluation: Evaluation, python: str) -> Recommendation:
     pins = [
         Pin(name, f"=={facts.value(name)}")
-        for name in ("aimet-torch", "torch", "torchvision", "numpy")
+        for name in SET_PACKAGES
         if facts.value(name)
     ]
     torch = _version(facts, "torch")
@@ -576,6 +584,8 @@ def _current_as_recommendation(facts: Facts, evaluation: Evaluation, python: str
         commands=(pip_install(python, pins, index),),
         constraints=tuple(constraints_lines(pins, index)),
         lands_on=evaluation.lands_on,
+        pins=tuple(pins),
+        index_url=index,
     )
 
 
@@ -595,6 +605,7 @@ def _code_fixes(findings: Iterable[Finding], matrix: Matrix) -> list[Recommendat
                 kind="code",
                 summary=code[0].summary,
                 notes=(f"for: {finding.title}", *(fx.code or "" for fx in code[:1])),
+                usage=code[0].code,
             )
         )
     return out

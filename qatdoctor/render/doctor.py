@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from qatdoctor.model import Finding, Recommendation, Report, Scope, Severity, Status, Verdict, finding_order
+from qatdoctor.model import FAILED, Finding, Recommendation, Report, Scope, Severity, Status, Verdict, finding_order
 
 WIDTH = 100  # piped output wraps here; a terminal uses its own width
 MARK = {"pass": ("✓", "green"), "fail": ("✗", "red"), "warn": ("!", "yellow"), "unknown": ("?", "yellow"),
@@ -137,7 +137,7 @@ def _probe_label(report: Report) -> str:
     if probe.state in ("crashed", "timeout"):
         return f"Probe: {probe.state} — {probe.reason or ''}".rstrip(" —")
     cases = len(probe.cases)
-    failed = sum(1 for c in probe.cases if any(s.status in (Status.FAIL, Status.SILENT_FAIL) for s in c.stages))
+    failed = sum(1 for c in probe.cases if any(s.status in FAILED for s in c.stages))
     baseline = all(s.status is Status.PASS for c in probe.cases if c.model == "baseline" for s in c.stages)
     where = "baseline passes" if baseline else "baseline FAILS"
     settled = "your model settles them" if probe.model is not None and probe.model.ran else "caveats below"
@@ -240,17 +240,16 @@ def _recommendations(console: Console, recs: tuple[Recommendation, ...]) -> None
         _wrapped(console, f"[bold]{escape(rec.summary)}[/] [dim]({rec.kind})[/]", 0, f"{number}.")
         for command in rec.commands:
             console.print(f"     $ {escape(home(command))}", soft_wrap=True)  # one line: copy-pasteable
-        if rec.kind == "code" and len(rec.notes) > 1:
-            usage = [line for line in rec.notes[1].splitlines() if line.strip() and not line.startswith("#")]
+        if rec.usage:
+            usage = [line for line in rec.usage.splitlines() if line.strip() and not line.startswith("#")]
             for line in usage[:4]:
                 console.print(f"     {escape(line)}", soft_wrap=True)
         if rec.model_failures:
             _wrapped(console, f"[yellow]still fails for your model: {escape(', '.join(rec.model_failures))}[/]", 5)
-        for note in rec.notes:
-            if "QuantSim API" in note:
-                _wrapped(console, f"[dim]{escape(note.split(':', 1)[0])}: your QuantSim code needs porting (-v)[/]", 5)
-            elif note.startswith("moves torch from CUDA"):
-                _wrapped(console, f"[yellow]{escape(note)}[/]", 5)
+        if rec.cuda_move is not None:
+            _wrapped(console, f"[yellow]{escape(rec.cuda_move.describe())}[/]", 5)
+        if rec.api_move is not None:
+            _wrapped(console, f"[dim]{escape(rec.api_move.label)}: your QuantSim code needs porting (-v)[/]", 5)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from qatdoctor.model import Finding, Report, Scope, Severity, Status, finding_order
+import json
+
+from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, report_to_dict
+from qatdoctor.model import FAILED, Finding, Report, Scope, Severity, Status, finding_order
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def bundle(report: Report) -> str:
+    """`qatdoctor report`'s bundle: the markdown, then the whole report as JSON (what a replay reads)."""
+    # compact (one line): a GitHub issue body holds 65,536 characters
+    saved = json.dumps(report_to_dict(report), separators=(",", ":"), ensure_ascii=False)
+    return (
+        render(report)
+        + "\n<details><summary>qatdoctor JSON (replay with <code>qatdoctor report --from-report FILE</code>)"
+        + f"</summary>\n\n{BUNDLE_FENCE}{saved}{BUNDLE_FENCE_END}\n</details>\n"
+    )
 
 
 def render(report: Report) -> str:
@@ -72,7 +86,7 @@ def render(report: Report) -> str:
             lines.append("")
             for case in probe.cases:
                 for s in case.stages:
-                    if s.status in (Status.FAIL, Status.SILENT_FAIL):
+                    if s.status in FAILED:
                         what = f"{s.error.type}: {s.error.message}" if s.error else f"{s.check}: {s.measured}"
                         lines.append(f"- `{case.model}/{case.mode}/{s.stage}`: {_cell(what[:300])}")
         if probe.timings:
@@ -86,7 +100,7 @@ def _word(f: Finding) -> str:
     """FAIL only for what fails the verdict (a failed warning is WARN); a caveat is never a failure."""
     if f.scope is Scope.CAVEAT:
         return "LIKELY" if f.likely else "CAVEAT"
-    if f.status in (Status.FAIL, Status.SILENT_FAIL) and f.severity is not Severity.ERROR:
+    if f.status in FAILED and f.severity is not Severity.ERROR:
         return "WARN"
     return f.status.value.upper()
 

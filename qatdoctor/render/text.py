@@ -11,7 +11,9 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
+from qatdoctor.knowledge.vocab import FACT_ORDER
 from qatdoctor.model import (
+    FAILED,
     Finding,
     ModelRun,
     ProbeRun,
@@ -36,10 +38,6 @@ STATUS_WORD = {
     Status.NOT_APPLICABLE: ("N/A", "dim"),
 }
 SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
-FACT_ORDER = (
-    "python", "platform", "os", "glibc", "aimet-torch", "aimet-api", "torch", "cuda", "torchvision", "numpy",
-    "onnx", "mmengine", "mmcv", "timm", "aimet-onnx", "driver", "lib:liblapacke.so.3", "lib:libcublas.so.12",
-)  # fmt: skip
 
 
 def render(report: Report, *, styled: bool = False, verbose: int = 1) -> str:
@@ -135,7 +133,7 @@ def _word(finding: Finding) -> tuple[str, str]:
     """The status word: FAIL only for what fails the verdict; a failed warning is WARN; a caveat never fails."""
     if finding.scope is Scope.CAVEAT:
         return ("LIKELY", "yellow") if finding.likely else ("CAVEAT", "cyan")
-    if finding.status in (Status.FAIL, Status.SILENT_FAIL) and finding.severity is not Severity.ERROR:
+    if finding.status in FAILED and finding.severity is not Severity.ERROR:
         return "WARN", "yellow"
     return STATUS_WORD[finding.status]
 
@@ -282,7 +280,7 @@ def _probe(console: Console, probe: ProbeRun, table_box: box.Box, *, raw: bool =
     console.print(table)
     for case in probe.cases:
         for stage in case.stages:
-            if stage.status in (Status.FAIL, Status.SILENT_FAIL, Status.UNKNOWN):
+            if stage.status in (*FAILED, Status.UNKNOWN):
                 detail = (
                     f"{stage.error.type}: {stage.error.message}" if stage.error
                     else f"{stage.check}: {stage.measured}" if stage.check else stage.reason or ""

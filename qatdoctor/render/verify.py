@@ -7,12 +7,14 @@ import json
 from typing import Any
 
 from qatdoctor.jsonio import probe_to_dict, recommendation_to_dict, report_to_dict
+from qatdoctor.knowledge.vocab import CELL_FACTS, CHOICE_FACTS
 from qatdoctor.lab.verify import VerifyResult
 from qatdoctor.lab.verify_compare import CaseDiff, Entry, StageDiff, stage_names
-from qatdoctor.model import Report
+from qatdoctor.model import FAILED, Report
 from qatdoctor.render import Format
 
-VERSION_FACTS = ("aimet-torch", "aimet-api", "torch", "torchvision", "numpy", "python")
+# the set a cell names, with the QuantSim API after aimet-torch
+VERSION_FACTS = (CELL_FACTS[0], *CHOICE_FACTS, *CELL_FACTS[1:])
 
 
 def render(result: VerifyResult, fmt: Format, *, styled: bool = False) -> str:
@@ -159,7 +161,7 @@ def _after_details(report: Report) -> list[str]:
     seen: dict[tuple[str, str, str], list[str]] = {}
     for case in probe.cases:
         for s in case.stages:
-            if s.status.value in ("fail", "silent-fail"):
+            if s.status in FAILED:
                 what = f"{s.error.type}: {s.error.message}" if s.error else f"{s.check}: {s.measured}"
                 seen.setdefault((case.model, s.stage, what.splitlines()[0][:200]), []).append(case.mode)
     for (model, stage, what), modes in seen.items():

@@ -108,6 +108,9 @@ TRAIN_TOLERANCE = 1e-4  # prepared vs original, train mode
 FOLD_TOLERANCE = 1e-3  # relative to the output scale
 BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 KNOWN_PACKAGES = ("aimet_torch", "aimet_common", "torchvision", "torch", "numpy")
+# The facts the probe reports under "versions" (knowledge/vocab.CELL_FACTS; a test keeps them equal).
+VERSION_FACTS = ("python", "torch", "aimet-torch", "numpy", "torchvision")
+DIST_NAMES = {"aimet-torch": ("aimet-torch", "aimet_torch", "aimettorch")}  # the default: the fact's name
 
 # The user's own model (--model).
 USER_STAGES = ("prepare", "quantsim", "compute_encodings", "qat_step", "fold", "fold_prepared")
@@ -1813,13 +1816,8 @@ def _probe(argv):
     models, modes, notes, options = _parse_args(argv)
     timings = {}
     versions = {"python": platform.python_version()}
-    for key, names in (
-        ("torch", ("torch",)),
-        ("aimet-torch", ("aimet-torch", "aimet_torch", "aimettorch")),
-        ("numpy", ("numpy",)),
-        ("torchvision", ("torchvision",)),
-    ):
-        found = _dist_version(*names)
+    for key in VERSION_FACTS[1:]:
+        found = _dist_version(*DIST_NAMES.get(key, (key,)))
         if found:
             versions[key] = found
     if "aimet-torch" in versions:

@@ -6,19 +6,16 @@ from collections.abc import Iterable
 
 from qatdoctor.errors import InputError
 from qatdoctor.knowledge.versions import parse_version
+from qatdoctor.knowledge.vocab import CHOICE_FACTS, GPU, LIBRARY_FACTS, VERSION_FACTS
 from qatdoctor.model import Fact, Facts, Gpu
 
-VERSION_NAMES = (
-    "aimet-torch", "torch", "torchvision", "numpy", "python", "cuda", "driver", "glibc", "onnx", "mmengine",
-    "mmcv", "timm", "aimet-onnx", "aimet-common",
-)  # fmt: skip
 ALIASES = {
     "aimet": "aimet-torch", "python-version": "python", "py": "python", "cuda-version": "cuda",
     "nvidia-driver": "driver", "api": "aimet-api", "aimet-default-api": "aimet-api",
     "liblapacke": "lib:liblapacke.so.3", "lapacke": "lib:liblapacke.so.3",
     "libcublas": "lib:libcublas.so.12", "libcublas12": "lib:libcublas.so.12", "cublas": "lib:libcublas.so.12",
 }  # fmt: skip
-OTHER_NAMES = ("aimet-api", "lib:liblapacke.so.3", "lib:libcublas.so.12", "gpu")
+OTHER_NAMES = (*CHOICE_FACTS, *LIBRARY_FACTS, GPU)
 ABSENT_WORDS = ("absent", "none", "no", "missing", "not-installed")
 PRESENT_WORDS = ("present", "yes", "installed")
 ASSUMED = "assumed"
@@ -28,8 +25,8 @@ def canonical_name(raw: str) -> str:
     """`aimet_torch` → `aimet-torch`, aliases resolved; raise InputError for names qatdoctor does not know."""
     name = raw.strip().lower().replace("_", "-")
     name = ALIASES.get(name, name)
-    if name not in VERSION_NAMES and name not in OTHER_NAMES:
-        known = ", ".join((*VERSION_NAMES, "aimet-api", "liblapacke", "libcublas12", "gpu"))
+    if name not in VERSION_FACTS and name not in OTHER_NAMES:
+        known = ", ".join((*VERSION_FACTS, *CHOICE_FACTS, "liblapacke", "libcublas12", GPU))
         raise InputError(f"--assume: unknown name {raw!r} (known: {known})")
     return name
 
@@ -41,7 +38,7 @@ def parse_assumption(item: str) -> tuple[str, Fact | Gpu | None]:
         raise InputError(f"--assume expects NAME=VALUE, got {item!r}")
     name, value = canonical_name(name_part), value.strip()
     lowered = value.lower()
-    if name == "gpu":
+    if name == GPU:
         if lowered in ABSENT_WORDS:
             return name, None
         capability = lowered.removeprefix("sm_").removeprefix("sm")
@@ -75,12 +72,12 @@ def apply_assumptions(facts: Facts, items: Iterable[str]) -> Facts:
     for item in items:
         name, value = parse_assumption(item)
         stated = item.partition("=")[2].strip()
-        if name != "gpu" and given.setdefault(name, stated) != stated:  # several GPUs are fine; two torches are not
+        if name != GPU and given.setdefault(name, stated) != stated:  # several GPUs are fine; two torches are not
             raise InputError(
                 f"--assume {name} given twice ({given[name]!r} and {stated!r}): say which one",
                 hint="each name may be assumed once (gpu may be repeated, one per GPU)",
             )
-        if name == "gpu":
+        if name == GPU:
             if value is None:
                 no_gpu = True
             elif isinstance(value, Gpu):
@@ -107,8 +104,8 @@ def what_if_facts(items: Iterable[str]) -> Facts:
     if not items:
         raise InputError("resolve needs at least one --assume NAME=VALUE (e.g. --assume aimet-torch=1.32.2)")
     base = Facts(
-        {name: Fact.unknown("not given (add --assume)") for name in (*VERSION_NAMES, *OTHER_NAMES[:3])
-         if name not in ("cuda", "aimet-api")},
+        {name: Fact.unknown("not given (add --assume)") for name in (*VERSION_FACTS, *LIBRARY_FACTS)
+         if name != "cuda"},
         gpus=None,
         gpus_reason="not given (add --assume gpu=9.0)",
     )  # fmt: skip

@@ -6,25 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from qatdoctor.errors import CollectError
+from qatdoctor.knowledge.vocab import LIBRARIES, PACKAGES
 from qatdoctor.model import Fact, Facts, Gpu
 
-# The collector's vocabulary. `_collector.py` runs in the target and cannot import qatdoctor, and importing
-# it here would cost its module body on every run: tests/collect keep the two copies equal.
+# The collector's protocol. `_collector.py` runs in the target and cannot import qatdoctor, and importing
+# it here would cost its module body on every run: tests/target/test_facts.py keeps its copy (of these and of
+# the fact names in knowledge/vocab.py) equal.
 COLLECTOR_VERSION = 1
-PACKAGES = (
-    "aimet-torch",
-    "aimet-common",
-    "aimet-onnx",
-    "torch",
-    "torchvision",
-    "numpy",
-    "onnx",
-    "mmengine",
-    "mmcv",
-    "mmcv-lite",
-    "timm",
-)
-LIBRARIES = ("liblapacke.so.3", "libcublas.so.12")
 ENV_VARS = ("AIMET_DEFAULT_API", "CUDA_VISIBLE_DEVICES")
 
 SECTIONS = ("python", "platform", "packages", "torch_build", "aimet_build", "nvidia", "libraries", "env")

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from qatdoctor import core
-from qatdoctor.jsonio import facts_from_dict
+from qatdoctor.jsonio import facts_from_dict, report_to_dict
 from qatdoctor.knowledge.load import load
-from qatdoctor.model import Report, Scope
+from qatdoctor.model import ApiMove, CudaMove, Report, Scope
 from qatdoctor.render.doctor import render
+from qatdoctor.render.markdown import bundle
+from qatdoctor.render.markdown import render as markdown
 from qatdoctor.target.probe import from_payload
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -74,3 +76,47 @@ def test_recommendations_are_numbered_and_findings_point_at_them() -> None:
     text = render(report)
     assert "fix: recommendation 1 (code)" in text
     assert "\n1. " in text and "make_qat_safe(model, example_input)" in text
+
+
+def test_recommendations_render_from_their_fields_not_their_notes() -> None:
+    """The usage of a code fix, a CUDA move and an API move come from fields; the notes are prose for -v."""
+    report = diagnose("aimet-1.32.2", model=True)
+    code = next(r for r in report.recommendations if r.kind == "code")
+    assert code.usage and "make_qat_safe(model, example_input)" in code.usage
+    misleading = ("for: x", "moves torch from CUDA 11 to CUDA 12", "v1 → v2 QuantSim API: port")
+    recs = tuple(r._replace(notes=misleading, cuda_move=None, api_move=None) for r in report.recommendations)
+    text = render(report._replace(recommendations=recs))
+    assert "make_qat_safe(model, example_input)" in text
+    assert "moves torch from CUDA 11" not in text and "needs porting" not in text
+    move = CudaMove("11", "12", "525.60.13", None)
+    api = ApiMove("v1", "v2", "port it")
+    version = next(r for r in report.recommendations if r.kind != "code")
+    recs = tuple(r._replace(cuda_move=move, api_move=api, notes=()) if r.id == version.id else r for r in recs)
+    text = render(report._replace(recommendations=recs))
+    assert move.describe() in " ".join(text.split())
+    assert "v1 → v2 QuantSim API: your QuantSim code needs porting (-v)" in text
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (DATA / "probe").glob("aimet-*.json")))
+def test_finding_flags_agree_with_the_prose(name: str) -> None:
+    """`not_reproduced` and `stand_in` are set where the summary and the id say so (nothing reads those)."""
+    env = name.split(".model-")[0].removesuffix(".json")
+    facts_path = DATA / "verify" / f"{env}.facts.json"
+    if not facts_path.exists():
+        pytest.skip("no recorded facts for this probe")
+    facts = facts_from_dict(json.loads(facts_path.read_text()))
+    probe = from_payload(json.loads((DATA / "probe" / name).read_text()))
+    report = core.diagnose(facts, load(), command="check", target="x", probe=probe)
+    for f in report.findings:
+        assert f.not_reproduced == f.summary.startswith("The matrix predicts this, but the probe did not reproduce")
+        parts = f.id.split(".")
+        expected = parts[2] if f.id.startswith("probe.unexplained.") and parts[2] != "any" else None
+        assert f.stand_in == expected, f.id
+
+
+def test_the_bundle_is_rendered_from_the_report_and_replays_from_its_json_block(tmp_path: Path) -> None:
+    report = diagnose("aimet-1.32.2", model=True)
+    path = tmp_path / "bundle.md"
+    path.write_text(bundle(report))
+    assert path.read_text().startswith(markdown(report))
+    assert core.read_saved_report(path) == json.loads(json.dumps(report_to_dict(report)))

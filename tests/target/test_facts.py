@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from qatdoctor.knowledge.vocab import PACKAGES
 from qatdoctor.model import Fact, FactState, Gpu
-from qatdoctor.target._collector import PACKAGES
 from qatdoctor.target.collect import CollectError
 from qatdoctor.target.facts import facts_from_collector
 
@@ -241,9 +241,14 @@ def test_malformed_payloads_raise_collect_error(payload: Any, message: str) -> N
     assert message in str(raised.value)
 
 
-def test_vocabulary_matches_the_collector() -> None:
-    """facts.py keeps its own copy of the collector's names (the script cannot import qatdoctor)."""
-    from qatdoctor.target import _collector, facts
+def test_the_target_scripts_copies_of_the_vocabulary() -> None:
+    """The collector and the probe cannot import qatdoctor: their copies of the fact names and of the
+    collector's protocol equal the one definition."""
+    from qatdoctor.knowledge import vocab
+    from qatdoctor.target import _collector, _probe, facts
 
-    for name in ("COLLECTOR_VERSION", "PACKAGES", "LIBRARIES", "ENV_VARS"):
+    for name in ("PACKAGES", "LIBRARIES"):
+        assert getattr(vocab, name) == getattr(_collector, name), name
+    for name in ("COLLECTOR_VERSION", "ENV_VARS"):
         assert getattr(facts, name) == getattr(_collector, name), name
+    assert set(_probe.VERSION_FACTS) == set(vocab.CELL_FACTS)
