@@ -9,8 +9,9 @@ from packaging.specifiers import SpecifierSet
 
 from qatdoctor.diagnose.conditions import evaluate_all, specs_intersect
 from qatdoctor.diagnose.evaluate import cuda_from_local
+from qatdoctor.diagnose.requirements import IMPLEMENTED
 from qatdoctor.knowledge.model import Matrix, Rule, same_version
-from qatdoctor.knowledge.schema import PROBE_CHECKS, PROBE_MODELS, PROBE_STAGES, REQUIREMENT_CHECKS, Problem
+from qatdoctor.knowledge.schema import PROBE_CHECKS, PROBE_MODELS, PROBE_STAGES, Problem
 from qatdoctor.knowledge.vocab import CHOICE_FACTS, SET_PACKAGES
 from qatdoctor.model import Fact, Facts
 
@@ -29,7 +30,10 @@ def consistency(matrix: Matrix, *, goods: Collection[str] | None = None) -> list
     subset = matrix if goods is None else matrix._replace(
         rules=tuple(r for r in matrix.rules if r.kind != "good" or r.id in goods)
     )
-    return [*_unsatisfiable(matrix), *_unreachable(matrix), *_contradictions(subset), *_references(matrix)]
+    return [
+        *_unsatisfiable(matrix), *_unreachable(matrix), *_contradictions(subset), *_references(matrix),
+        *_requirements(matrix), *_api_lines(matrix),
+    ]  # fmt: skip
 
 
 def _where(rule: Rule) -> str:
@@ -78,7 +82,9 @@ def _points(matrix: Matrix, rule: Rule) -> Iterator[Facts]:
                     values["cuda"] = Fact.known(cuda) if cuda else Fact.absent("cpu")
                     if python:
                         values["python"] = Fact.known(f"{python}.0")
-                    values["aimet-api"] = Fact.known("v1" if aimet.apis == ("v1",) else "v2")
+                    line = matrix.api_line(aimet.version)
+                    if line is not None:
+                        values["aimet-api"] = Fact.known(line.default_api)
                     facts = Facts(values)
                     if evaluate_all(rule.when, facts).value:
                         yield facts
@@ -102,11 +108,44 @@ def _contradictions(matrix: Matrix) -> Iterator[Problem]:
                     )
 
 
+def _requirements(matrix: Matrix) -> Iterator[Problem]:
+    """The [[requirement]] table and the checks qatdoctor/diagnose/requirements.py implements must agree."""
+    declared = {r.id: r for r in matrix.requirements}
+    for check_id in IMPLEMENTED:
+        if check_id not in declared:
+            yield Problem("requirement", f"{check_id!r} is implemented but has no [[requirement]] entry")
+    for check_id, requirement in declared.items():
+        where = f"requirement {check_id!r}"
+        if check_id not in IMPLEMENTED:
+            yield Problem(where, "no implementation in qatdoctor/diagnose/requirements.py")
+            continue
+        for key in sorted(IMPLEMENTED[check_id] - set(requirement.texts)):
+            yield Problem(f"{where} → texts", f"missing text {key!r} (the check formats it)")
+        for key in sorted(set(requirement.texts) - IMPLEMENTED[check_id]):
+            yield Problem(f"{where} → texts.{key}", "unused: the check has no such text")
+
+
+def _api_lines(matrix: Matrix) -> Iterator[Problem]:
+    """Every [[aimet]] release belongs to one [[api_line]], ships its default API and no API the line lacks."""
+    for release in matrix.aimet:
+        lines = [line for line in matrix.api_lines if line.covers(release.version)]
+        where = f"aimet {str(release.version)!r}"
+        if len(lines) != 1:
+            yield Problem(where, f"in {len(lines)} [[api_line]] entries (must be exactly one)")
+            continue
+        line = lines[0]
+        if line.default_api not in release.apis:
+            yield Problem(f"{where} → apis", f"lacks its line's default API {line.default_api!r}")
+        for api in sorted(set(release.apis) - {*line.apis, *line.optional_apis}):
+            yield Problem(f"{where} → apis", f"{api!r} is not an API of its [[api_line]] {str(line.aimet)!r}")
+
+
 def _references(matrix: Matrix) -> Iterator[Problem]:
     base = Path(matrix.path).parent
+    requirements = {r.id for r in matrix.requirements}
     for rule in matrix.rules:
         for covered in rule.covers:
-            if covered not in REQUIREMENT_CHECKS:
+            if covered not in requirements:
                 yield Problem(f"{_where(rule)} → covers", f"unknown requirement check {covered!r}")
         for index, probe in enumerate(rule.probes):
             where = f"{_where(rule)} → probe[{index}]"

@@ -34,8 +34,9 @@ from packaging.version import InvalidVersion, Version
 
 from qatdoctor.authoring.wheels import WheelFacts, parse_filename, read_metadata, read_wheel
 from qatdoctor.errors import InputError
+from qatdoctor.knowledge.load import MatrixError
 from qatdoctor.knowledge.model import Matrix
-from qatdoctor.lab.envbuild import SYSTEM_LIB_PACKAGES
+from qatdoctor.knowledge.versions import parse_version
 
 PYPI = "https://pypi.org"
 PROPOSED = "Proposed by `qatdoctor matrix refresh`"
@@ -366,15 +367,20 @@ def primary_wheel(wheels: Sequence[WheelFacts]) -> WheelFacts:
     return sorted(wheels, key=rank)[0]
 
 
-def propose_aimet(release: Release, wheels: Sequence[WheelFacts], *, today: dt.date) -> Proposal:
-    """An [[aimet]] entry from a release's wheels (every field read from them), marked as proposed."""
+def propose_aimet(release: Release, wheels: Sequence[WheelFacts], matrix: Matrix, *, today: dt.date) -> Proposal:
+    """An [[aimet]] entry from a release's wheels (every field read from them), marked as proposed; its APIs are
+    its [[api_line]]'s, plus the optional ones the wheel ships."""
     main = primary_wheel(wheels)
-    version = Version(release.version)
+    line = matrix.api_line(parse_version(release.version))
+    if line is None:
+        raise MatrixError(matrix.path, f"no [[api_line]] covers aimet-torch {release.version}")
+    shipped = {"v1"} if main.has_v1 else set()
+    extra = {api for api in line.optional_apis if api in shipped}
     entry: dict[str, Any] = {
         "version": release.version,
         "released": release.uploaded or main.built or today,
         "requires_python": _compact(main.requires_python or ">=3"),
-        "apis": ["v1"] if version.major < 2 else (["v1", "v2"] if main.has_v1 else ["v2"]),
+        "apis": sorted({*line.apis, *extra}),
     }
     for name in ("torch", "torchvision", "numpy"):
         spec = main.requirement(name)
@@ -384,13 +390,14 @@ def propose_aimet(release: Release, wheels: Sequence[WheelFacts], *, today: dt.d
         entry["cuda_major"] = main.cuda_major
     if main.platform_floor:
         entry["glibc_min"] = main.platform_floor
-    v1 = _v1(main) if version.major >= 2 and main.has_v1 else None
+    v1 = _v1(main) if "v1" in extra else None
     if v1:
         entry["v1"] = v1
     variants = _python_wheels(main, wheels)
     if variants:
         entry["python_wheels"] = variants
-    libs = sorted({n for e in main.elf for n in e.needed if n in SYSTEM_LIB_PACKAGES})
+    system = {lib.soname for lib in matrix.system_libs if lib.pip is None}
+    libs = sorted({n for e in main.elf for n in e.needed if n in system})
     if libs:
         entry["system_libs"] = libs
     if main.build_torch:
@@ -709,7 +716,7 @@ def refresh(
             progress(f"reading the wheels of aimet-torch {release.version}")
             wheels = [read_wheel(index.wheel(f, Path(scratch))) for f in release.wheels if f.yanked is None]
             read += wheels
-            proposals.append(propose_aimet(release, wheels, today=today))
+            proposals.append(propose_aimet(release, wheels, matrix, today=today))
     metadata = getattr(index, "metadata", None)
     torch = [metadata(r) if metadata is not None and not r.requires_dist else r for r in missing.torch]
     known_tv = [Version(v) for t in matrix.torch for v in t.torchvision.values()]
@@ -745,7 +752,7 @@ def _merge_series(proposals: list[Proposal]) -> list[Proposal]:
 
 def _validate(text: str, matrix_path: Path) -> None:
     from qatdoctor.knowledge import schema
-    from qatdoctor.knowledge.load import MatrixError, build, parse_toml
+    from qatdoctor.knowledge.load import build, parse_toml
 
     doc = parse_toml(text, str(matrix_path))
     problems = schema.validate(doc)

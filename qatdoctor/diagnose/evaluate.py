@@ -66,14 +66,13 @@ def _effective_api(facts: Facts, aimet: ParsedVersion | None, matrix: Matrix) ->
         return Fact.absent("aimet-torch not installed", origin="derived")
     if aimet is None:
         return Fact.unknown("aimet-torch version unknown", origin="derived")
-    release = matrix.aimet_release(aimet)
-    apis = release.apis if release else (("v1",) if aimet.comparable.major < 2 else ("v2",))
+    line = matrix.api_line(aimet)
+    if line is None:
+        return Fact.unknown(f"no [[api_line]] of the matrix covers aimet-torch {aimet}", origin="derived")
     requested = facts.value("env:AIMET_DEFAULT_API")
-    if apis == ("v1",):
-        return Fact.known("v1", origin="derived", detail="the only API of aimet-torch 1.x")
-    if requested == "v1":
-        return Fact.known("v1", origin="derived", detail="AIMET_DEFAULT_API=v1")
-    return Fact.known("v2", origin="derived", detail="default API of aimet-torch 2.x")
+    if requested is not None and requested in line.env_selects:
+        return Fact.known(requested, origin="derived", detail=f"AIMET_DEFAULT_API={requested}")
+    return Fact.known(line.default_api, origin="derived", detail=line.default_note)
 
 
 def _implied_cuda(torch: ParsedVersion, matrix: Matrix) -> Fact:

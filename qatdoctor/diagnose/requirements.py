@@ -1,23 +1,45 @@
 """Built-in checks of an environment against what its releases declare (`req.*` findings).
 
-The numbers come from the matrix's [[aimet]], [[torch]] and [[cuda]] tables; only the comparisons live here.
+The numbers come from the matrix's [[aimet]], [[torch]] and [[cuda]] tables, each check's texts from its
+[[requirement]] entry; only the comparisons live here. `IMPLEMENTED` says which ids (and texts) they use:
+`matrix validate` fails when it and the matrix's [[requirement]] table differ.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from qatdoctor.knowledge.load import MatrixError
 from qatdoctor.knowledge.model import AimetRelease, Matrix, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
 from qatdoctor.model import Facts, FactState, Finding, Fix, Severity, Source, Status
 
 _CP_WHEEL = re.compile(r"^cp3(\d+)-")
-LIB_PACKAGES = {"liblapacke.so.3": "liblapacke", "libcublas.so.12": "libcublas12"}
+_SPEC = frozenset({"declared"})
+
+# check id -> the [[requirement]] texts its implementation formats
+IMPLEMENTED: Mapping[str, frozenset[str]] = {
+    "req.python": _SPEC,
+    "req.python-wheel": frozenset({"torch_title", "torch_summary", "torch_evidence", "aimet_title", "aimet_evidence"}),
+    "coverage.python": frozenset({"title", "summary", "fix"}),
+    "req.torch": _SPEC,
+    "req.torchvision": _SPEC,
+    "req.numpy": _SPEC,
+    "req.glibc": frozenset({"unknown", "title", "evidence", "summary"}),
+    "req.cuda-major": frozenset({"unknown", "title", "evidence"}),
+    "req.system-lib": frozenset({"unknown", "title", "summary", "fix", "command", "evidence"}),
+    "req.v1": frozenset({"declared", "cuda_title", "cuda_evidence"}),
+    "req.v1-removed": frozenset({"title", "evidence", "summary"}),
+    "req.torchvision-pair": frozenset({"title", "summary", "evidence"}),
+    "req.driver": frozenset({"not_applicable", "unknown", "title", "summary", "fix", "evidence"}),
+    "req.gpu-arch": frozenset({"not_applicable", "title", "summary", "evidence"}),
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,16 @@ class Context:
 def check_requirements(ctx: Context) -> list[Finding]:
     """Every `req.*` finding: failures, and unknowns where a needed fact could not be read."""
     return [f for check in _CHECKS for f in check(ctx)]
+
+
+def text(matrix: Matrix, check_id: str, key: str, **fields: Any) -> str:
+    """The check's text `key` from its [[requirement]] entry, formatted with `fields`."""
+    assert key in IMPLEMENTED[check_id], (check_id, key)
+    requirement = matrix.requirement(check_id)
+    template = requirement.texts.get(key) if requirement is not None else None
+    if template is None:
+        raise MatrixError(matrix.path, f"[[requirement]] {check_id!r} has no text {key!r}")
+    return template.format(**fields)
 
 
 def _version(facts: Facts, name: str) -> ParsedVersion | None:
@@ -52,10 +84,11 @@ def _unknown(check_id: str, what: str, fact: str, facts: Facts, sources: tuple[S
     )
 
 
-def _spec_check(ctx: Context, check_id: str, fact: str, spec: SpecifierSet | None, declared: str) -> Iterator[Finding]:
+def _spec_check(ctx: Context, check_id: str, fact: str, spec: SpecifierSet | None) -> Iterator[Finding]:
     """`fact` must lie in `spec`, as declared by the installed aimet-torch release."""
     if ctx.aimet is None or spec is None or not str(spec):
         return
+    declared = text(ctx.matrix, check_id, "declared")
     state = ctx.facts.get(fact).state
     if state is FactState.UNKNOWN:
         yield _unknown(check_id, f"{fact} against aimet-torch {ctx.aimet.version}", fact, ctx.facts)
@@ -89,7 +122,7 @@ def _fail(ctx: Context, check_id: str, title: str, evidence: str, summary: str |
 
 def _python(ctx: Context) -> Iterator[Finding]:
     if ctx.aimet is not None:
-        yield from _spec_check(ctx, "req.python", "python", ctx.aimet.requires_python, "Requires-Python")
+        yield from _spec_check(ctx, "req.python", "python", ctx.aimet.requires_python)
 
 
 def wheel_pythons(release: AimetRelease) -> set[str] | None:
@@ -121,67 +154,72 @@ def _python_wheels(ctx: Context) -> Iterator[Finding]:
     known = known_pythons(ctx.matrix)
     newest = max(known, key=Version, default=None)
     if newest is not None and Version(minor) > Version(newest):
+        check = "coverage.python"
         yield Finding(
-            id="coverage.python",
-            title=f"Python {python} is newer than any Python the matrix knows (newest: {newest})",
+            id=check,
+            title=text(ctx.matrix, check, "title", python=python, newest=newest),
             severity=Severity.WARNING,
             status=Status.UNKNOWN,
             origin="coverage",
-            summary="Outside known coverage: not reported as good. Point --matrix at a newer matrix.",
-            fixes=(Fix("config", "use a newer matrix: qatdoctor --matrix PATH (or $QATDOCTOR_MATRIX)"),),
+            summary=text(ctx.matrix, check, "summary"),
+            fixes=(Fix("config", text(ctx.matrix, check, "fix")),),
         )
     torch = ctx.torch
+    wheel = "req.python-wheel"
     if torch is not None and torch.python and minor not in {m.rstrip("t") for m in torch.python}:
+        fields = {"series": torch.series, "minor": minor, "wheels": ", ".join(torch.python)}
         yield Finding(
-            id="req.python-wheel",
-            title=f"torch {torch.series} has no wheel for Python {minor}",
+            id=wheel,
+            title=text(ctx.matrix, wheel, "torch_title", **fields),
             severity=Severity.ERROR,
             origin="requirements",
-            summary=f"pip cannot install torch {torch.series} on Python {minor}: its wheels are for Python "
-            f"{', '.join(torch.python)} only. Use one of those Pythons, or a torch series built for {minor}.",
+            summary=text(ctx.matrix, wheel, "torch_summary", **fields),
             sources=torch.sources,
-            evidence=(f"Python {minor} not in torch {torch.series}'s wheels ({', '.join(torch.python)})",),
+            evidence=(text(ctx.matrix, wheel, "torch_evidence", **fields),),
         )
     aimet = ctx.aimet
     minors = wheel_pythons(aimet) if aimet is not None else None
     if aimet is not None and minors is not None and minor not in minors and in_range(python, aimet.requires_python):
+        listed = ", ".join(sorted(minors))
+        found = {"aimet": aimet.version, "minor": minor, "minors": listed, "wheel": aimet.wheel}
         yield _fail(
             ctx,
-            "req.python-wheel",
-            f"aimet-torch {aimet.version} has no wheel for Python {minor} (only {', '.join(sorted(minors))})",
-            f"Python {minor} not in {', '.join(sorted(minors))} ({aimet.wheel})",
+            wheel,
+            text(ctx.matrix, wheel, "aimet_title", **found),
+            text(ctx.matrix, wheel, "aimet_evidence", **found),
         )
 
 
 def _torch(ctx: Context) -> Iterator[Finding]:
     if ctx.aimet is not None:
-        yield from _spec_check(ctx, "req.torch", "torch", ctx.aimet.torch, "requirement torch")
+        yield from _spec_check(ctx, "req.torch", "torch", ctx.aimet.torch)
 
 
 def _torchvision(ctx: Context) -> Iterator[Finding]:
     if ctx.aimet is not None:
-        yield from _spec_check(ctx, "req.torchvision", "torchvision", ctx.aimet.torchvision, "requirement torchvision")
+        yield from _spec_check(ctx, "req.torchvision", "torchvision", ctx.aimet.torchvision)
 
 
 def _numpy(ctx: Context) -> Iterator[Finding]:
     if ctx.aimet is not None:
-        yield from _spec_check(ctx, "req.numpy", "numpy", ctx.aimet.numpy, "requirement numpy")
+        yield from _spec_check(ctx, "req.numpy", "numpy", ctx.aimet.numpy)
 
 
 def _glibc(ctx: Context) -> Iterator[Finding]:
     if ctx.aimet is None or ctx.aimet.glibc_min is None:
         return
-    glibc = _version(ctx.facts, "glibc")
+    check, glibc = "req.glibc", _version(ctx.facts, "glibc")
+    fields = {"aimet": ctx.aimet.version, "glibc": glibc, "glibc_min": ctx.aimet.glibc_min,
+              "wheel": ctx.aimet.wheel or "wheel"}  # fmt: skip
     if glibc is None:
-        yield _unknown("req.glibc", f"glibc against aimet-torch {ctx.aimet.version}", "glibc", ctx.facts)
+        yield _unknown(check, text(ctx.matrix, check, "unknown", **fields), "glibc", ctx.facts)
     elif glibc.comparable < ctx.aimet.glibc_min.comparable:
         yield _fail(
             ctx,
-            "req.glibc",
-            f"glibc {glibc} is older than the {ctx.aimet.glibc_min} aimet-torch {ctx.aimet.version}'s wheel needs",
-            f"glibc {glibc} < {ctx.aimet.glibc_min} ({ctx.aimet.wheel or 'wheel'})",
-            summary="pip will not select this wheel, or its compiled parts fail to load "
-            "(`GLIBC_2.xx not found`); use a newer OS image or another aimet-torch release.",
+            check,
+            text(ctx.matrix, check, "title", **fields),
+            text(ctx.matrix, check, "evidence", **fields),
+            summary=text(ctx.matrix, check, "summary", **fields),
         )
 
 
@@ -190,40 +228,39 @@ def _cuda_major(ctx: Context) -> Iterator[Finding]:
     aimet = ctx.aimet
     if aimet is None or aimet.cuda_major is None or "v2" in aimet.apis:
         return
-    cuda = ctx.facts.get("cuda")
+    check, cuda = "req.cuda-major", ctx.facts.get("cuda")
     if cuda.state is FactState.UNKNOWN:
-        yield _unknown("req.cuda-major", "torch's CUDA build against aimet-torch's binaries", "cuda", ctx.facts)
+        yield _unknown(check, text(ctx.matrix, check, "unknown"), "cuda", ctx.facts)
         return
     major = cuda_major(cuda.value) if cuda.is_known else None
     if major is not None and major != aimet.cuda_major:
+        fields = {"cuda": cuda.value, "major": major, "aimet": aimet.version, "cuda_major": aimet.cuda_major}
         yield _fail(
-            ctx,
-            "req.cuda-major",
-            f"torch is a CUDA {cuda.value} build but aimet-torch {aimet.version} was built for CUDA {aimet.cuda_major}",
-            f"cuda {cuda.value} major {major} != {aimet.cuda_major}",
+            ctx, check, text(ctx.matrix, check, "title", **fields), text(ctx.matrix, check, "evidence", **fields)
         )
 
 
 def _system_libs(ctx: Context) -> Iterator[Finding]:
     if ctx.aimet is None:
         return
+    check = "req.system-lib"
     for lib in ctx.aimet.system_libs:
         fact = ctx.facts.get(f"lib:{lib}")
+        known = ctx.matrix.system_lib(lib)
+        fields = {"lib": lib, "aimet": ctx.aimet.version, "package": known.apt if known else lib}
         if fact.state is FactState.UNKNOWN:
-            yield _unknown("req.system-lib", f"for {lib}", f"lib:{lib}", ctx.facts)
+            yield _unknown(check, text(ctx.matrix, check, "unknown", **fields), f"lib:{lib}", ctx.facts)
         elif fact.state is FactState.ABSENT:
-            package = LIB_PACKAGES.get(lib, lib)
+            command = text(ctx.matrix, check, "command", **fields)
             yield Finding(
-                id="req.system-lib",
-                title=f"{lib} is missing (aimet-torch {ctx.aimet.version} needs it)",
+                id=check,
+                title=text(ctx.matrix, check, "title", **fields),
                 severity=Severity.ERROR,
                 origin="requirements",
-                summary=f"The compiled parts of aimet-torch {ctx.aimet.version} load {lib} from the system.",
-                fixes=(
-                    Fix("system", f"install the {package} system package", (f"sudo apt-get install -y {package}",)),
-                ),
+                summary=text(ctx.matrix, check, "summary", **fields),
+                fixes=(Fix("system", text(ctx.matrix, check, "fix", **fields), (command,)),),
                 sources=ctx.aimet.sources,
-                evidence=(f"lib:{lib} absent",),
+                evidence=(text(ctx.matrix, check, "evidence", **fields),),
             )
 
 
@@ -232,27 +269,29 @@ def _v1(ctx: Context) -> Iterator[Finding]:
     if aimet is None or ctx.facts.value("aimet-api") != "v1" or "v2" not in aimet.apis:
         return
     if "v1" not in aimet.apis:
+        removed = "req.v1-removed"
         yield _fail(
             ctx,
-            "req.v1-removed",
-            f"AIMET_DEFAULT_API=v1 but aimet-torch {aimet.version} has no legacy v1 API",
-            "v1 not in the release's APIs",
-            summary="The legacy aimet_torch.v1 API was removed; migrate to the v2 API or pin an older release.",
+            removed,
+            text(ctx.matrix, removed, "title", aimet=aimet.version),
+            text(ctx.matrix, removed, "evidence", aimet=aimet.version),
+            summary=text(ctx.matrix, removed, "summary", aimet=aimet.version),
         )
         return
     v1 = aimet.v1
     if v1 is None:
         return
     for fact, spec in (("torch", v1.torch), ("python", v1.python)):
-        yield from _spec_check(ctx, "req.v1", fact, spec, "legacy v1 API requirement")
+        yield from _spec_check(ctx, "req.v1", fact, spec)
     cuda = ctx.facts.get("cuda")
     major = cuda_major(cuda.value) if cuda.is_known else None
     if v1.cuda_major is not None and major is not None and major != v1.cuda_major:
+        fields = {"cuda": cuda.value, "cuda_major": v1.cuda_major}
         yield _fail(
             ctx,
             "req.v1",
-            f"aimet_torch.v1 needs a CUDA {v1.cuda_major} torch build, this is CUDA {cuda.value}",
-            f"cuda {cuda.value}",
+            text(ctx.matrix, "req.v1", "cuda_title", **fields),
+            text(ctx.matrix, "req.v1", "cuda_evidence", **fields),
         )
 
 
@@ -262,15 +301,15 @@ def _torchvision_pair(ctx: Context) -> Iterator[Finding]:
         return
     expected = ctx.torch.torchvision.get(str(torch.comparable))
     if expected is not None and Version(expected) != vision.comparable:
+        check, fields = "req.torchvision-pair", {"vision": vision, "torch": torch, "expected": expected}
         yield Finding(
-            id="req.torchvision-pair",
-            title=f"torchvision {vision} is not the release built for torch {torch} (that is {expected})",
+            id=check,
+            title=text(ctx.matrix, check, "title", **fields),
             severity=Severity.ERROR,
             origin="requirements",
-            summary="torchvision's compiled ops are built against one torch release; a mismatched pair fails at "
-            "import (`operator torchvision::nms does not exist`) or behaves unpredictably.",
+            summary=text(ctx.matrix, check, "summary", **fields),
             sources=ctx.torch.sources,
-            evidence=(f"torch {torch} pairs with torchvision {expected}",),
+            evidence=(text(ctx.matrix, check, "evidence", **fields),),
         )
 
 
@@ -283,31 +322,25 @@ def _driver(ctx: Context) -> Iterator[Finding]:
     driver = ctx.facts.get("driver")
     if needed is None:
         return
+    check = "req.driver"
+    fields = {"major": major, "driver_min": needed.driver_min, "driver": driver.value, "cuda": cuda.value}
     if driver.state is FactState.ABSENT:
-        yield _not_applicable("req.driver", f"NVIDIA driver for CUDA {major} (needs >= {needed.driver_min})")
+        yield _not_applicable(check, text(ctx.matrix, check, "not_applicable", **fields))
         return
     if driver.state is FactState.UNKNOWN:
-        yield _unknown("req.driver", f"the NVIDIA driver against CUDA {major}", "driver", ctx.facts, needed.sources)
+        yield _unknown(check, text(ctx.matrix, check, "unknown", **fields), "driver", ctx.facts, needed.sources)
         return
     version = _version(ctx.facts, "driver")
     if version is not None and version.comparable < needed.driver_min.comparable:
         yield Finding(
-            id="req.driver",
-            title=f"NVIDIA driver {driver.value} is too old for torch's CUDA {cuda.value} build "
-            f"(needs >= {needed.driver_min})",
+            id=check,
+            title=text(ctx.matrix, check, "title", **fields),
             severity=Severity.ERROR,
             origin="requirements",
-            summary=f"CUDA {major}.x wheels need driver >= {needed.driver_min} (minor-version compatibility); "
-            "torch.cuda.is_available() will be False or kernels fail to launch.",
-            fixes=(
-                Fix(
-                    "system",
-                    f"upgrade the NVIDIA driver to >= {needed.driver_min}, or install a torch build "
-                    "for an older CUDA major (see recommendations)",
-                ),
-            ),
+            summary=text(ctx.matrix, check, "summary", **fields),
+            fixes=(Fix("system", text(ctx.matrix, check, "fix", **fields)),),
             sources=needed.sources,
-            evidence=(f"driver {driver.value} < {needed.driver_min}",),
+            evidence=(text(ctx.matrix, check, "evidence", **fields),),
         )
 
 
@@ -316,8 +349,9 @@ def _gpu_arch(ctx: Context) -> Iterator[Finding]:
     torch = _version(ctx.facts, "torch")
     if ctx.torch is None or torch is None:
         return
+    check = "req.gpu-arch"
     if gpus == ():
-        yield _not_applicable("req.gpu-arch", f"GPU architectures of torch {torch}")
+        yield _not_applicable(check, text(ctx.matrix, check, "not_applicable", torch=torch))
         return
     if not gpus:
         return
@@ -327,15 +361,16 @@ def _gpu_arch(ctx: Context) -> Iterator[Finding]:
         return
     for gpu in gpus:
         if gpu.compute_capability and not runs_on(gpu.compute_capability, arch):
+            fields = {"gpu": gpu.name, "capability": gpu.compute_capability, "torch": torch,
+                      "arch": ", ".join(arch), "arch_list": " ".join(arch)}  # fmt: skip
             yield Finding(
-                id="req.gpu-arch",
-                title=f"{gpu.name} (compute capability {gpu.compute_capability}) has no kernels in torch {torch}",
+                id=check,
+                title=text(ctx.matrix, check, "title", **fields),
                 severity=Severity.ERROR,
                 origin="requirements",
-                summary=f"The torch {torch} build ships SASS for {', '.join(arch)} only; expect "
-                "'no kernel image is available for execution on the device'.",
+                summary=text(ctx.matrix, check, "summary", **fields),
                 sources=ctx.torch.sources,
-                evidence=(f"cc {gpu.compute_capability} not covered by {' '.join(arch)}",),
+                evidence=(text(ctx.matrix, check, "evidence", **fields),),
             )
 
 
@@ -370,7 +405,7 @@ def cuda_major(cuda: str | None) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-_CHECKS = (
+_CHECKS: tuple[Callable[[Context], Iterator[Finding]], ...] = (
     _python, _python_wheels, _torch, _torchvision, _numpy, _glibc, _cuda_major, _system_libs, _v1,
     _torchvision_pair, _driver, _gpu_arch,
 )  # fmt: skip

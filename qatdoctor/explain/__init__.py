@@ -10,7 +10,7 @@ from typing import BinaryIO
 from qatdoctor.core import load_matrix
 from qatdoctor.errors import InputError
 from qatdoctor.explain.diagnosis import Scan, explain_report
-from qatdoctor.explain.extract import VersionExtractor
+from qatdoctor.explain.extract import Lexicon, VersionExtractor
 from qatdoctor.explain.reader import CHUNK, iter_text
 from qatdoctor.explain.scan import SignatureScanner
 from qatdoctor.knowledge.model import Matrix
@@ -22,7 +22,7 @@ __all__ = ["explain_stream", "run_explain", "scan_stream"]
 def scan_stream(stream: BinaryIO, matrix: Matrix, *, chunk_size: int = CHUNK) -> Scan:
     """One pass over the input: signature hits and stated versions, in memory bounded by the chunk size."""
     scanner = SignatureScanner(rule for rule in matrix.rules if rule.kind == "bad" and rule.signatures)
-    extractor = VersionExtractor()
+    extractor = VersionExtractor(lexicon=Lexicon.of(matrix))
     characters = replaced = 0
     for text in iter_text(stream, chunk_size):
         characters += len(text)

@@ -6,8 +6,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
+from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
+from qatdoctor.knowledge.vocab import LIBRARY_FACTS
 
 HEAD = 16 << 20  # characters read for versions from the start of the input ...
 TAIL = 1 << 20  # ... and from its end (a pip freeze pasted after a long log)
@@ -32,7 +35,6 @@ PROSE_NAMES = {
     "aimet": "aimet-torch", "aimettorch": "aimet-torch", "aimet torch": "aimet-torch", "driver": "driver",
     "nvidia driver": "driver", "cuda": "cuda", "glibc": "glibc", "ubuntu": "ubuntu",
 }  # fmt: skip
-UBUNTU_GLIBC = {"20.04": "2.31", "22.04": "2.35", "24.04": "2.39"}  # only these LTS releases; stated as inferred
 STRUCTURED_SOURCES = ("package list", "pip freeze", "conda list", "collect_env")
 
 _VERSION = r"v?\d+(?:\.\d+)+(?:(?:a|b|rc)\d+|\.?post\d+|\.?dev\d+)*(?:\.cu\d+|\.cpu)?(?:\+[A-Za-z0-9_.]+)?"
@@ -55,7 +57,6 @@ _MESSAGES = (
     (re.compile(r"\(from (?:aimet[-_]?torch)==(?P<v>[^\s)]+)\)"), "aimet-torch"),
 )
 _CURRENT_ABI = re.compile(r"currently you have cpython-(?P<major>\d)(?P<minor>\d+)-")
-_MISSING_LIB = re.compile(r"(?P<lib>liblapacke\.so\.3|libcublas\.so\.12): cannot open shared object file")
 _GLIBC_MISSING = re.compile(r"version .GLIBC_(?P<v>\d+\.\d+). not found")
 _PATH_PYTHON = re.compile(r"lib(?:64)?/python(?P<v>\d\.\d+)/")
 _SO_PYTHON = re.compile(r"\.cpython-(?P<major>\d)(?P<minor>\d+)-[\w-]*\.so\b")
@@ -98,13 +99,40 @@ class Statement:
 _Claim = tuple[str, str, int, str]
 
 
+class Lexicon(NamedTuple):
+    """What the matrix tells the extractor: the library facts a loader error can state ([[system_lib]]), and the
+    glibc an OS release ships ([[os_release]]: distro in lower case, version, glibc, basis)."""
+
+    missing_lib: re.Pattern[str] | None
+    os_glibc: tuple[tuple[str, str, str, str], ...]
+
+    @classmethod
+    def of(cls, matrix: Matrix) -> Lexicon:
+        sonames = [lib.soname for lib in matrix.system_libs if f"lib:{lib.soname}" in LIBRARY_FACTS]
+        alternatives = "|".join(re.escape(soname) for soname in sonames)
+        pattern = re.compile(rf"(?P<lib>{alternatives}): cannot open shared object file") if sonames else None
+        return cls(pattern, tuple((r.distro.lower(), r.version, r.glibc, r.basis) for r in matrix.os_releases))
+
+    def glibc_of(self, distro: str, release: str) -> tuple[str, str] | None:
+        """(glibc, basis) of a distro release, or None when the matrix does not list it."""
+        return next(((g, b) for d, v, g, b in self.os_glibc if d == distro and v == release), None)
+
+
+def matrix_lexicon() -> Lexicon:
+    """The lexicon of the matrix qatdoctor uses by default."""
+    from qatdoctor.knowledge.load import load
+
+    return Lexicon.of(load())
+
+
 class VersionExtractor:
     """Feed text pieces in order, then `finish()`; `statements` holds every value found, in input order.
 
     Reads the first HEAD and the last TAIL characters, so a multi-GB log costs no more than a short one.
     """
 
-    def __init__(self, head: int = HEAD, tail: int = TAIL) -> None:
+    def __init__(self, head: int = HEAD, tail: int = TAIL, lexicon: Lexicon | None = None) -> None:
+        self._lexicon = lexicon if lexicon is not None else matrix_lexicon()
         self._found: dict[tuple[str, str], Statement] = {}
         self.truncated = False
         self._head_left = head
@@ -158,7 +186,7 @@ class VersionExtractor:
         if body:
             low = lowered(body)
             self.mentions_aimet = self.mentions_aimet or "aimet" in low
-            for line, line_text, claims in _claimed_lines(body, low, self._line, budget):
+            for line, line_text, claims in _claimed_lines(body, low, self._line, self._lexicon, budget):
                 shown = ""
                 for name, value, rank, source in claims:
                     kept = self._found.get((name, value))
@@ -183,7 +211,7 @@ def lowered(text: str) -> str:
 
 
 def _claimed_lines(
-    body: str, low: str, first_line: int, budget: list[int] | None = None
+    body: str, low: str, first_line: int, lexicon: Lexicon, budget: list[int] | None = None
 ) -> Iterator[tuple[int, str, tuple[_Claim, ...]]]:
     """(line number, text, claims) for the lines of `body` (ending in a newline; `low` lower-cased) with a keyword.
 
@@ -204,7 +232,7 @@ def _claimed_lines(
         line += body.count("\n", counted, start)
         counted = start
         text = body[start:end] if end - start <= LINE_MAX else body[max(start, at - LINE_MAX // 2) : at + LINE_MAX // 2]
-        claims = _claims(text)
+        claims = _claims(text, lexicon)
         if claims:
             yield line, text, claims
 
@@ -216,11 +244,11 @@ def _shown(text: str) -> str:
 
 
 @lru_cache(maxsize=4096)  # logs repeat the same warning line thousands of times
-def _claims(text: str) -> tuple[_Claim, ...]:
+def _claims(text: str, lexicon: Lexicon) -> tuple[_Claim, ...]:
     """(fact, value, rank, source) for everything one line states; prose only when it is not a table row."""
-    found = [c for c in _structured(text) if c is not None]
+    found = [c for c in _structured(text, lexicon) if c is not None]
     if not any(c[3] in STRUCTURED_SOURCES for c in found):
-        found += [c for c in _prose(text) if c is not None]
+        found += [c for c in _prose(text, lexicon) if c is not None]
     return tuple(found)
 
 
@@ -235,7 +263,7 @@ def _claim(name: str, value: str, rank: int, source: str) -> _Claim | None:
     return name, value, rank, source
 
 
-def _structured(text: str) -> Iterator[_Claim | None]:
+def _structured(text: str, lexicon: Lexicon) -> Iterator[_Claim | None]:
     """Whole-line formats (package rows, collect_env fields) and what error messages and paths reveal."""
     stripped = text.strip()
     if ":" in stripped[:40]:
@@ -243,7 +271,7 @@ def _structured(text: str) -> Iterator[_Claim | None]:
             if match := pattern.match(stripped):
                 yield _claim(name, match["v"], STRUCTURED, "collect_env")
         if match := _OS_UBUNTU.match(stripped):
-            yield _ubuntu(match["v"])
+            yield _ubuntu(match["v"], lexicon)
     if (match := _ROW.match(text)) and (package := PACKAGES.get(match["name"].lower())):
         if match["pinned"] is not None:
             yield _claim(package, match["pinned"], STRUCTURED, "pip freeze" if not match["tool"] else "collect_env")
@@ -259,8 +287,8 @@ def _structured(text: str) -> Iterator[_Claim | None]:
                 yield _claim(name, match["v"], STRUCTURED, "error message")
         for match in _CURRENT_ABI.finditer(text):
             yield _claim("python", f"{match['major']}.{match['minor']}", STRUCTURED, "error message")
-    if "cannot open shared object" in text:
-        for match in _MISSING_LIB.finditer(text):
+    if "cannot open shared object" in text and lexicon.missing_lib is not None:
+        for match in lexicon.missing_lib.finditer(text):
             yield _claim(f"lib:{match['lib']}", "absent", STRUCTURED, "error message")
     if "GLIBC_" in text:
         for match in _GLIBC_MISSING.finditer(text):
@@ -289,7 +317,7 @@ def _row_columns_ok(rest: str) -> bool:
     return len(columns) <= 2 and _CONDA_BUILD.fullmatch(columns[0]) is not None
 
 
-def _prose(text: str) -> Iterator[_Claim | None]:
+def _prose(text: str, lexicon: Lexicon) -> Iterator[_Claim | None]:
     """`aimet-torch 1.32.2`, `PyTorch version: 2.2.2`, `CUDA 12.0`, `python3.10`, `Ubuntu 22.04` (→ glibc)."""
     for match in _PROSE.finditer(text):
         if _NOT_INSTALLED.search(text[max(0, match.start() - 24) : match.start()]):
@@ -297,14 +325,17 @@ def _prose(text: str) -> Iterator[_Claim | None]:
         raw = " ".join(match["name"].lower().replace("_", "-").split())
         name = PROSE_NAMES.get(raw.replace("-", " ")) or PACKAGES.get(raw) or raw
         if name == "ubuntu":
-            yield _ubuntu(match["v"])
+            yield _ubuntu(match["v"], lexicon)
         elif name == "cuda" and "driver version" in text.lower():
             continue  # nvidia-smi's "CUDA Version" is what the driver supports, not what torch was built with
         else:
             yield _claim(name, match["v"].lstrip("vV"), PROSE, "prose")
 
 
-def _ubuntu(release: str) -> _Claim | None:
-    """The glibc of a well-known Ubuntu LTS release, as an inference."""
-    glibc = UBUNTU_GLIBC.get(".".join(release.split(".")[:2]))
-    return _claim("glibc", glibc, INFERRED, f"inferred: Ubuntu {release} ships glibc {glibc}") if glibc else None
+def _ubuntu(release: str, lexicon: Lexicon) -> _Claim | None:
+    """The glibc of an Ubuntu release the matrix lists ([[os_release]]), as an inference."""
+    known = lexicon.glibc_of("ubuntu", ".".join(release.split(".")[:2]))
+    if known is None:
+        return None
+    glibc, basis = known
+    return _claim("glibc", glibc, INFERRED, f"{basis}: Ubuntu {release} ships glibc {glibc}")

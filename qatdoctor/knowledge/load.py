@@ -19,16 +19,21 @@ from qatdoctor.knowledge.files import packaged_file
 from qatdoctor.knowledge.model import (
     AimetRelease,
     Api,
+    ApiLine,
     Condition,
     Construct,
     CudaDriver,
     EvidenceRecord,
     Matrix,
+    OsRelease,
     ProbeMatch,
     Producer,
+    PythonSupport,
+    Requirement,
     Rule,
     RuleFix,
     Signature,
+    SystemLib,
     TorchSeries,
     V1Requirements,
     WheelVariant,
@@ -261,6 +266,19 @@ def build(doc: Mapping[str, Any], *, path: str = "<memory>", sha256: str = "") -
         evidence=tuple(_evidence(e) for e in doc.get("evidence", [])),
         constructs=tuple(_construct(e) for e in doc.get("construct", [])),
         apis=tuple(Api(e["id"], e["title"], e["port_note"], _sources(e)) for e in doc.get("api", [])),
+        api_lines=tuple(_api_line(e) for e in doc.get("api_line", [])),
+        system_libs=tuple(
+            SystemLib(e["soname"], e["apt"], _sources(e), e["basis"], e.get("dnf"), e.get("pip"))
+            for e in doc.get("system_lib", [])
+        ),
+        os_releases=tuple(
+            OsRelease(e["distro"], e["version"], e["glibc"], _sources(e), e["basis"]) for e in doc.get("os_release", [])
+        ),
+        python_support=_python_support(doc.get("python_support", []), problems),
+        requirements=tuple(
+            Requirement(e["id"], e["summary"], dict(e["texts"]), _sources(e), e["basis"])
+            for e in doc.get("requirement", [])
+        ),
     )
     _check_evidence_refs(matrix, problems)
     _check_features(matrix, problems)
@@ -277,6 +295,7 @@ def _check_evidence_refs(matrix: Matrix, problems: list[vocab.Problem]) -> None:
         *((f"torch {t.series!r}", t.sources) for t in matrix.torch),
         *((f"cuda {c.major}", c.sources) for c in matrix.cuda),
         *((f"construct {c.id!r}", c.sources) for c in matrix.constructs),
+        *((f"requirement {r.id!r}", r.sources) for r in matrix.requirements),
         *((f"rule {r.id!r}", r.sources) for r in matrix.rules),
     ]
     for where, sources in entries:
@@ -293,6 +312,30 @@ def _check_features(matrix: Matrix, problems: list[vocab.Problem]) -> None:
             problems.append(
                 vocab.Problem(f"rule {rule.id!r} → model_feature", f"no [[construct]] with id {rule.model_feature!r}")
             )
+
+
+def _api_line(e: Mapping[str, Any]) -> ApiLine:
+    return ApiLine(
+        aimet=_specifier(e["aimet"]),
+        apis=tuple(e["apis"]),
+        default_api=e["default_api"],
+        default_note=e["default_note"],
+        sources=_sources(e),
+        basis=e["basis"],
+        env_selects=tuple(e.get("env_selects", ())),
+        optional_apis=tuple(e.get("optional_apis", ())),
+    )
+
+
+def _python_support(entries: list[Mapping[str, Any]], problems: list[vocab.Problem]) -> PythonSupport | None:
+    if len(entries) > 1:
+        problems.append(vocab.Problem("python_support", "at most one [[python_support]] entry"))
+    if not entries:
+        return None
+    e = entries[0]
+    if e["prefer_from"] not in e["minors"]:
+        problems.append(vocab.Problem("python_support → prefer_from", f"{e['prefer_from']!r} is not in `minors`"))
+    return PythonSupport(tuple(e["minors"]), e["prefer_from"], _sources(e), e["basis"])
 
 
 def _construct(e: Mapping[str, Any]) -> Construct:

@@ -290,6 +290,71 @@ class Api(NamedTuple):
     sources: tuple[Source, ...]
 
 
+class ApiLine(NamedTuple):
+    """An aimet-torch release line: the QuantSim APIs of its releases and the one used by default."""
+
+    aimet: SpecifierSet
+    apis: tuple[str, ...]
+    default_api: str
+    default_note: str
+    sources: tuple[Source, ...]
+    basis: str
+    env_selects: tuple[str, ...] = ()
+    optional_apis: tuple[str, ...] = ()
+
+    def covers(self, version: ParsedVersion) -> bool:
+        return self.aimet.contains(version.comparable, prereleases=True)
+
+
+class SystemLib(NamedTuple):
+    """A shared library and the distribution packages that provide it."""
+
+    soname: str
+    apt: str
+    sources: tuple[Source, ...]
+    basis: str
+    dnf: str | None = None
+    pip: str | None = None
+
+
+class OsRelease(NamedTuple):
+    """An OS release and the glibc it ships."""
+
+    distro: str
+    version: str
+    glibc: str
+    sources: tuple[Source, ...]
+    basis: str
+
+
+class PythonSupport(NamedTuple):
+    """The CPython minors verify and sweep consider, and the one preferred."""
+
+    minors: tuple[str, ...]
+    prefer_from: str
+    sources: tuple[Source, ...]
+    basis: str
+
+    def by_preference(self) -> tuple[str, ...]:
+        """The oldest minor from `prefer_from` up, then newer ones, then older ones (newest first)."""
+        floor = _minor(self.prefer_from)
+        return tuple(sorted(self.minors, key=lambda m: (_minor(m) < floor, abs(_minor(m) - floor))))
+
+
+def _minor(python: str) -> int:
+    return int(python.split(".")[1].rstrip("t"))
+
+
+class Requirement(NamedTuple):
+    """A built-in requirement check (`req.*`): its id and its texts (format templates)."""
+
+    id: str
+    summary: str
+    texts: Mapping[str, str]
+    sources: tuple[Source, ...]
+    basis: str
+
+
 class Matrix(NamedTuple):
     """The whole matrix, plus where it came from."""
 
@@ -305,6 +370,11 @@ class Matrix(NamedTuple):
     description: str | None = None
     constructs: tuple[Construct, ...] = ()
     apis: tuple[Api, ...] = ()
+    api_lines: tuple[ApiLine, ...] = ()
+    system_libs: tuple[SystemLib, ...] = ()
+    os_releases: tuple[OsRelease, ...] = ()
+    python_support: PythonSupport | None = None
+    requirements: tuple[Requirement, ...] = ()
 
     def aimet_release(self, version: ParsedVersion) -> AimetRelease | None:
         """The release entry whose version equals `version` (local variants ignored)."""
@@ -325,6 +395,16 @@ class Matrix(NamedTuple):
 
     def api(self, api_id: str) -> Api | None:
         return next((a for a in self.apis if a.id == api_id), None)
+
+    def api_line(self, version: ParsedVersion) -> ApiLine | None:
+        """The release line `version` belongs to."""
+        return next((line for line in self.api_lines if line.covers(version)), None)
+
+    def system_lib(self, soname: str) -> SystemLib | None:
+        return next((lib for lib in self.system_libs if lib.soname == soname), None)
+
+    def requirement(self, check_id: str) -> Requirement | None:
+        return next((r for r in self.requirements if r.id == check_id), None)
 
     def driver_min(self, cuda_major: int) -> CudaDriver | None:
         return next((c for c in self.cuda if c.major == cuda_major), None)

@@ -44,11 +44,6 @@ __all__ = [
 SOURCE_KINDS = ("issue", "pr", "release-notes", "pypi", "wheel", "docs", "repo", "probe", "measurement")
 FIX_KINDS = ("upgrade", "pin", "system", "code", "config", "install")
 PROBE_STATUSES = ("fail", "silent-fail", "pass")
-# Ids the mechanisms in code define, which rules may reference (`covers`, `[[rule.probe]]`).
-REQUIREMENT_CHECKS = (
-    "req.python", "req.torch", "req.torchvision", "req.numpy", "req.glibc", "req.cuda-major", "req.system-lib",
-    "req.v1", "req.v1-removed", "req.driver", "req.gpu-arch", "req.torchvision-pair",
-)  # fmt: skip
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 CUDA_TAG = re.compile(r"^(cu\d{3}|cpu)$")
 PY_MINOR = re.compile(r"^3\.\d{1,2}t?$")
@@ -423,6 +418,80 @@ API = TableSpec(
     key="id",
     doc="A QuantSim API, and what porting code to it means.",
 )
+API_IDS = CHOICE_FACTS["aimet-api"]
+API_LIST: Mapping[str, Any] = _arr(_enum(API_IDS))
+API_LINE = TableSpec(
+    "api_line",
+    {
+        "aimet": f(SPEC, required=True, doc="the aimet-torch versions of the line"),
+        "apis": f(_arr(_enum(API_IDS), minItems=1), required=True,
+                  doc="QuantSim APIs of a release of the line the matrix has no [[aimet]] entry for"),
+        "default_api": f(_enum(API_IDS), required=True, doc="the API used by default"),
+        "default_note": f(STR, required=True, doc="why: the detail of the derived aimet-api fact"),
+        "env_selects": f(API_LIST, doc="AIMET_DEFAULT_API values that select an API"),
+        "optional_apis": f(API_LIST,
+                           doc="APIs a release of the line may ship beside `apis` (matrix refresh reads the wheel)"),
+        "basis": f(_enum(BASES), required=True),
+        "notes": f(STR),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
+    },
+    key="aimet",
+    doc="An aimet-torch release line: its QuantSim APIs and the default one.",
+)  # fmt: skip
+SYSTEM_LIB = TableSpec(
+    "system_lib",
+    {
+        "soname": f(STR, required=True, doc="e.g. liblapacke.so.3"),
+        "apt": f(STR, required=True, doc="the Debian/Ubuntu package that provides it"),
+        "dnf": f(STR, doc="the Fedora/RHEL package that provides it"),
+        "pip": f(STR, doc="a wheel that ships it (then it is not listed as an aimet-torch system_libs)"),
+        "basis": f(_enum(BASES), required=True),
+        "notes": f(STR),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
+    },
+    key="soname",
+    doc="A shared library and the distribution package that provides it.",
+)
+OS_RELEASE = TableSpec(
+    "os_release",
+    {
+        "distro": f(STR, required=True, doc="as a text names it, e.g. Ubuntu"),
+        "version": f(STR, required=True, doc="e.g. 22.04"),
+        "glibc": f(VERSION, required=True, doc="the glibc the release ships"),
+        "basis": f(_enum(BASES), required=True),
+        "notes": f(STR),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
+    },
+    key="version",
+    doc="An OS release and the glibc it ships.",
+)
+PYTHON_SUPPORT = TableSpec(
+    "python_support",
+    {
+        "minors": f(_arr(_pattern(PY_MINOR, "a CPython minor like 3.10"), minItems=1), required=True,
+                    doc="the CPython minors verify and sweep consider"),
+        "prefer_from": f(_pattern(PY_MINOR, "a CPython minor"),
+                         required=True, doc="preferred: the oldest minor from this one up, then newer, then older"),
+        "basis": f(_enum(BASES), required=True),
+        "notes": f(STR),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
+    },
+    doc="The CPython minors verify and sweep build environments for, in order of preference (one entry).",
+)  # fmt: skip
+REQUIREMENT = TableSpec(
+    "requirement",
+    {
+        "id": f(_pattern(RULE_ID, "lower-case-with-dots"),
+                required=True, doc="the finding id; implemented in qatdoctor/diagnose/requirements.py"),
+        "summary": f(STR, required=True, doc="what the check compares"),
+        "texts": f(_map(STR, STR),
+                   required=True, doc="the check's texts: name → Python format template"),
+        "basis": f(_enum(BASES), required=True),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
+    },
+    key="id",
+    doc="A built-in requirement check (req.*): its id, which rules' `covers` may name, and its texts.",
+)  # fmt: skip
 
 TOP_FIELDS: Mapping[str, FieldSpec] = {
     "schema_version": f({"type": "integer", "const": SCHEMA_VERSION}, required=True),
@@ -431,8 +500,9 @@ TOP_FIELDS: Mapping[str, FieldSpec] = {
     "description": f(STR),
 }  # fmt: skip
 ARRAYS: Mapping[str, TableSpec] = {
-    "aimet": AIMET, "torch": TORCH, "cuda": CUDA, "api": API, "construct": CONSTRUCT, "rule": RULE,
-    "evidence": EVIDENCE,
+    "aimet": AIMET, "torch": TORCH, "cuda": CUDA, "api": API, "api_line": API_LINE, "system_lib": SYSTEM_LIB,
+    "os_release": OS_RELEASE, "python_support": PYTHON_SUPPORT, "requirement": REQUIREMENT, "construct": CONSTRUCT,
+    "rule": RULE, "evidence": EVIDENCE,
 }  # fmt: skip
 
 

@@ -22,9 +22,6 @@ from qatdoctor.lab.evidence import cell_id
 from qatdoctor.model import Fact, Facts
 from qatdoctor.recommend.commands import CUDA_INDEX
 
-KNOWN_MINORS = tuple(f"3.{minor}" for minor in range(8, 16))
-PREFERRED_FLOOR = 10
-
 
 class IndexUnreachableError(EnvBuildError):
     """The build needs a package index (download.pytorch.org) that cannot be reached from here."""
@@ -169,10 +166,9 @@ def is_known_torch(matrix: Matrix, torch: str) -> bool:
 
 
 def python_choices(matrix: Matrix, aimet: str, torch: str) -> list[str]:
-    """Python minors the combination installs on per the matrix, in order of preference: the oldest from
-    3.10 up (the minor most wheels exist for), then newer ones, then 3.9 and 3.8."""
-    minor = {m: int(m.split(".")[1]) for m in KNOWN_MINORS}
-    ordered = sorted(KNOWN_MINORS, key=lambda m: (minor[m] < PREFERRED_FLOOR, abs(minor[m] - PREFERRED_FLOOR)))
+    """Python minors the combination installs on per the matrix, in the order of preference its
+    [[python_support]] states (the oldest from 3.10 up, then newer ones, then older ones)."""
+    ordered = matrix.python_support.by_preference() if matrix.python_support is not None else ()
     return [m for m in ordered if not blockers(matrix, plan_cell(matrix, aimet, torch, m))]
 
 

@@ -48,15 +48,6 @@ BASE_ESTIMATE_BYTES = 1 * GB
 TORCH_ESTIMATE_BYTES = 7 * GB
 _TORCH_NAMES = frozenset({"torch", "torchvision", "torchaudio", "aimet-torch"})
 
-# soname -> Debian/Ubuntu package that provides it.
-SYSTEM_LIB_PACKAGES: dict[str, str] = {
-    "liblapacke.so.3": "liblapacke",
-    "liblapack.so.3": "liblapack3",
-    "libblas.so.3": "libblas3",
-    "libgomp.so.1": "libgomp1",
-    "libopenblas.so.0": "libopenblas0",
-}
-
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
 _REQ_NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -333,8 +324,18 @@ def _apt_retryable(done: Completed) -> bool:
     )
 
 
-def ensure_system_libs(libs: Sequence[str], runner: Runner = run, log: Log | None = None) -> None:
-    """Make sure each soname is known to `ldconfig -p`, installing via apt-get when root."""
+def apt_packages() -> dict[str, str]:
+    """soname → the Debian/Ubuntu package that provides it, from the matrix's [[system_lib]] table."""
+    from qatdoctor.knowledge.load import load
+
+    return {lib.soname: lib.apt for lib in load().system_libs}
+
+
+def ensure_system_libs(
+    libs: Sequence[str], runner: Runner = run, log: Log | None = None, packages: Mapping[str, str] | None = None
+) -> None:
+    """Make sure each soname is known to `ldconfig -p`, installing via apt-get when root. `packages` (soname → apt
+    package) defaults to the [[system_lib]] table of the matrix."""
     emit = log or _stderr_log
     if not libs:
         return
@@ -345,14 +346,15 @@ def ensure_system_libs(libs: Sequence[str], runner: Runner = run, log: Log | Non
     missing = [lib for lib in libs if lib not in present]
     if not missing:
         return
-    unknown = [lib for lib in missing if lib not in SYSTEM_LIB_PACKAGES]
+    packages = apt_packages() if packages is None else packages
+    unknown = [lib for lib in missing if lib not in packages]
     if unknown:
         raise SystemLibError(
             f"missing system librar{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}",
             hint="install the distribution package that provides it",
         )
-    packages = sorted({SYSTEM_LIB_PACKAGES[lib] for lib in missing})
-    command = f"sudo apt-get install -y {' '.join(packages)}"
+    names = sorted({packages[lib] for lib in missing})
+    command = f"sudo apt-get install -y {' '.join(names)}"
     apt = shutil.which("apt-get")
     if apt is None or not _is_root():
         reason = "apt-get is not available" if apt is None else "not running as root"
@@ -360,8 +362,8 @@ def ensure_system_libs(libs: Sequence[str], runner: Runner = run, log: Log | Non
             f"missing system library {', '.join(missing)} ({reason}); run: {command}", hint=f"run: {command}"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    argv = [apt, "install", "-y", "--no-install-recommends", *packages]
-    emit(f"installing system packages: {' '.join(packages)}")
+    argv = [apt, "install", "-y", "--no-install-recommends", *names]
+    emit(f"installing system packages: {' '.join(names)}")
     done = runner(argv, timeout=900, env=env, on_stderr_line=emit)
     if not done.ok and _apt_retryable(done):
         emit("apt-get install failed; running apt-get update once and retrying")
@@ -369,7 +371,7 @@ def ensure_system_libs(libs: Sequence[str], runner: Runner = run, log: Log | Non
         done = runner(argv, timeout=900, env=env, on_stderr_line=emit)
     if not done.ok:
         raise SystemLibError(
-            f"`apt-get install -y {' '.join(packages)}` failed ({done.describe_exit()}): "
+            f"`apt-get install -y {' '.join(names)}` failed ({done.describe_exit()}): "
             f"{_last_line(done.stderr or done.stdout)}",
             hint=f"run: {command}",
         )
@@ -377,7 +379,7 @@ def ensure_system_libs(libs: Sequence[str], runner: Runner = run, log: Log | Non
     still = [lib for lib in missing if lib not in present]
     if still:
         raise SystemLibError(
-            f"installed {' '.join(packages)} but {', '.join(still)} is still not known to ldconfig",
+            f"installed {' '.join(names)} but {', '.join(still)} is still not known to ldconfig",
             hint=f"run: {command}",
         )
 

@@ -188,7 +188,7 @@ def test_pypi_index_reports_yanked_releases_apart_and_reads_upload_dates(stale: 
     release = missing.aimet[0]
     assert release.uploaded == dt.date(2026, 10, 18)
     assert release.files[0].url == "https://pypi.org/packages/aimet_torch-2.42.0-py310-none-any.whl"
-    proposal = propose_aimet(release, [read_wheel(WHEELS / release.files[0].filename)], today=TODAY)
+    proposal = propose_aimet(release, [read_wheel(WHEELS / release.files[0].filename)], load(stale), today=TODAY)
     assert proposal.entry["released"] == dt.date(2026, 10, 18)
     assert "build date" not in proposal.entry["notes"]
 
@@ -197,7 +197,7 @@ def test_apply_proposals_only_touches_the_release_tables() -> None:
     text = (ROOT / "compat_matrix.toml").read_text(encoding="utf-8")
     release = Release("aimet-torch", "2.43.0", (IndexFile("x.whl", "x.whl", uploaded=TODAY),))
     facts = read_wheel(WHEELS / "aimet_torch-2.42.0-py310-none-any.whl")
-    proposal = propose_aimet(release, [facts], today=TODAY)
+    proposal = propose_aimet(release, [facts], load(ROOT / "compat_matrix.toml"), today=TODAY)
     out = apply_proposals(text, [proposal])
     assert out.replace(out[out.index('[[aimet]]\nversion = "2.43.0"') :].split("\n\n", 1)[0] + "\n\n", "") == text
 
