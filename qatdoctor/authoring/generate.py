@@ -8,10 +8,13 @@ failures no rule explains are returned for a human to curate, never turned into 
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import tomlkit
+from tomlkit.container import Container
+from tomlkit.items import AoT, Array, InlineTable, KeyType, SingleKey, Table, Trivia, Whitespace
 
 from qatdoctor.diagnose.evaluate import Evaluation, evaluate
 from qatdoctor.diagnose.probe_findings import UNEXPLAINED_IMPORT, probe_findings
@@ -27,7 +30,7 @@ _TRAILING_PATH = re.compile(r"\s*\([^()]*\.py\)\s*$")
 class Generated:
     """What one cell contributes beyond its [[evidence]] record."""
 
-    rules: tuple[tuple[str, str], ...] = ()
+    rules: tuple[tuple[str, Table], ...] = ()
     curate: tuple[str, ...] = ()
 
 
@@ -41,9 +44,34 @@ class Provenance:
     file: str
 
 
-def toml_str(text: str) -> str:
-    """A TOML basic string (JSON's escapes are a subset of TOML's)."""
-    return json.dumps(text, ensure_ascii=False)
+def inline(values: Mapping[str, str], *, quoted: bool = True) -> InlineTable:
+    """An inline table in the matrix's style: `{ "key" = "value", ... }` (keys quoted unless `quoted=False`)."""
+    table = InlineTable(Container(), Trivia(), new=False)  # not "new": tomlkit keeps the spacing set here
+    for name, value in values.items():
+        table.append(SingleKey(name, KeyType.Basic) if quoted else name, tomlkit.string(value))
+    if values:
+        next(iter(table.value.body))[1].trivia.indent = " "
+        table.append(None, tomlkit.ws(" "))
+    return table
+
+
+def entry(values: Mapping[str, object]) -> Table:
+    """A `[[table]]` entry with these keys in this order (items as given, plain values through tomlkit)."""
+    table = tomlkit.table()
+    for name, value in values.items():
+        table.append(name, value)
+    return table
+
+
+def entries(*values: Mapping[str, str]) -> AoT:
+    """Sub-tables of an entry (`[[rule.signature]]`, ...), each after a blank line."""
+    return AoT([entry(v) for v in values])
+
+
+def probe_sources(record: str) -> Array:
+    """`sources = [ { kind = "probe", ref = "evidence:<record>" } ]`, one source a line."""
+    source = inline({"kind": "probe", "ref": f"evidence:{record}"}, quoted=False)
+    return Array([Whitespace("\n  "), source, Whitespace("\n")], Trivia())
 
 
 def cell_facts(cell: Cell) -> Facts:
@@ -55,14 +83,14 @@ def cell_facts(cell: Cell) -> Facts:
 
 
 def generate(cell: Cell, matrix: Matrix, where: Provenance) -> Generated:
-    """Rules (id, TOML block) and curation notes for one cell, judged against `matrix`."""
+    """Rules (id, tomlkit table) and curation notes for one cell, judged against `matrix`."""
     if cell.probe is None or "aimet-torch" not in cell.versions or "torch" not in cell.versions:
         return Generated()
     facts = cell_facts(cell)
     evaluation = evaluate(facts, matrix)
     findings = probe_findings(cell.probe, evaluation.facts, matrix, evaluation.findings)
     curate = [f"{cell.id}: {_curate_line(f)}" for f in findings if _needs_curation(f, matrix)]
-    rules: list[tuple[str, str]] = []
+    rules: list[tuple[str, Table]] = []
     if cell.outcome in ("ok", "problems") and _baseline_passes(cell):
         good, reason = _good_rule(cell, evaluation, matrix, where)
         if good is not None:
@@ -107,7 +135,7 @@ def _env_errors(evaluation: Evaluation, matrix: Matrix) -> list[Finding]:
 
 def _good_rule(
     cell: Cell, evaluation: Evaluation, matrix: Matrix, where: Provenance
-) -> tuple[tuple[str, str] | None, str]:
+) -> tuple[tuple[str, Table] | None, str]:
     """The known-good rule for a clean cell; (None, why not) when one exists or a bad rule disagrees."""
     if evaluation.lands_on:
         return None, ""
@@ -131,40 +159,30 @@ def _good_rule(
         if failing
         else " Every probe model passed."
     )
-    lines = [
-        "[[rule]]",
-        f"id = {toml_str(rule_id)}",
-        'kind = "good"',
-        'severity = "info"',
-        f"title = {toml_str(title)}",
-        "summary = "
-        + toml_str(
-            f"qatdoctor probe ({where.date}, {where.platform}): `import aimet_torch` is clean and the baseline "
-            f"Conv-BN model passes every stage with torch {torch}."
-        ),
-        "details = "
-        + toml_str(
-            f"Written by `qatdoctor matrix merge-evidence` from {where.file}. Only torch {torch} was run; the "
-            f"rule covers the {series} series.{others}"
-        ),
-        "when = { " + ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in when) + " }",
-        'basis = "measured"',
-        measured_line(cell, where.record),
-        "sources = [",
-        f'  {{ kind = "probe", ref = {toml_str("evidence:" + where.record)} }}',
-        "]",
-    ]
-    return (rule_id, "\n".join(lines) + "\n"), ""
+    rule = entry({
+        "id": rule_id,
+        "kind": "good",
+        "severity": "info",
+        "title": title,
+        "summary": f"qatdoctor probe ({where.date}, {where.platform}): `import aimet_torch` is clean and the baseline "
+        f"Conv-BN model passes every stage with torch {torch}.",
+        "details": f"Written by `qatdoctor matrix merge-evidence` from {where.file}. Only torch {torch} was run; the "
+        f"rule covers the {series} series.{others}",
+        "when": inline(dict(when)),
+        "basis": "measured",
+        "measured_on": measured_on(cell, where.record),
+        "sources": probe_sources(where.record),
+    })  # fmt: skip
+    return (rule_id, rule), ""
 
 
-def measured_line(cell: Cell, record: str) -> str:
+def measured_on(cell: Cell, record: str) -> Array:
     """`measured_on = [...]` for a rule written from one cell: its aimet-torch, torch and Python minor."""
     versions = {"aimet-torch": cell.versions["aimet-torch"], "torch": _plain(cell.versions["torch"])}
     minor = _series(cell.versions.get("python", ""))
     if minor:
         versions["python"] = minor
-    inline = ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in (*versions.items(), ("evidence", record)))
-    return f"measured_on = [{{ {inline} }}]"
+    return Array([inline({**versions, "evidence": record})], Trivia())
 
 
 def _explained(cell: Cell, evaluation: Evaluation, findings: Sequence[Finding], matrix: Matrix) -> bool:
@@ -174,7 +192,7 @@ def _explained(cell: Cell, evaluation: Evaluation, findings: Sequence[Finding], 
     return bool(_env_errors(evaluation, matrix))
 
 
-def _import_failure_rule(cell: Cell, where: Provenance) -> tuple[str, str]:
+def _import_failure_rule(cell: Cell, where: Provenance) -> tuple[str, Table]:
     assert cell.probe is not None
     aimet, torch, python = cell.versions["aimet-torch"], _plain(cell.versions["torch"]), cell.versions.get("python")
     series, minor = _series(torch), _series(python or "")
@@ -191,30 +209,24 @@ def _import_failure_rule(cell: Cell, where: Provenance) -> tuple[str, str]:
     when = [("aimet-torch", f"=={aimet}"), ("torch", f"=={series}.*")]
     if minor:
         when.append(("python", f"=={minor}.*"))
-    lines = [
-        "[[rule]]",
-        f"id = {toml_str(rule_id)}",
-        'kind = "bad"',
-        'severity = "error"',
-        f"title = {toml_str(title)}",
-        f"summary = {toml_str(summary)}",
-        "details = "
-        + toml_str(
-            f"Written by `qatdoctor matrix merge-evidence` from {where.file} ({where.date}, {where.platform}). "
-            "Only this cell was run: widen the torch/Python ranges by hand when more cells agree."
-        ),
-        "when = { " + ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in when) + " }",
-        "covers = []",
-        'basis = "measured"',
-        measured_line(cell, where.record),
-        "sources = [",
-        f'  {{ kind = "probe", ref = {toml_str("evidence:" + where.record)} }}',
-        "]",
-    ]
+    rule = entry({
+        "id": rule_id,
+        "kind": "bad",
+        "severity": "error",
+        "title": title,
+        "summary": summary,
+        "details": f"Written by `qatdoctor matrix merge-evidence` from {where.file} ({where.date}, {where.platform}). "
+        "Only this cell was run: widen the torch/Python ranges by hand when more cells agree.",
+        "when": inline(dict(when)),
+        "covers": tomlkit.array(),
+        "basis": "measured",
+        "measured_on": measured_on(cell, where.record),
+        "sources": probe_sources(where.record),
+    })  # fmt: skip
     if error is not None:
-        lines += ["", "[[rule.signature]]", f"type = {toml_str(error.type)}", f"text = {toml_str(message)}"]
-        lines += ["", "[[rule.probe]]", 'model = "*"', 'stage = "import"', 'status = "fail"']
-    return rule_id, "\n".join(lines) + "\n"
+        rule.append("signature", entries({"type": error.type, "text": message}))
+        rule.append("probe", entries({"model": "*", "stage": "import", "status": "fail"}))
+    return rule_id, rule
 
 
 def _plain(version: str) -> str:

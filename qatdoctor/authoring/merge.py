@@ -1,20 +1,29 @@
 """`qatdoctor matrix merge-evidence FILE`: evidence cells → [[evidence]] records and rules in compat_matrix.toml.
 
-The TOML is edited as text (its comments and layout are the maintainers'): a record with the same id is
-replaced in place, a new one is appended at the end. The result is validated before it is written.
+The TOML is edited with tomlkit, so its comments and layout (the maintainers') stay whatever they are: an entry
+with the same id is updated in place, a new one joins the end of its table. The result is validated before it is
+written, atomically.
 """
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from qatdoctor.authoring.generate import Provenance, generate, toml_str
+import tomlkit
+from tomlkit.container import Container, OutOfOrderTableProxy
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT, Array, Comment, InlineTable, Table, Trivia
+from tomlkit.toml_document import TOMLDocument
+
+from qatdoctor.authoring.generate import Provenance, entry, generate, inline
 from qatdoctor.knowledge.load import MatrixError, build, parse_toml
 from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.vocab import Problem
@@ -25,13 +34,11 @@ def record_id(cell: Cell) -> str:
     return f"probe-{cell.id}"
 
 
-def render_record(cell: Cell, *, date: str, platform: str, file: str) -> str:
-    """One [[evidence]] block for a cell."""
+def render_record(cell: Cell, *, date: str, platform: str, file: str) -> Table:
+    """One [[evidence]] entry for a cell."""
     versions = dict(cell.versions)
     if cell.api:
         versions["api"] = cell.api
-    inline = ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in versions.items())
-    cases = ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in cell.summary.items())
     failing = sorted(k for k, v in cell.summary.items() if v != "pass")
     summary = (
         f"qatdoctor probe, outcome {cell.outcome}"
@@ -41,22 +48,30 @@ def render_record(cell: Cell, *, date: str, platform: str, file: str) -> str:
     if cell.outcome == "install-failed":
         error = str(cell.install.get("error") or "no error recorded").strip().splitlines()[0][:300]
         summary = f"The environment could not be built, so nothing was probed: {error}."
-    lines = [
-        "[[evidence]]",
-        f"id = {toml_str(record_id(cell))}",
-        f"date = {date}",
-        f"versions = {{ {inline} }}",
-        f"platform = {toml_str(platform)}",
-        f"outcome = {toml_str(cell.outcome)}",
-        f"summary = {toml_str(summary)}",
-        f"file = {toml_str(file)}",
-    ]
+    record = entry({
+        "id": record_id(cell),
+        "date": _date(date),
+        "versions": inline(versions),
+        "platform": platform,
+        "outcome": cell.outcome,
+        "summary": summary,
+        "file": file,
+    })  # fmt: skip
+    cases = dict(cell.summary)
     model = _model_case(cell)
     if model:
-        cases = ", ".join(filter(None, [cases, f"{toml_str(model[0])} = {toml_str(model[1])}"]))
+        cases[model[0]] = model[1]
     if cases:
-        lines.append(f"cases = {{ {cases} }}")
-    return "\n".join(lines) + "\n"
+        record.append("cases", inline(cases))
+    return record
+
+
+def _date(text: str) -> dt.date | str:
+    """A TOML date when `text` is one (a string otherwise, which the schema then rejects)."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return text
 
 
 def _model_case(cell: Cell) -> tuple[str, str] | None:
@@ -73,46 +88,94 @@ def _model_case(cell: Cell) -> tuple[str, str] | None:
     return name, ("; ".join(bad) or "pass") + frozen + changed
 
 
-def merge_text(text: str, blocks: Sequence[tuple[str, str]], table: str = "evidence") -> str:
-    """Replace entries ([[evidence]] or [[rule]]) with the same id; put new ones after the last entry of their
-    table (so each table stays in one piece), or at the end when the table has none yet."""
-    for entry_id, block in blocks:
-        found = _entry_pattern(table, entry_id).search(text)
-        if found is not None:
-            text = text[: found.start()] + block + "\n" + text[found.end() :]
+def merge_entries(doc: TOMLDocument, entries: Sequence[tuple[str, Table]], where: str, table: str = "evidence") -> None:
+    """Write entries ([[evidence]] or [[rule]]) into the parsed matrix: one with the same id is updated in place
+    (only the values that differ, so its comments and layout stay), a new one goes after the last entry of its
+    table, or at the end of the file when the table has none yet."""
+    for entry_id, new in entries:
+        new = copy.deepcopy(new)
+        found = doc.get(table)
+        if found is None:
+            _blank_line_after(doc)
+            doc.append(table, AoT([new]))
             continue
-        last = _last_entry(text, table)
-        if last is None:
-            text = text.rstrip("\n") + "\n\n" + block
+        if not isinstance(found, (AoT, Array)):
+            raise MatrixError(where, f"{table}: not an array of tables")
+        old = next((e for e in found if isinstance(e, (Table, InlineTable)) and e.get("id") == entry_id), None)
+        if old is not None:
+            _update(old, new)
+        elif isinstance(found, AoT):
+            _append(found, new)
         else:
-            head = text[:last].rstrip("\n")
-            text = head + "\n\n" + block + ("\n" + text[last:].lstrip("\n") if text[last:].strip() else "")
-    return text.rstrip("\n") + "\n"
+            found.append(_inline_copy(new))  # `table = [{ ... }, ...]`: one more inline table
 
 
-def _last_entry(text: str, table: str) -> int | None:
-    """Where the last `[[table]]` entry (with its sub-tables) ends."""
-    starts = [m.start() for m in re.finditer(r"^\[\[" + re.escape(table) + r"\]\]\nid = (.*)\n", text, re.M)]
-    if not starts:
-        return None
-    found = re.compile(r"^\[\[" + re.escape(table) + r"\]\]\nid = .*\n" + _body(table), re.M).match(text, starts[-1])
-    return found.end() if found else None
+def _update(old: MutableMapping[str, Any], new: Table) -> None:
+    """Make `old` hold `new`'s values, touching only the keys whose values differ."""
+    for name in [k for k in old if k not in new]:
+        del old[name]
+    for name, value in new.items():
+        current = old.get(name)
+        if name in old and _plain(current) == _plain(value):
+            continue
+        if isinstance(current, (Table, OutOfOrderTableProxy)) and isinstance(value, (Table, InlineTable)):
+            _update(current, cast(Table, value))  # a [table] or dotted keys: their lines stay where they are
+        elif isinstance(current, AoT) and isinstance(value, AoT) and len(current) == len(value):
+            for mine, theirs in zip(current, value, strict=True):
+                _update(mine, theirs)
+        else:
+            old[name] = value
 
 
-def _body(table: str) -> str:
-    if table == "rule":
-        return r"(?:(?!\[\[(?!" + re.escape(table) + r"\.)|\[(?!\[)|#).*\n?)*"
-    return r"(?:(?!\[|#).*\n?)*"
+def _inline_copy(table: Table) -> InlineTable:
+    """`table` as an inline table (its sub-tables as arrays of inline tables)."""
+    out = tomlkit.inline_table()
+    for name, value in table.items():
+        out.append(name, Array([_inline_copy(t) for t in value], Trivia()) if isinstance(value, AoT) else value)
+    return out
 
 
-def _entry_pattern(table: str, entry_id: str) -> re.Pattern[str]:
-    """One `[[table]]` block by id, up to the next top-level table or comment line (sub-tables included)."""
-    head = r"^\[\[" + re.escape(table) + r"\]\]\nid = " + re.escape(toml_str(entry_id)) + r"\n"
-    return re.compile(head + _body(table), re.MULTILINE)
+def _plain(value: Any) -> Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
 
 
-def _wheel_records(path: Path, matrix_path: Path) -> list[tuple[str, str]] | None:
-    """[[evidence]] blocks for a wheel evidence file (`matrix refresh --evidence`); None for other files."""
+def _append(aot: AoT, new: Table) -> None:
+    """Add `new` after the last entry; comments that end that entry (the next section's heading) move below it."""
+    last = _innermost(aot[-1].value)
+    body = last.body
+    cut = len(body)
+    while cut and body[cut - 1][0] is None:
+        cut -= 1
+    first_comment = next((i for i in range(cut, len(body)) if isinstance(body[i][1], Comment)), len(body))
+    gap, moved = body[cut:first_comment], body[first_comment:]
+    del body[first_comment:]
+    if not gap:
+        _blank_line_after(last)
+    tail = _innermost(new.value)
+    for _, item in [*copy.deepcopy(gap), *moved] if (gap or moved) else []:
+        tail.append(None, item)
+    aot.append(new)
+
+
+def _innermost(container: Container) -> Container:
+    """The container whose lines come last in the text: that of the last sub-table, if any."""
+    while container.body and isinstance(container.body[-1][1], (Table, AoT)):
+        item = container.body[-1][1]
+        container = item.value if isinstance(item, Table) else item[-1].value
+    return container
+
+
+def _blank_line_after(container: Container) -> None:
+    """End `container` (a document or the innermost part of an entry) with a blank line."""
+    inner = _innermost(container)
+    text = inner.as_string()
+    newline = "\r\n" if text.endswith("\r\n") else "\n"
+    if text and not text.endswith(newline * 2):
+        inner.append(None, tomlkit.ws(newline if text.endswith(newline) else newline * 2))
+
+
+def _wheel_records(path: Path, matrix_path: Path) -> list[tuple[str, Table]] | None:
+    """[[evidence]] entries for a wheel evidence file (`matrix refresh --evidence`); None for other files."""
     import json
 
     try:
@@ -131,8 +194,8 @@ def wheel_record_id(wheel: dict[str, Any]) -> str:
     return re.sub(r"[^a-z0-9.-]", "-", f"wheel-{wheel['name']}-{wheel['version']}-{tag}".lower())
 
 
-def render_wheel_record(wheel: dict[str, Any], *, date: str, file: str) -> tuple[str, str]:
-    """One [[evidence]] block for a wheel read with zipfile + pyelftools: what the artefact itself says."""
+def render_wheel_record(wheel: dict[str, Any], *, date: str, file: str) -> tuple[str, Table]:
+    """One [[evidence]] entry for a wheel read with zipfile + pyelftools: what the artefact itself says."""
     versions = {str(wheel["name"]): str(wheel["version"])}
     abi = re.match(r"^cpython-3(\d+)", str(wheel.get("python_abi") or ""))
     tag = re.match(r"^cp3(\d+)-", str((wheel.get("tags") or [""])[0]))
@@ -159,21 +222,19 @@ def render_wheel_record(wheel: dict[str, Any], *, date: str, file: str) -> tuple
         symbols = ", ".join(item.get("glibc_symbols", [])[:6])
         glibc = f"GLIBC_{item['glibc']} ({symbols})" if item.get("glibc") else "no GLIBC versions"
         cases[str(item["path"]).rsplit("/", 1)[-1]] = f"{glibc}; NEEDED {' '.join(item.get('needed', []))}"
-    inline = ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in versions.items())
     record = wheel_record_id(wheel)
-    lines = [
-        "[[evidence]]",
-        f"id = {toml_str(record)}",
-        f"date = {date}",
-        f"versions = {{ {inline} }}",
-        f"platform = {toml_str('wheel file read with zipfile and pyelftools (no install, no run)')}",
-        'outcome = "inspected"',
-        f"summary = {toml_str('; '.join(parts) + '.')}",
-        f"file = {toml_str(file)}",
-    ]
+    table = entry({
+        "id": record,
+        "date": _date(date),
+        "versions": inline(versions),
+        "platform": "wheel file read with zipfile and pyelftools (no install, no run)",
+        "outcome": "inspected",
+        "summary": "; ".join(parts) + ".",
+        "file": file,
+    })  # fmt: skip
     if cases:
-        lines.append("cases = { " + ", ".join(f"{toml_str(k)} = {toml_str(v)}" for k, v in cases.items()) + " }")
-    return record, "\n".join(lines) + "\n"
+        table.append("cases", inline(cases))
+    return record, table
 
 
 @dataclass(frozen=True)
@@ -192,9 +253,10 @@ def merge(matrix_path: Path, evidence_paths: Sequence[Path]) -> MergeResult:
     (including one this command wrote before) gets no new rule. Refuses to write a matrix that fails the
     schema or gains lint problems; a generated rule that would contradict the matrix is left to a human.
     """
-    original = matrix_path.read_text(encoding="utf-8")
+    original = _read(matrix_path)
+    where = str(matrix_path)
     cells: list[tuple[Cell, Provenance]] = []
-    records: list[tuple[str, str]] = []
+    records: list[tuple[str, Table]] = []
     for path in evidence_paths:
         wheel_records = _wheel_records(path, matrix_path)
         if wheel_records is not None:
@@ -210,15 +272,18 @@ def merge(matrix_path: Path, evidence_paths: Sequence[Path]) -> MergeResult:
         for cell in found:
             records.append((record_id(cell), render_record(cell, date=date, platform=platform, file=relative)))
             cells.append((cell, Provenance(record_id(cell), date, platform, relative)))
-    text = merge_text(original, records)
+    doc = _parse(original, where)
+    merge_entries(doc, records, where)
+    text = _dump(doc, original)
     matrix = _build(text, matrix_path)
-    rules: dict[str, str] = {}
+    rules: dict[str, Table] = {}
     curate: list[str] = []
-    for cell, where in cells:
-        generated = generate(cell, matrix, where)
+    for cell, at in cells:
+        generated = generate(cell, matrix, at)
         rules.update(generated.rules)
         curate += generated.curate
-    merged = merge_text(text, list(rules.items()), table="rule")
+    merge_entries(doc, list(rules.items()), where, table="rule")
+    merged = _dump(doc, original)
     after = _build(merged, matrix_path)
     goods = _goods_to_check(after, set(rules))
     before = set(_lint_lines(_build(original, matrix_path), goods))
@@ -227,7 +292,9 @@ def merge(matrix_path: Path, evidence_paths: Sequence[Path]) -> MergeResult:
     if dropped:
         curate += [f"not written: {rule} would contradict the matrix ({why})" for rule, why in dropped.items()]
         rules = {k: v for k, v in rules.items() if k not in dropped}
-        merged = merge_text(text, list(rules.items()), table="rule")
+        doc = _parse(text, where)
+        merge_entries(doc, list(rules.items()), where, table="rule")
+        merged = _dump(doc, original)
         new_problems = set(_lint_lines(_build(merged, matrix_path), goods)) - before
     if new_problems:
         raise MatrixError(str(matrix_path), [schema_problem(p) for p in sorted(new_problems)])
@@ -267,6 +334,29 @@ def merge_evidence(matrix_path: Path, evidence_paths: Sequence[Path]) -> list[st
     for line in result.curate:
         print(f"qatdoctor: to curate by hand: {line}", file=sys.stderr)
     return list(result.records)
+
+
+def _read(path: Path) -> str:
+    """The matrix text with its own line endings."""
+    with path.open(encoding="utf-8", newline="") as file:
+        return file.read()
+
+
+def _parse(text: str, where: str) -> TOMLDocument:
+    """The matrix as a tomlkit document (tomllib's message when it is not TOML)."""
+    try:
+        return tomlkit.parse(text)
+    except TOMLKitError as error:
+        parse_toml(text, where)  # raises MatrixError with the loader's own message
+        raise MatrixError(where, f"not valid TOML: {error}") from None
+
+
+def _dump(doc: TOMLDocument, original: str) -> str:
+    """The document's text, in the original's line endings (new entries are written with \\n)."""
+    text = doc.as_string()
+    if "\r\n" in original and "\n" not in original.replace("\r\n", ""):
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return text
 
 
 def _build(text: str, matrix_path: Path) -> Matrix:

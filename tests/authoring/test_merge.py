@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from qatdoctor.authoring.lint import lint
 from qatdoctor.authoring.merge import merge
@@ -173,3 +181,82 @@ def test_a_model_run_becomes_a_case_of_the_record(matrix_copy: Path) -> None:
     assert record is not None
     case = record.cases["model bn_subclass_relu.py:build"]
     assert "qat_step silent-fail (bn_stats_frozen)" in case and "frozen BN layers: 1" in case
+
+
+# A matrix laid out unlike the shipped one: merge-evidence edits it with tomlkit, so whatever the layout, every
+# line it does not write stays as it was.
+SHIPPED_RECORD = "probe-aimet-2.42.0-torch-2.14.1-py311"
+
+
+def unusual(text: str) -> str:
+    """The shipped matrix with comments between entries, a record in dotted keys and another key order, an inline
+    table without padding and a `[evidence.versions]` sub-table."""
+    start = text.index(f'[[evidence]]\nid = "{SHIPPED_RECORD}"\n')
+    end = text.index("\n\n", start)
+    record = tomllib.loads(text[start:end])["evidence"][0]
+    dotted = "\n".join(f'versions.{json.dumps(k)} = {json.dumps(v)}' for k, v in record["versions"].items())
+    rewritten = (
+        f'[[evidence]]\n# measured on a CPU runner\nid = "{SHIPPED_RECORD}"\nfile = {json.dumps(record["file"])}\n'
+        f'{dotted}\noutcome = {json.dumps(record["outcome"])}\ndate = {record["date"]}\n'
+        f'summary = "a stale summary"   # merge-evidence rewrites this one\n'
+        f'platform = {json.dumps(record["platform"])}\n'
+        f'cases = {{{", ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in record["cases"].items())}}}'
+    )
+    text = text[:start] + "# a note between two entries\n\n" + rewritten + text[end:]
+    first = text.index("[[evidence]]\n")
+    head = text[first : text.index("\n\n", first)]
+    lines = head.splitlines()
+    versions = next(line for line in lines if line.startswith("versions = "))
+    table = tomllib.loads(versions)["versions"]
+    moved = [line for line in lines if line != versions] + ["", "[evidence.versions]"]
+    moved += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in table.items()]
+    text = text[:first] + "\n".join(moved) + text[first + len(head) :]
+    rules = text.index("\n[[rule]]\n")
+    return text[:rules] + "\n# ---- rules (comment that ends the last [[evidence]] entry)\n" + text[rules:]
+
+
+def changes(before: str, after: str) -> list[tuple[str, list[str], list[str]]]:
+    """The lines replaced, deleted or inserted between two texts (line endings included)."""
+    a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    return [(op, a[i1:i2], b[j1:j2]) for op, i1, i2, j1, j2 in matcher.get_opcodes() if op != "equal"]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_merge_keeps_an_unusual_layout_byte_for_byte(matrix_copy: Path, newline: str) -> None:
+    before = unusual(matrix_copy.read_text()).replace("\n", newline)
+    matrix_copy.write_bytes(before.encode())
+    assert lint(load(matrix_copy)) == []
+    clean = retarget(recorded(SHIPPED_RECORD), "2.13.0+cu130")
+    path = write(matrix_copy.parent / "evidence" / "s.json", clean)
+    shipped = matrix_copy.parent / "evidence" / f"{SHIPPED_RECORD}.json"
+    result = merge(matrix_copy, [path, shipped])
+    after = matrix_copy.read_bytes().decode()
+    assert result.rules == ("good-measured-aimet-2.42.0-torch-2.13.0-py311",)
+    edits = changes(before, after)
+    assert [op for op, _, _ in edits] == ["replace", "insert", "insert"]
+    summary = f'summary = "qatdoctor probe, outcome problems; failing: bn_no_stats, bn_subclass, functional_bn, functional_bn_nostats, shared_conv."   # merge-evidence rewrites this one{newline}'
+    assert edits[0][1:] == (['summary = "a stale summary"   # merge-evidence rewrites this one' + newline], [summary])
+    record, rule = "".join(edits[1][2]), "".join(edits[2][2])
+    assert f'[[evidence]]{newline}id = "probe-aimet-2.42.0-torch-2.13.0-py311"{newline}' in record
+    assert f'[[rule]]{newline}id = "good-measured-aimet-2.42.0-torch-2.13.0-py311"{newline}' in rule
+    assert after.index(record) < after.index("# ---- rules") < after.index(rule)
+    assert after.index("# ---- rules") < after.index(f"{newline}[[rule]]{newline}")  # it still heads the rules
+    assert "\n" not in after.replace("\r\n", "") if newline == "\r\n" else "\r" not in after
+    matrix = load(matrix_copy)
+    assert lint(matrix) == [] and matrix.evidence_record(SHIPPED_RECORD) is not None
+    merge(matrix_copy, [path, shipped])
+    assert matrix_copy.read_bytes().decode() == after  # idempotent on this layout too
+
+
+
+def test_a_merge_that_would_make_the_matrix_invalid_leaves_it_untouched(matrix_copy: Path) -> None:
+    clean = retarget(recorded(SHIPPED_RECORD), "2.13.0")
+    path = write(matrix_copy.parent / "evidence" / "s.json", clean)
+    payload = json.loads(path.read_text())
+    path.write_text(json.dumps({**payload, "created": "sometime"}))  # the record's date would not be a date
+    before = matrix_copy.read_bytes()
+    with pytest.raises(MatrixError, match="must be a TOML date"):
+        merge(matrix_copy, [path])
+    assert matrix_copy.read_bytes() == before
+    assert [p.name for p in matrix_copy.parent.iterdir() if p.name.endswith(".tmp")] == []
