@@ -43,7 +43,7 @@ def _where(rule: Rule) -> str:
 def _unsatisfiable(matrix: Matrix) -> Iterator[Problem]:
     for rule in matrix.rules:
         for cond in rule.when:
-            if cond.spec is not None and str(cond.spec) and not specs_intersect(cond.spec, SpecifierSet()):
+            if cond.spec is not None and not specs_intersect(cond.spec, SpecifierSet()):
                 yield Problem(f"{_where(rule)} → when.{cond.fact}", f"{cond.raw!r} matches no version at all")
 
 
@@ -78,8 +78,8 @@ def _points(matrix: Matrix, rule: Rule) -> Iterator[Facts]:
                         "torch": Fact.known(str(release)),
                         "torchvision": Fact.known(series.torchvision[str(release)]),
                     }
-                    cuda = cuda_from_local(series.pypi_cuda or "")
-                    values["cuda"] = Fact.known(cuda) if cuda else Fact.absent("cpu")
+                    cuda = cuda_from_local(series.pypi_cuda or "")  # pragma: no mutate - non-cu: None
+                    values["cuda"] = Fact.known(cuda) if cuda else Fact.absent()
                     if python:
                         values["python"] = Fact.known(f"{python}.0")
                     line = matrix.api_line(aimet.version)

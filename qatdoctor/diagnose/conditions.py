@@ -76,7 +76,7 @@ def specs_intersect(a: SpecifierSet, b: SpecifierSet) -> bool:
         try:
             bound = Version(text)
         except ValueError:
-            continue
+            continue  # pragma: no mutate - `===x` matches no version
         bounds.add(bound)
         release = list(bound.release)
         bounds.add(Version(".".join(map(str, [*release, 999999]))))

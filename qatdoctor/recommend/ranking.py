@@ -60,8 +60,8 @@ class Candidate:
             Pin("torch", f"=={self.torch.comparable}{local}"),
             Pin("torchvision", f"=={self.torchvision}{local}"),
         ]
-        if self.numpy:
-            pins.append(Pin("numpy", self.numpy if self.numpy[:1] in "<>=!~" else f"=={self.numpy}"))
+        if self.numpy:  # always a range: the release's numpy range, or a failing rule's pin
+            pins.append(Pin("numpy", self.numpy))
         return pins
 
     @property
@@ -89,10 +89,8 @@ def recommend(
     movable = [(f, r) for f in failing if (r := matrix.rule(f.id)) is not None and r.has_version_fix()]
     hard = tuple(r for f, r in movable if _is_error(f))
     soft = tuple(r for f, r in movable if not _is_error(f))
-    moves: list[Recommendation] = []
     memo: Memo = {}
-    if not is_clean(evaluation) or hard:
-        moves += _version_moves(evaluation, matrix, python, hard, memo, features)
+    moves = _version_moves(evaluation, matrix, python, hard, memo, features) if not is_clean(evaluation) or hard else []
     if soft:
         moves += _version_moves(evaluation, matrix, python, (*hard, *soft), memo, features)
     unique = list({rec.commands: rec for rec in reversed(moves)}.values())[::-1]
@@ -150,7 +148,7 @@ def _satisfies(c: Candidate, facts: Facts, package: str, wanted: SpecifierSet) -
     if package == "numpy":
         if c.numpy is None:  # the installed numpy stays
             return (v := _version(facts, "numpy")) is not None and in_range(v, wanted)
-        planned = SpecifierSet(c.numpy if _is_range(c.numpy) else f"=={c.numpy}")
+        planned = SpecifierSet(c.numpy)  # a range (see Candidate.pins)
         allowed = [s for s in _NUMPY_SAMPLES if planned.contains(s)]
         return bool(allowed) and all(wanted.contains(s) for s in allowed)
     return False
@@ -162,7 +160,7 @@ def _is_error(finding: Finding) -> bool:
 
 def best_known_good(facts: Facts, matrix: Matrix, python: str = "python") -> Recommendation | None:
     """The set to pin: the current one if clean, else the first alternative."""
-    evaluation = evaluate(facts, matrix, python=python)
+    evaluation = evaluate(facts, matrix)  # its findings' fix commands are not used here
     if is_clean(evaluation):
         return _current_as_recommendation(evaluation.facts, evaluation, python)
     moves = _version_moves(evaluation, matrix, python, (), {})
@@ -455,12 +453,11 @@ def planned_facts(
 
 
 def _torch_distance(candidate: Candidate, now: ParsedVersion | None) -> tuple[int, ...]:
-    """Same series first, then the nearest series, then the nearest patch (newer wins ties)."""
+    """The same series first (gap 0), then the nearest series, then the nearest patch (newer wins ties)."""
     if now is None:
-        return (0, 0, -_ordinal(candidate.torch))
-    same = candidate.torch.series == now.series
+        return (-_ordinal(candidate.torch),)
     series_gap = abs(_series_ordinal(candidate.torch) - _series_ordinal(now))
-    return (0 if same else 1, series_gap, abs(_ordinal(candidate.torch) - _ordinal(now)), -_ordinal(candidate.torch))
+    return (series_gap, abs(_ordinal(candidate.torch) - _ordinal(now)), -_ordinal(candidate.torch))
 
 
 def _aimet_distance(release: AimetRelease, now: ParsedVersion | None) -> tuple[int, ...]:
@@ -521,7 +518,7 @@ def _as_recommendation(
     if api_now and api_then and api_now != api_then and (api := matrix.api(api_then)) is not None:
         api_move = ApiMove(api_now, api_then, api.port_note)
         notes.append(api_move.describe())
-    failures: tuple[Rule, ...] = ()
+    failures: tuple[Rule, ...]
     if features is not None:
         failures = tuple(_hazard_rules(c.evaluation.facts, matrix, features))
         notes += [

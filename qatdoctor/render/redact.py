@@ -168,7 +168,7 @@ CONTROLS = re.compile(
 
 def printable(text: str) -> str:
     """`text` without terminal control: escape sequences and control characters removed (tab and newline kept)."""
-    return CONTROLS.sub("", text) if not text.isprintable() else text
+    return CONTROLS.sub("", text) if not text.isprintable() else text  # pragma: no mutate - fast path
 
 
 def printable_data(value: T) -> T:
@@ -183,7 +183,7 @@ def printable_data(value: T) -> T:
 
 
 def _walk(value: Any, text: Any, free: bool) -> Any:
-    if isinstance(value, enum.Enum) or value is None or isinstance(value, (bool, int, float)):
+    if value is None or isinstance(value, (enum.Enum, bool, int, float)):  # pragma: no mutate - fast path
         return value
     if isinstance(value, str):
         return text(value, free)
@@ -192,7 +192,7 @@ def _walk(value: Any, text: Any, free: bool) -> Any:
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # NamedTuple
         return type(value)._make(  # type: ignore[attr-defined]
             _walk(item, text, free and field not in VOCABULARY_FIELDS)
-            for field, item in zip(value._fields, value, strict=True)
+            for field, item in zip(value._fields, value, strict=True)  # pragma: no mutate - same length
         )
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {

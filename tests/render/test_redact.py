@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from typer.testing import CliRunner
@@ -184,6 +184,9 @@ def test_printable_strips_terminal_control() -> None:
         ("MIG-12345678-abcd-ef01-2345-6789abcdef01 and GPU-12345678-abcd-ef01-2345-6789abcdef01",
          "GPU-<redacted> and GPU-<redacted>"),
         ("/custom/home/venv and /custom/homely", "~/venv and /custom/homely"),
+        ("MIG-12345678-abcd-ef01-2345-6789abcdef01 alone", "GPU-<redacted> alone"),
+        ("API_TOKEN=X1234X", "API_TOKEN=<redacted>"),
+        ("API_TOKEN='1234'", "API_TOKEN='1234'"),
     ],
 )  # fmt: skip
 def test_exact_replacements(text: str, expected: str) -> None:
@@ -224,3 +227,29 @@ def test_redact_data_keeps_types_and_passes_its_options(monkeypatch: pytest.Monk
 def test_printable_data_keeps_other_values() -> None:
     assert printable_data({1: [2.5, None, "a\x07b"]}) == {1: [2.5, None, "ab"]}
     assert printable("plain text") == "plain text"
+
+
+def test_redact_data_rebuilds_each_container_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    monkeypatch.setattr(redact_module, "_hosts", lambda: ("buildbox",))
+
+    @dataclasses.dataclass(frozen=True)
+    class Note:
+        text: str
+        summary: str
+
+    out = redact_data(
+        {
+            "plain": {"k": "on buildbox"},
+            "path": PurePosixPath("/srv/buildbox/x"),
+            # under a vocabulary field nothing is a host name, however deep
+            "summary": {"nested": Note("on buildbox", "buildbox")},
+            "entry": Note("on buildbox", "buildbox"),
+        },
+        home="/nonexistent-home",
+    )
+    assert type(out["plain"]) is dict and out["plain"] == {"k": "on <host>"}
+    assert out["path"] == PurePosixPath("/srv/<host>/x")
+    assert out["summary"]["nested"] == Note("on buildbox", "buildbox")
+    assert out["entry"] == Note("on <host>", "buildbox")

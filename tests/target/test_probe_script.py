@@ -252,18 +252,6 @@ def test_arguments_it_does_not_know_are_reported_not_fatal(tmp_path: Path) -> No
     ]
 
 
-def test_the_script_knows_exactly_the_schema_models() -> None:
-    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
-    models = next(
-        node.value
-        for node in tree.body
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MODELS" for t in node.targets)
-    )
-    assert isinstance(models, ast.Tuple)
-    ids = tuple(ast.literal_eval(row)[0] for row in models.elts)
-    assert ids == PROBE_MODELS
-
-
 # --- the saved real outputs (the test data other tests use) -------------------------------------------------------
 
 
