@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from qatdoctor.authoring.lint import lint
 from qatdoctor.core import load_matrix
-from qatdoctor.matrix.lint import lint
-from qatdoctor.matrix.load import _condition
-from qatdoctor.matrix.model import Matrix, ProbeMatch, Rule
+from qatdoctor.knowledge.load import _condition
+from qatdoctor.knowledge.model import Matrix, ProbeMatch, Rule
+from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.model import Measurement, Source
-from qatdoctor.versions import parse_version
 
 FULL = load_matrix(None)
 AIMETS = ("1.32.2", "2.0.0", "2.42.0")

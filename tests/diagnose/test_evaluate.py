@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import pytest
 
 from qatdoctor.core import load_matrix
-from qatdoctor.evaluate import (
+from qatdoctor.diagnose.evaluate import (
     Evaluation,
     caveat_context,
     could_be_good,
@@ -18,8 +18,8 @@ from qatdoctor.evaluate import (
     is_clean,
     verdict_of,
 )
+from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.model import Fact, Facts, FactState, Finding, Scope, Severity, Status, Verdict
-from qatdoctor.versions import parse_version
 
 MATRIX = load_matrix(None)
 UNKNOWN = Fact.unknown("could not read it")

@@ -9,10 +9,17 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from qatdoctor.core import load_matrix
-from qatdoctor.matrix.model import Matrix
+from qatdoctor.diagnose.requirements import (
+    Context,
+    check_requirements,
+    cuda_major,
+    known_pythons,
+    runs_on,
+    wheel_pythons,
+)
+from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.model import Fact, Facts, Finding, Gpu, Severity, Status
-from qatdoctor.requirements import Context, check_requirements, cuda_major, known_pythons, runs_on, wheel_pythons
-from qatdoctor.versions import parse_version
 
 MATRIX = load_matrix(None)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from qatdoctor.conditions import Outcome
 from qatdoctor.core import load_matrix
-from qatdoctor.matrix.load import _condition
-from qatdoctor.matrix.model import Rule, RuleFix
+from qatdoctor.diagnose.conditions import Outcome
+from qatdoctor.diagnose.rules import fix_from_rule, match_rules, rule_finding
+from qatdoctor.knowledge.load import _condition
+from qatdoctor.knowledge.model import Rule, RuleFix
+from qatdoctor.knowledge.versions import parse_specifier
 from qatdoctor.model import Fact, Facts, Measurement, Scope, Severity, Source, Status
-from qatdoctor.rules import fix_from_rule, match_rules, rule_finding
-from qatdoctor.versions import parse_specifier
 
 MATRIX = load_matrix(None)
 SOURCE = (Source("issue", "quic/aimet#1", "a report"),)

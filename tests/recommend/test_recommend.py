@@ -8,13 +8,13 @@ from collections.abc import Mapping
 
 import pytest
 
-from qatdoctor.conditions import evaluate_all
 from qatdoctor.core import load_matrix
-from qatdoctor.evaluate import evaluate
+from qatdoctor.diagnose.conditions import evaluate_all
+from qatdoctor.diagnose.evaluate import evaluate
+from qatdoctor.diagnose.rules import rule_finding
+from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.model import Change, Fact, Facts, Finding, Recommendation, Scope, Severity, Status
-from qatdoctor.recommend import Memo, best_known_good, recommend, set_with
-from qatdoctor.rules import rule_finding
-from qatdoctor.versions import parse_version
+from qatdoctor.recommend.ranking import Memo, best_known_good, recommend, set_with
 
 MATRIX = load_matrix(None)
 PIP = "python -m pip install"
