@@ -96,6 +96,10 @@ def test_a_prerelease_in_the_matrix_makes_a_range_reachable() -> None:
 
 def test_a_triage_rule_may_name_versions_the_matrix_does_not_list() -> None:
     assert problems(rule("x", {"aimet-torch": "<1.26"}, triage_only=True)) == []
+    # and the rules after it are still checked
+    assert problems(rule("t", {"aimet-torch": "<1.26"}, triage_only=True), rule("x", {"aimet-torch": "==9.9.9"})) == [
+        "rule 'x' → when.aimet-torch: unreachable: no aimet-torch release in the matrix matches '==9.9.9'"
+    ]
     # but its range must still match some version
     assert problems(rule("x", {"aimet-torch": "<1,>2"}, triage_only=True)) == [
         "rule 'x' → when.aimet-torch: '<1,>2' matches no version at all"

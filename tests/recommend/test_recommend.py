@@ -200,6 +200,25 @@ MOVES = [
          f'rec.keep-torch | move aimet-torch to 2.0.0 (keep torch 2.2.2) | {PIP} "aimet-torch==2.0.0" '
          '"torchvision==0.17.2" "numpy<2"'],
         id="a-measured-torch-before-a-nearer-declared-one"),
+    pytest.param(
+        {"aimet_torch": "2.10.0", "torch": "2.2.2", "python": "3.10.13", "aimet_api": "v1", "numpy": "1.26.4"},
+        [f'rec.keep-aimet | pin torch==2.1.2 (keep aimet-torch 2.10.0) | {PIP} "torch==2.1.2" "torchvision==0.16.2"',
+         f'rec.keep-torch | move aimet-torch to 2.0.0 (keep torch 2.2.2) | {PIP} "aimet-torch==2.0.0" '
+         '"torchvision==0.17.2"',
+         'rec.newest | install aimet-torch 2.42.0 with torch 2.10.0 | '
+         f'{PIP} "aimet-torch==2.42.0" "torch==2.10.0" "torchvision==0.25.0"',
+         'rec.code.aimet-v1-api-torch-mismatch-2.1-2.24 | Migrate to the default v2 QuantSim (drop AIMET_DEFAULT_API=v1 '
+         'and imports from aimet_torch.v1); v1 is removed in 2.30. | '],
+        id="a-stated-v1-api-carries-over-to-releases-that-ship-it"),
+    pytest.param(
+        {"aimet_torch": "2.10.0", "torch": "2.2.2", "python": "3.10.13", "numpy": Fact.unknown("x")},
+        [f'rec.keep-aimet | pin torch==2.1.2 (keep aimet-torch 2.10.0) | {PIP} "torch==2.1.2" "torchvision==0.16.2" '
+         '"numpy<2"',
+         'rec.newest | install aimet-torch 2.42.0 with torch 2.10.0 | '
+         f'{PIP} "aimet-torch==2.42.0" "torch==2.10.0" "torchvision==0.25.0"',
+         f'rec.keep-torch | move aimet-torch to 2.0.0 (keep torch 2.2.2) | {PIP} "aimet-torch==2.0.0" '
+         '"torchvision==0.17.2" "numpy<2"'],
+        id="an-unknown-numpy-gets-the-release-range"),
 ]  # fmt: skip
 
 
@@ -541,3 +560,13 @@ def test_a_cuda_major_without_a_known_driver_floor() -> None:
         "moves torch from CUDA 13 to CUDA 12: needs NVIDIA driver >= ? where it runs (driver: unknown here; "
         "check with --target-driver)"
     )
+
+
+def test_the_gpus_are_held_fixed() -> None:
+    from qatdoctor.model import Gpu
+
+    values = {"aimet_torch": "2.42.0", "torch": "2.14.1", "python": "3.11.7", "numpy": "2.4.6", "driver": "580.95"}
+    pascal = make_facts(**values).with_gpus((Gpu("GTX 1080", "6.1"),))
+    assert [line(r) for r in recommend(evaluate(pascal, MATRIX), MATRIX)] == [
+        f'rec.keep-aimet | pin torch==2.6.0 (keep aimet-torch 2.42.0) | {PIP} "torch==2.6.0" "torchvision==0.21.0"'
+    ]
