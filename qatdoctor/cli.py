@@ -5,7 +5,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
@@ -37,8 +37,6 @@ app = typer.Typer(
     context_settings=HELP_OPTIONS,
 )
 app.add_typer(matrix_commands.app, name="matrix", context_settings=HELP_OPTIONS)
-
-T = TypeVar("T")
 
 PythonOpt = Annotated[
     str | None,

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qatdoctor import __version__
-from qatdoctor.cli import app
+from qatdoctor.cli import app, main
 from qatdoctor.exitcodes import ExitCode
 
 runner = CliRunner()
@@ -24,6 +24,23 @@ def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-un
 def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"qatdoctor {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["--version"], ExitCode.OK),
+        (["resolve", "--no-such-option"], ExitCode.USAGE),
+        (["resolve", "--strict", *SUPPORT, "-a", "python=3.10", "-f", "json"], None),
+        (["resolve", "-a", "torch=not-a-version"], ExitCode.BAD_INPUT),
+    ],
+)  # fmt: skip
+def test_main_returns_the_exit_code(argv: list[str], code: ExitCode | None, capsys: pytest.CaptureFixture[str]) -> None:
+    returned = main(argv)
+    if code is None:  # the verdict decides: the code must be the one the JSON's verdict maps to
+        verdict = json.loads(capsys.readouterr().out)["verdict"]
+        code = {"ok": ExitCode.OK, "problems": ExitCode.PROBLEMS, "unknown": ExitCode.UNKNOWN}[verdict]
+    assert returned == int(code)
 
 
 def test_python_dash_m_entry_point() -> None:
