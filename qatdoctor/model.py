@@ -193,6 +193,10 @@ class Finding(NamedTuple):
     not_reproduced: bool = False
     # an unexplained probe failure of this stand-in model (None: of the import, or not a probe failure)
     stand_in: str | None = None
+    # the facts it is about (a rule's `when` facts, a requirement check's fact): what the text view groups it by
+    about: tuple[str, ...] = ()
+    # the one line of evidence that shows it (a reproduced error first), for the short view; the rest is in -v
+    headline: str | None = None
 
     @property
     def failed(self) -> bool:

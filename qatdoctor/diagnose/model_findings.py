@@ -62,7 +62,7 @@ def _about_model(
     construct = matrix.construct(rule.model_feature or "")
     title = construct.title if construct is not None else rule.model_feature
     hit = run.constructs.get(rule.model_feature or "")
-    base = finding._replace(scope=Scope.MODEL, likely=None)
+    base = finding._replace(scope=Scope.MODEL, likely=None, headline=None)
     if rule.model_feature not in present:
         return base._replace(
             status=Status.NOT_APPLICABLE,
@@ -81,6 +81,7 @@ def _about_model(
             summary=f"Reproduced on your model. {rule.summary}",
             evidence=(*evidence, *finding.evidence),
             layers=layers,
+            headline=_headline(reproduced),
         )
     fixed = [s for s in (run.fixed.stages if run.fixed else ()) if _explains(rule, s, matrix)]
     if fixed:
@@ -111,6 +112,7 @@ def _about_model(
             f"first, so this could not be checked (see the other findings). {rule.summary}",
             evidence=(*evidence, *(describe(s) for s in ran if s.status is not Status.PASS)),
             layers=layers,
+            headline=_headline([s for s in ran if s.status is not Status.PASS]),
         )
     how = (
         "the run did not get as far as showing it"
@@ -163,6 +165,7 @@ def _unexplained(run: ModelRun, explained: set[str]) -> list[Finding]:
                 summary="Your model's run through the real AIMET pipeline failed here, and no matrix rule "
                 "explains it. The error is shown as seen; please report it with `qatdoctor report`.",
                 evidence=(describe(stage),),
+                headline=describe(stage),
                 scope=Scope.MODEL,
                 layers=stage.layers,
             )
@@ -189,14 +192,14 @@ def _fixed(run: ModelRun, matrix: Matrix, applicable: set[str]) -> list[Finding]
         return []
     before = {s.stage: s for s in run.stages}
     after = run.fixed
-    changes = [
-        f"{s.stage}: {before[s.stage].status.value if s.stage in before else '-'} → {s.status.value}"
+    changes = {
+        s.stage: f"{s.stage}: {before[s.stage].status.value if s.stage in before else '-'} → {s.status.value}"
         for s in after.stages
-    ]
+    }
     swapped = _listed(run.fixes, "swapped")
     refused = _listed(run.fixes, "refused")
     still = list(after.failed_stages())
-    evidence = [*changes]
+    evidence = [*changes.values()]
     if swapped:
         evidence.append(f"swapped {len(swapped)} {_plural(len(swapped), 'layer')}: {shown(swapped)}")
     if refused:
@@ -224,6 +227,7 @@ def _fixed(run: ModelRun, matrix: Matrix, applicable: set[str]) -> list[Finding]
             summary="The pipeline ran again on a fresh model from your factory with "
             "`qatdoctor.fixes.make_qat_safe(model, example_input)` applied first.",
             evidence=tuple(evidence),
+            headline=next((changes[s.stage] for s in still), None),
             scope=Scope.MODEL,
             layers=tuple(swapped),
         )
@@ -254,8 +258,15 @@ def _not_examined(run: ModelRun) -> Finding:
         "caveats. Fix the factory (it runs in the target interpreter, with its file's directory on sys.path), "
         "or pass --input-shape when it returns only a module.",
         evidence=tuple(x for x in (run.reason, *(run.error.frames if run.error else ())) if x),
+        headline=run.reason,
         scope=Scope.MODEL,
     )
+
+
+def _headline(stages: Sequence[StageResult]) -> str | None:
+    """The stage that shows a failure best: the first with an error, else the first."""
+    shown = next((s for s in stages if s.error is not None), next(iter(stages), None))
+    return describe(shown) if shown is not None else None
 
 
 def describe(stage: StageResult) -> str:

@@ -46,6 +46,12 @@ class Observation:
         return f"{where}: {self.check}: {self.measured}"
 
 
+def headline(items: Sequence[Observation]) -> str | None:
+    """The observation that shows a failure best: the first with an error, else the first."""
+    shown = next((o for o in items if o.error is not None), next(iter(items), None))
+    return shown.describe() if shown is not None else None
+
+
 def observations(probe: ProbeRun) -> list[Observation]:
     """Every failed stage, plus the import failure."""
     out = []
@@ -104,7 +110,7 @@ def probe_findings(
         evidence = tuple(o.describe() for o in items)
         outcome = evaluate_all(rule.when, facts)
         confirmed[rule_id] = rule_finding(
-            rule, outcome, confirmed=True, python=python, extra_evidence=evidence, facts=facts
+            rule, outcome, confirmed=True, python=python, extra_evidence=evidence, headline=headline(items), facts=facts
         )
     merged = [_not_reproduced(f, probe, matrix) for f in static if f.id not in confirmed]
     merged += [_as_confirmed(f) for f in confirmed.values()]
@@ -173,6 +179,7 @@ def _unexplained(items: list[Observation], matrix: Matrix) -> list[Finding]:
                 summary="The probe reproduced a failure in this environment that the matrix does not know. "
                 "The error is shown as seen; please report it with `qatdoctor report`.",
                 evidence=tuple(o.describe() for o in group),
+                headline=headline(group),
                 scope=Scope.CAVEAT if construct is not None else Scope.ENVIRONMENT,
                 construct=construct.id if construct is not None else None,
                 stand_in=model if model != "*" else None,
@@ -199,6 +206,7 @@ def _died(probe: ProbeRun) -> Finding:
             "a crash in a native extension (torch/AIMET) or a mismatched binary is the usual cause."
         ),
         evidence=tuple(f"stderr: {line}" for line in tail),
+        headline=next((f"stderr: {line}" for line in tail if "Error" in line), f"stderr: {tail[0]}" if tail else None),
     )
 
 

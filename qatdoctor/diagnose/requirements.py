@@ -18,6 +18,7 @@ from packaging.version import Version
 from qatdoctor.knowledge.load import MatrixError
 from qatdoctor.knowledge.model import AimetRelease, Matrix, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
+from qatdoctor.knowledge.vocab import GPU
 from qatdoctor.model import Facts, FactState, Finding, Fix, Severity, Source, Status
 
 _CP_WHEEL = re.compile(r"^cp3(\d+)-")
@@ -81,6 +82,7 @@ def _unknown(check_id: str, what: str, fact: str, facts: Facts, sources: tuple[S
         origin="requirements",
         summary=f"needs {fact}: {facts.get(fact).describe()}",
         sources=sources,
+        about=(fact,),
     )
 
 
@@ -96,18 +98,22 @@ def _spec_check(ctx: Context, check_id: str, fact: str, spec: SpecifierSet | Non
     version = _version(ctx.facts, fact)
     if state is FactState.ABSENT or version is None:
         if state is FactState.ABSENT and fact in ("torch", "torchvision", "numpy"):
-            yield _fail(ctx, check_id, f"{fact} is not installed", f"aimet-torch {ctx.aimet.version} {declared} {spec}")
+            installed = f"aimet-torch {ctx.aimet.version} {declared} {spec}"
+            yield _fail(ctx, check_id, fact, f"{fact} is not installed", installed)
         return
     if not in_range(version, spec):
         yield _fail(
             ctx,
             check_id,
+            fact,
             f"{fact} {version} does not satisfy aimet-torch {ctx.aimet.version}'s {declared} {spec}",
             f"{fact} {version} not in {spec}",
         )
 
 
-def _fail(ctx: Context, check_id: str, title: str, evidence: str, summary: str | None = None) -> Finding:
+def _fail(
+    ctx: Context, check_id: str, fact: str, title: str, evidence: str, summary: str | None = None
+) -> Finding:
     assert ctx.aimet is not None
     return Finding(
         id=check_id,
@@ -117,6 +123,7 @@ def _fail(ctx: Context, check_id: str, title: str, evidence: str, summary: str |
         summary=summary or f"{title}; the versions qatdoctor recommends below satisfy it.",
         sources=ctx.aimet.sources,
         evidence=(evidence,),
+        about=(fact,),
     )
 
 
@@ -163,6 +170,7 @@ def _python_wheels(ctx: Context) -> Iterator[Finding]:
             origin="coverage",
             summary=text(ctx.matrix, check, "summary"),
             fixes=(Fix("config", text(ctx.matrix, check, "fix")),),
+            about=("python",),
         )
     torch = ctx.torch
     wheel = "req.python-wheel"
@@ -176,6 +184,7 @@ def _python_wheels(ctx: Context) -> Iterator[Finding]:
             summary=text(ctx.matrix, wheel, "torch_summary", **fields),
             sources=torch.sources,
             evidence=(text(ctx.matrix, wheel, "torch_evidence", **fields),),
+            about=("python",),
         )
     aimet = ctx.aimet
     minors = wheel_pythons(aimet) if aimet is not None else None
@@ -185,6 +194,7 @@ def _python_wheels(ctx: Context) -> Iterator[Finding]:
         yield _fail(
             ctx,
             wheel,
+            "python",
             text(ctx.matrix, wheel, "aimet_title", **found),
             text(ctx.matrix, wheel, "aimet_evidence", **found),
         )
@@ -217,6 +227,7 @@ def _glibc(ctx: Context) -> Iterator[Finding]:
         yield _fail(
             ctx,
             check,
+            "glibc",
             text(ctx.matrix, check, "title", **fields),
             text(ctx.matrix, check, "evidence", **fields),
             summary=text(ctx.matrix, check, "summary", **fields),
@@ -235,9 +246,8 @@ def _cuda_major(ctx: Context) -> Iterator[Finding]:
     major = cuda_major(cuda.value) if cuda.is_known else None
     if major is not None and major != aimet.cuda_major:
         fields = {"cuda": cuda.value, "major": major, "aimet": aimet.version, "cuda_major": aimet.cuda_major}
-        yield _fail(
-            ctx, check, text(ctx.matrix, check, "title", **fields), text(ctx.matrix, check, "evidence", **fields)
-        )
+        title, evidence = text(ctx.matrix, check, "title", **fields), text(ctx.matrix, check, "evidence", **fields)
+        yield _fail(ctx, check, "cuda", title, evidence)
 
 
 def _system_libs(ctx: Context) -> Iterator[Finding]:
@@ -261,6 +271,7 @@ def _system_libs(ctx: Context) -> Iterator[Finding]:
                 fixes=(Fix("system", text(ctx.matrix, check, "fix", **fields), (command,)),),
                 sources=ctx.aimet.sources,
                 evidence=(text(ctx.matrix, check, "evidence", **fields),),
+                about=(f"lib:{lib}",),
             )
 
 
@@ -273,6 +284,7 @@ def _v1(ctx: Context) -> Iterator[Finding]:
         yield _fail(
             ctx,
             removed,
+            "aimet-api",
             text(ctx.matrix, removed, "title", aimet=aimet.version),
             text(ctx.matrix, removed, "evidence", aimet=aimet.version),
             summary=text(ctx.matrix, removed, "summary", aimet=aimet.version),
@@ -290,6 +302,7 @@ def _v1(ctx: Context) -> Iterator[Finding]:
         yield _fail(
             ctx,
             "req.v1",
+            "cuda",
             text(ctx.matrix, "req.v1", "cuda_title", **fields),
             text(ctx.matrix, "req.v1", "cuda_evidence", **fields),
         )
@@ -310,6 +323,7 @@ def _torchvision_pair(ctx: Context) -> Iterator[Finding]:
             summary=text(ctx.matrix, check, "summary", **fields),
             sources=ctx.torch.sources,
             evidence=(text(ctx.matrix, check, "evidence", **fields),),
+            about=("torchvision", "torch"),
         )
 
 
@@ -325,7 +339,7 @@ def _driver(ctx: Context) -> Iterator[Finding]:
     check = "req.driver"
     fields = {"major": major, "driver_min": needed.driver_min, "driver": driver.value, "cuda": cuda.value}
     if driver.state is FactState.ABSENT:
-        yield _not_applicable(check, text(ctx.matrix, check, "not_applicable", **fields))
+        yield _not_applicable(check, text(ctx.matrix, check, "not_applicable", **fields), "driver")
         return
     if driver.state is FactState.UNKNOWN:
         yield _unknown(check, text(ctx.matrix, check, "unknown", **fields), "driver", ctx.facts, needed.sources)
@@ -341,6 +355,7 @@ def _driver(ctx: Context) -> Iterator[Finding]:
             fixes=(Fix("system", text(ctx.matrix, check, "fix", **fields)),),
             sources=needed.sources,
             evidence=(text(ctx.matrix, check, "evidence", **fields),),
+            about=("driver",),
         )
 
 
@@ -351,7 +366,7 @@ def _gpu_arch(ctx: Context) -> Iterator[Finding]:
         return
     check = "req.gpu-arch"
     if gpus == ():
-        yield _not_applicable(check, text(ctx.matrix, check, "not_applicable", torch=torch))
+        yield _not_applicable(check, text(ctx.matrix, check, "not_applicable", torch=torch), GPU)
         return
     if not gpus:
         return
@@ -371,10 +386,11 @@ def _gpu_arch(ctx: Context) -> Iterator[Finding]:
                 summary=text(ctx.matrix, check, "summary", **fields),
                 sources=ctx.torch.sources,
                 evidence=(text(ctx.matrix, check, "evidence", **fields),),
+                about=(GPU,),
             )
 
 
-def _not_applicable(check_id: str, what: str) -> Finding:
+def _not_applicable(check_id: str, what: str, fact: str) -> Finding:
     """GPU checks on a host without a GPU (a container build): neither pass nor fail."""
     return Finding(
         id=check_id,
@@ -384,6 +400,7 @@ def _not_applicable(check_id: str, what: str) -> Finding:
         origin="requirements",
         summary="This host has no NVIDIA driver/GPU. Give the machine that will run the environment with "
         "--target-driver VERSION (and --assume gpu=CC) to check it.",
+        about=(fact,),
     )
 
 

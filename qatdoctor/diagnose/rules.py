@@ -49,6 +49,7 @@ def rule_finding(
     confirmed: bool = False,
     python: str = "python",
     extra_evidence: tuple[str, ...] = (),
+    headline: str | None = None,
     facts: Facts | None = None,
 ) -> Finding:
     """The finding for a matched (or undecided) rule.
@@ -90,4 +91,6 @@ def rule_finding(
         construct=rule.model_feature if rule.scope == "model" else None,
         basis=basis,
         measured_on=rule.measured_on,
+        about=tuple(dict.fromkeys(c.fact for c in rule.when)),
+        headline=headline or next(iter(outcome.missing), None),
     )

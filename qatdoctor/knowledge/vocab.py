@@ -23,7 +23,8 @@ CELL_FACTS = (*SET_PACKAGES, "python")
 # Facts a rule's `when` may test, and what kind of value each takes.
 VERSION_FACTS = (*(name for name in PACKAGES if name != "mmcv-lite"), *PLATFORM_FACTS)
 CHOICE_FACTS: Mapping[str, tuple[str, ...]] = {"aimet-api": ("v1", "v2")}
-LIBRARY_FACTS = tuple(f"lib:{soname}" for soname in LIBRARIES)
+LIBRARY_PREFIX = "lib:"
+LIBRARY_FACTS = tuple(f"{LIBRARY_PREFIX}{soname}" for soname in LIBRARIES)
 PRESENCE = ("present", "absent")
 CONDITION_FACTS = (*VERSION_FACTS, *CHOICE_FACTS, *LIBRARY_FACTS)
 # The order a facts table shows them in (the rest follow, sorted); `platform` and `os` are the collector's.

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
+from qatdoctor.knowledge.vocab import GPU, LIBRARY_PREFIX
 from qatdoctor.model import FAILED, Finding, Recommendation, Report, Scope, Severity, Status, Verdict, finding_order
 
 WIDTH = 100  # piped output wraps here; a terminal uses its own width
@@ -30,6 +31,7 @@ class Group(NamedTuple):
     key: str
     label: str
     findings: tuple[Finding, ...]
+    checked: bool = True  # False: nothing was examined (no probe run, no library checked), so no pass mark
 
 
 def render(report: Report, *, styled: bool = False) -> str:
@@ -91,8 +93,8 @@ def groups(report: Report) -> list[Group]:
         Group("python", python, tuple(sorted_out["python"])),
         Group("stack", stack, tuple(sorted_out["stack"])),
         Group("cuda", f"{cuda} · driver {driver or 'none here'} · {gpu}", tuple(sorted_out["cuda"])),
-        Group("libs", "System libraries: " + (", ".join(libs) or "none checked"), tuple(sorted_out["libs"])),
-        Group("probe", _probe_label(report), tuple(sorted_out["probe"])),
+        Group("libs", f"System libraries: {', '.join(libs) or 'none checked'}", tuple(sorted_out["libs"]), bool(libs)),
+        Group("probe", _probe_label(report), tuple(sorted_out["probe"]), report.probe is not None),
     ]
     model = report.probe.model if report.probe is not None else None
     about_model = tuple(f for f in report.findings if f.scope is Scope.MODEL)
@@ -103,29 +105,18 @@ def groups(report: Report) -> list[Group]:
 
 
 GROUP_KEYS = ("python", "stack", "cuda", "libs", "probe", "coverage")
-_BY_ID = {
-    "req.python": "python", "req.glibc": "python", "req.driver": "cuda", "req.gpu-arch": "cuda",
-    "req.cuda-major": "cuda", "req.system-lib": "libs",
-}  # fmt: skip
+# where a finding about a platform fact goes (library facts: "libs"); the most specific group wins
+_FACT_GROUP = {"driver": "cuda", "cuda": "cuda", GPU: "cuda", "python": "python", "glibc": "python"}
+_PRECEDENCE = ("libs", "cuda", "python")
 
 
 def _group_of(finding: Finding) -> str:
-    if finding.id in _BY_ID:
-        return _BY_ID[finding.id]
-    if finding.origin == "coverage":
-        return "coverage"
+    if finding.origin in ("coverage", "probe"):
+        return finding.origin
     if finding.origin == "expectation":
         return "cuda"
-    if finding.origin == "probe" or finding.id.startswith("probe."):
-        return "probe"
-    text = f"{finding.id} {' '.join(finding.evidence)}".lower()
-    if "glibc" in text or ("python " in text and "python-not" in finding.id):
-        return "python"
-    if "lib:" in text or "liblapacke" in text or "libcublas" in text:
-        return "libs"
-    if "driver" in text or "cuda-major" in text:
-        return "cuda"
-    return "stack"
+    about = {"libs" if f.startswith(LIBRARY_PREFIX) else _FACT_GROUP.get(f, "stack") for f in finding.about}
+    return next((group for group in _PRECEDENCE if group in about), "stack")
 
 
 def _probe_label(report: Report) -> str:
@@ -173,6 +164,8 @@ def mark(findings: Iterable[Finding]) -> str:
 
 def _group(console: Console, group: Group, numbers: dict[str, int], recs: tuple[Recommendation, ...]) -> None:
     state = mark(group.findings)
+    if state == "pass" and not group.checked:
+        state = "n/a"
     symbol, style = MARK[state]
     first, *rest = group.label.split("\n")
     _wrapped(console, escape(first), 0, f"[{style}]{symbol}[/]")
@@ -191,22 +184,15 @@ def _finding(console: Console, finding: Finding, numbers: dict[str, int], recs: 
         more = len(finding.layers) - MAX_SHOWN
         names = ", ".join(finding.layers[:MAX_SHOWN]) + (f", … (+{more})" if more > 0 else "")
         _wrapped(console, f"[dim]{len(finding.layers)} layers: {escape(names)}[/]", 4)
-    detail = _key_evidence(finding)
+    detail = finding.headline
     if detail:
-        _wrapped(console, f"[dim]{escape(detail)}[/]", 4)
+        shown = detail if len(detail) <= 160 else detail[:157] + "…"
+        _wrapped(console, f"[dim]{escape(shown)}[/]", 4)
     if finding.likely:
         _wrapped(console, f"[yellow]likely: {escape(finding.likely)}[/]", 4)
     fix = _fix_line(finding, numbers, recs)
     if fix:
         _wrapped(console, f"fix: {fix}", 4)
-
-
-def _key_evidence(finding: Finding) -> str | None:
-    """The one line that shows it: a reproduced error first, else a silent check (the rest is in -v)."""
-    lines = [line for line in finding.evidence if not line.startswith(("scan:", "aimet-", "with fixes:"))]
-    chosen = next((line for line in lines if "Error:" in line or "Error " in line), None)
-    chosen = chosen or next((line for line in lines if ": " in line), None)
-    return None if chosen is None else chosen if len(chosen) <= 160 else chosen[:157] + "…"
 
 
 def _fix_line(finding: Finding, numbers: dict[str, int], recs: tuple[Recommendation, ...]) -> str | None:

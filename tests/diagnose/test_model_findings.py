@@ -214,3 +214,22 @@ def test_a_silu_model_on_2_0_0_fails_at_quantsim_and_an_upgrade_clears_it() -> N
     assert silu.status is Status.FAIL and silu.layers == ("act",)  # type: ignore[attr-defined]
     first = report.recommendations[0]
     assert first.kind != "code" and not first.model_failures, first
+
+
+@pytest.mark.parametrize(
+    ("env", "run", "finding_id", "headline"),
+    [
+        pytest.param("aimet-1.32.2", RTMDET_1_32_2, "bn-subclass-qat-crash-v1",
+                     f"qat_step: RuntimeError: {NATIVE_BN.message}", id="the-reproduced-error"),
+        pytest.param("aimet-1.32.2", RTMDET_1_32_2, "shared-conv-fold-keyerror-1.32.2", "fold: KeyError: '1'",
+                     id="an-error-without-layers"),
+        pytest.param("aimet-2.42.0", RTMDET_2_42_0, "bn-subclass-stats-frozen-v2",
+                     "prepare: training_false_baked: measured", id="a-silent-failure-its-first-stage"),
+        pytest.param("aimet-1.32.2", model_run(RTMDET, stage("prepare", S, check="training_false_baked"),
+                                               stage("quantsim", F, error=SILU)),
+                     "model.unexplained.quantsim", f"quantsim: ValueError: {SILU.message}", id="unexplained"),
+    ],
+)  # fmt: skip
+def test_a_model_finding_leads_with_what_shows_it(env: str, run: ModelRun, finding_id: str, headline: str) -> None:
+    found = by_id(diagnose(env, run))[finding_id]
+    assert getattr(found, "headline", None) == headline, found

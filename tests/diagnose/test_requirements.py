@@ -232,6 +232,16 @@ def test_requirement_checks(
     assert shown(check({**base, **changes})) == expected
 
 
+@pytest.mark.parametrize(("base", "changes", "expected"), ROWS)
+def test_each_finding_is_about_the_facts_that_decide_it(
+    base: Mapping[str, str | Fact], changes: dict[str, str | Fact | None], expected: list[tuple[str, ...]]
+) -> None:
+    for finding in check({**base, **changes}):
+        assert finding.about, finding.id
+        assert set(finding.about) <= {*base, *changes}, (finding.id, finding.about)
+        assert not changes or set(finding.about) & set(changes), (finding.id, finding.about, changes)
+
+
 GPU_ROWS = [
     pytest.param({}, (Gpu("Tesla K80", "3.7"),), [
         ("req.gpu-arch", FAIL, "Tesla K80 (compute capability 3.7) has no kernels in torch 2.14.1",

@@ -82,6 +82,10 @@ def test_an_undecided_finding_says_what_it_needs() -> None:
     assert found.summary == "Could not decide (needs driver unknown: x; cuda unknown: y). Summary."
     decided = rule_finding(rule(), Outcome(True, ("aimet-torch 2.42.0 in >=2.0",)))
     assert decided.summary == "Summary."
+    assert found.headline == "driver unknown: x" and decided.headline is None
+    shown = rule_finding(rule(), Outcome(None, (), ("driver unknown: x",)), headline="qat_step: RuntimeError: boom")
+    assert shown.headline == "qat_step: RuntimeError: boom"
+    assert found.about == ("aimet-torch", "driver")
 
 
 def test_a_finding_carries_the_rule() -> None:

@@ -77,11 +77,20 @@ def fake_target(directory: Path, token: str, *, collector: str = "hang", probe: 
     return script
 
 
+def _interruptible() -> None:
+    """Ctrl-C back for the child: a suite started in the background by a shell without job control inherits
+    SIGINT ignored, and qatdoctor keeps an inherited SIG_IGN (as `nohup` expects), so the SIGINT cases would hang."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def qatdoctor(args: Sequence[str], env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen[str]:
     """`python -m qatdoctor ARGS` as a real process (its own launch, signal handling and cleanup)."""
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
     full_env.pop("QATDOCTOR_DEBUG", None)
-    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "stdin": subprocess.DEVNULL}
+    options: dict[str, object] = {
+        "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "stdin": subprocess.DEVNULL,
+        "preexec_fn": _interruptible,
+    }  # fmt: skip
     options.update(kwargs)
     return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
         [sys.executable, "-m", "qatdoctor", *args], text=True, env=full_env, **options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,8 +11,8 @@ import pytest
 from qatdoctor import core
 from qatdoctor.jsonio import facts_from_dict, report_to_dict
 from qatdoctor.knowledge.load import load
-from qatdoctor.model import ApiMove, CudaMove, Report, Scope
-from qatdoctor.render.doctor import render
+from qatdoctor.model import ApiMove, CudaMove, Fact, Report, Scope
+from qatdoctor.render.doctor import groups, render
 from qatdoctor.render.markdown import bundle
 from qatdoctor.render.markdown import render as markdown
 from qatdoctor.target.probe import from_payload
@@ -120,3 +121,45 @@ def test_the_bundle_is_rendered_from_the_report_and_replays_from_its_json_block(
     path.write_text(bundle(report))
     assert path.read_text().startswith(markdown(report))
     assert core.read_saved_report(path) == json.loads(json.dumps(report_to_dict(report)))
+
+
+@pytest.mark.parametrize(
+    ("changes", "finding_id", "group"),
+    [
+        pytest.param({"glibc": "2.31"}, "aimet-1.32.2-1.35-cp310-glibc-below-2.34", "python", id="glibc-rule"),
+        pytest.param({"python": "3.12.1"}, "aimet-1x-python-3.11-plus-unsupported", "python", id="python-rule"),
+        pytest.param({"python": "3.13.1"}, "req.python-wheel", "python", id="python-wheel-check"),
+        pytest.param({"lib:liblapacke.so.3": None}, "aimet-1x-liblapacke-missing", "libs", id="library-rule"),
+        pytest.param(  # about python and a library: the library decides
+            {"lib:libcublas.so.12": None}, "aimet-1.32-1.35-libcublas12-unloadable", "libs", id="library-and-python"
+        ),
+        pytest.param({"cuda": "11.8"}, "req.cuda-major", "cuda", id="cuda-check"),
+        pytest.param({"driver": "450.80"}, "req.driver", "cuda", id="driver-check"),
+        pytest.param({"numpy": "2.0.2"}, "aimet-1x-numpy-2", "stack", id="package-rule"),
+        pytest.param({"torch": "9.9.9"}, "coverage.torch", "coverage", id="coverage"),
+    ],
+)
+def test_a_finding_is_shown_in_the_group_of_the_facts_it_is_about(
+    changes: dict[str, str | None], finding_id: str, group: str
+) -> None:
+    facts = facts_from_dict(json.loads((DATA / "verify" / "aimet-1.32.2.facts.json").read_text()))
+    facts = facts.with_values(
+        {name: Fact.known(value) if value else Fact.absent("not found") for name, value in changes.items()}
+    )
+    report = core.diagnose(facts, load(), command="check", target="/envs/x/bin/python", probe=None,
+                           python="/envs/x/bin/python")  # fmt: skip
+    placed = {f.id: g.key for g in groups(report) for f in g.findings}
+    assert placed.get(finding_id) == group, placed
+
+
+def test_what_was_not_examined_gets_no_pass_mark() -> None:
+    facts = facts_from_dict(json.loads((DATA / "verify" / "aimet-2.42.0.facts.json").read_text()))
+    facts = dataclasses.replace(facts, values={k: v for k, v in facts.values.items() if not k.startswith("lib:")})
+    report = core.diagnose(facts, load(), command="check", target="/envs/x/bin/python", probe=None,
+                           python="/envs/x/bin/python")  # fmt: skip
+    lines = render(report).splitlines()
+    assert "- Probe: not run (--no-probe)" in lines
+    assert "- System libraries: none checked" in lines
+    ran = render(diagnose("aimet-2.42.0")).splitlines()
+    assert any(line.startswith("✓ Probe: ") for line in ran), ran
+    assert any(line.startswith("✓ System libraries: ") for line in ran), ran
