@@ -19,6 +19,7 @@ from qatdoctor.diagnose.requirements import (
 )
 from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import parse_version
+from qatdoctor.knowledge.vocab import GPU
 from qatdoctor.model import Fact, Facts, Finding, Gpu, Severity, Status
 
 MATRIX = load_matrix(None)
@@ -261,7 +262,9 @@ GPU_ROWS = [
 
 @pytest.mark.parametrize(("changes", "gpus", "expected"), GPU_ROWS)
 def test_gpu_architectures(changes: dict[str, str], gpus: tuple[Gpu, ...], expected: list[tuple[str, ...]]) -> None:
-    assert shown(check({**GOOD_2X, **changes}, gpus=gpus)) == expected
+    found = check({**GOOD_2X, **changes}, gpus=gpus)
+    assert shown(found) == expected
+    assert all(f.about == (GPU,) for f in found), [f.about for f in found]
 
 
 def test_gpu_check_falls_back_to_the_series_architectures() -> None:
