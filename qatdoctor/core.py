@@ -17,7 +17,7 @@ from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, facts_from_dict, pr
 from qatdoctor.knowledge.load import load
 from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
-from qatdoctor.knowledge.vocab import PROBE_MODELS, SET_PACKAGES
+from qatdoctor.knowledge.vocab import SET_PACKAGES
 from qatdoctor.model import (
     Fact,
     Facts,
@@ -221,9 +221,10 @@ def run_check(options: Options) -> Report:
 
     The collector, the probe and the matrix parser run side by side: they share nothing until evaluation.
     """
-    unknown = [m for m in options.probe_models if m not in PROBE_MODELS]
+    known = load_matrix(options.matrix).probe_vocabulary("model") if options.probe_models else ()
+    unknown = [m for m in options.probe_models if m not in known]
     if unknown:
-        raise InputError(f"unknown probe model {unknown[0]!r} (known: {', '.join(PROBE_MODELS)})")
+        raise InputError(f"unknown probe model {unknown[0]!r} (known: {', '.join(known)})")
     if options.model is not None and not options.probe:
         raise InputError("--model needs the probe (drop --no-probe): the model is examined in the target")
     collecting = _background(target_facts, options)

@@ -20,7 +20,6 @@ from qatdoctor.diagnose.requirements import cuda_major
 from qatdoctor.knowledge.load import EVIDENCE_PREFIX
 from qatdoctor.knowledge.model import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, parse_version
-from qatdoctor.knowledge.vocab import PROBE_STAGES
 from qatdoctor.model import Fact, Facts, Finding, Scope, Severity, Status
 from qatdoctor.recommend.commands import pip_install
 from qatdoctor.recommend.ranking import PYPI, Candidate, cuda_variant, numpy_for, planned_facts
@@ -409,7 +408,8 @@ def _failure_order(finding: Finding, matrix: Matrix) -> tuple[int, int]:
     """What pip refuses first, then the earliest pipeline stage (a failing load or a requirement is an import)."""
     installs = 0 if _check_of(finding, matrix) in INSTALL_CHECKS else 1
     rule = matrix.rule(finding.id)
-    stage = rule.first_stage() if rule is not None and rule.probes else 0 if rule is None else len(PROBE_STAGES)
+    stages = matrix.probe_vocabulary("stage")
+    stage = matrix.first_stage(rule) if rule is not None and rule.probes else 0 if rule is None else len(stages)
     return installs, stage
 
 
@@ -419,8 +419,9 @@ def reason_word(finding: Finding, matrix: Matrix) -> str:
     rule = matrix.rule(finding.id)
     if rule is None:
         return CHECK_WORDS.get(finding.id, finding.id.removeprefix("req."))
-    if rule.probes and rule.first_stage() < len(PROBE_STAGES):
-        return STAGE_WORDS[PROBE_STAGES[rule.first_stage()]]
+    stages, first = matrix.probe_vocabulary("stage"), matrix.first_stage(rule)
+    if rule.probes and first < len(stages):
+        return STAGE_WORDS.get(stages[first], stages[first])
     if rule.covers:
         return CHECK_WORDS.get(_check_of(finding, matrix) or "", rule.covers[0].removeprefix("req."))
     facts = [c.fact for c in rule.when if c.fact not in _SET_FACTS]

@@ -11,7 +11,7 @@ from qatdoctor.diagnose.conditions import evaluate_all, specs_intersect
 from qatdoctor.diagnose.evaluate import cuda_from_local
 from qatdoctor.diagnose.requirements import IMPLEMENTED
 from qatdoctor.knowledge.model import Matrix, Rule, same_version
-from qatdoctor.knowledge.schema import PROBE_CHECKS, PROBE_MODELS, PROBE_STAGES, Problem
+from qatdoctor.knowledge.schema import Problem
 from qatdoctor.knowledge.vocab import CHOICE_FACTS, SET_PACKAGES
 from qatdoctor.model import Fact, Facts
 
@@ -149,12 +149,10 @@ def _references(matrix: Matrix) -> Iterator[Problem]:
                 yield Problem(f"{_where(rule)} → covers", f"unknown requirement check {covered!r}")
         for index, probe in enumerate(rule.probes):
             where = f"{_where(rule)} → probe[{index}]"
-            if probe.model != "*" and probe.model not in PROBE_MODELS:
-                yield Problem(where, f"unknown probe model {probe.model!r} (known: {', '.join(PROBE_MODELS)})")
-            if probe.stage not in PROBE_STAGES:
-                yield Problem(where, f"unknown probe stage {probe.stage!r} (known: {', '.join(PROBE_STAGES)})")
-            if probe.check is not None and probe.check not in PROBE_CHECKS:
-                yield Problem(where, f"unknown probe check {probe.check!r} (known: {', '.join(PROBE_CHECKS)})")
+            for kind, word in (("model", probe.model), ("stage", probe.stage), ("check", probe.check)):
+                known = matrix.probe_vocabulary(kind)
+                if word is not None and word not in known and (kind, word) != ("model", "*"):
+                    yield Problem(where, f"unknown probe {kind} {word!r} (known: {', '.join(known)})")
     for record in matrix.evidence:
         if record.file and not (base / record.file).is_file():
             yield Problem(f"evidence {record.id!r} → file", f"{record.file} does not exist next to the matrix")

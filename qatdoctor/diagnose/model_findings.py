@@ -44,7 +44,7 @@ def model_findings(run: ModelRun, findings: Sequence[Finding], matrix: Matrix) -
             # an F.batch_norm call: the scan tells which).
             reproduced = [s for s in run.stages if finding.construct in present and _explains(rule, s, matrix)]
             explained.update(s.stage for s in reproduced)
-            about.append((rule.first_stage(), _about_model(finding, rule, run, reproduced, present, matrix)))
+            about.append((matrix.first_stage(rule), _about_model(finding, rule, run, reproduced, present, matrix)))
     out += [f for _, f in sorted(about, key=lambda pair: pair[0])]  # in pipeline order: the first break first
     out += _unexplained(run, explained)
     out += _fixed(run, matrix, {f.id for f in findings if f.scope is Scope.CAVEAT})

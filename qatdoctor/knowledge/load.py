@@ -27,6 +27,7 @@ from qatdoctor.knowledge.model import (
     Matrix,
     OsRelease,
     ProbeMatch,
+    ProbeTerm,
     Producer,
     PythonSupport,
     Requirement,
@@ -279,9 +280,11 @@ def build(doc: Mapping[str, Any], *, path: str = "<memory>", sha256: str = "") -
             Requirement(e["id"], e["summary"], dict(e["texts"]), _sources(e), e["basis"])
             for e in doc.get("requirement", [])
         ),
+        probe_terms=tuple(ProbeTerm(e["kind"], e["id"], e["summary"], _sources(e)) for e in doc.get("probe_term", [])),
     )
     _check_evidence_refs(matrix, problems)
     _check_features(matrix, problems)
+    _check_probe_terms(matrix, problems)
     if problems:
         raise MatrixError(path, problems)
     return matrix
@@ -312,6 +315,24 @@ def _check_features(matrix: Matrix, problems: list[vocab.Problem]) -> None:
             problems.append(
                 vocab.Problem(f"rule {rule.id!r} → model_feature", f"no [[construct]] with id {rule.model_feature!r}")
             )
+
+
+def _check_probe_terms(matrix: Matrix, problems: list[vocab.Problem]) -> None:
+    """A construct's `stand_in` and detector kinds must be words of the probe's vocabulary ([[probe_term]])."""
+    models, detectors = matrix.probe_vocabulary("model"), matrix.probe_vocabulary("detector")
+    for construct in matrix.constructs:
+        where = f"construct {construct.id!r}"
+        if construct.stand_in is not None and construct.stand_in not in models:
+            problems.append(vocab.Problem(f"{where} → stand_in", _unknown("probe model", construct.stand_in, models)))
+        for index, detector in enumerate(construct.detect):
+            kind = str(detector.get("kind"))
+            if kind not in detectors:
+                where_kind = f"{where} → detect[{index}] → kind"
+                problems.append(vocab.Problem(where_kind, _unknown("detector", kind, detectors)))
+
+
+def _unknown(what: str, value: str, known: tuple[str, ...]) -> str:
+    return f"unknown {what} {value!r} (known: {', '.join(known)})"
 
 
 def _api_line(e: Mapping[str, Any]) -> ApiLine:

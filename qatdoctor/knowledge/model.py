@@ -11,7 +11,6 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from qatdoctor.knowledge.versions import ParsedVersion
-from qatdoctor.knowledge.vocab import PROBE_STAGES
 from qatdoctor.model import Facts, Measurement, Source
 
 
@@ -184,11 +183,6 @@ class Rule(NamedTuple):
         seen = measured_list(self.measured_on)
         return "extrapolated", f"expected (not measured{' on ' + where if where else ''}; measured on {seen})"
 
-    def first_stage(self) -> int:
-        """The earliest pipeline stage its probe outcomes name (rules without one sort last)."""
-        stages = [PROBE_STAGES.index(p.stage) for p in self.probes if p.stage in PROBE_STAGES]
-        return min(stages, default=len(PROBE_STAGES))
-
     def has_version_fix(self) -> bool:
         """Whether some version change removes it (an upgrade or pin fix), rather than only a code change."""
         return any(fix.kind in ("upgrade", "pin") for fix in self.fixes)
@@ -279,6 +273,15 @@ class Construct(NamedTuple):
     stand_in: str | None = None
     only_with: str | None = None
     produced_by: tuple[Producer, ...] = ()
+
+
+class ProbeTerm(NamedTuple):
+    """A word of the live probe's vocabulary (a model, stage, silent check or construct detector it implements)."""
+
+    kind: str
+    id: str
+    summary: str
+    sources: tuple[Source, ...]
 
 
 class Api(NamedTuple):
@@ -375,6 +378,7 @@ class Matrix(NamedTuple):
     os_releases: tuple[OsRelease, ...] = ()
     python_support: PythonSupport | None = None
     requirements: tuple[Requirement, ...] = ()
+    probe_terms: tuple[ProbeTerm, ...] = ()
 
     def aimet_release(self, version: ParsedVersion) -> AimetRelease | None:
         """The release entry whose version equals `version` (local variants ignored)."""
@@ -385,6 +389,16 @@ class Matrix(NamedTuple):
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def probe_vocabulary(self, kind: str) -> tuple[str, ...]:
+        """The ids of one kind of probe term (`model`, `stage`, `check`, `detector`), in the matrix's order."""
+        return tuple(t.id for t in self.probe_terms if t.kind == kind)
+
+    def first_stage(self, rule: Rule | None) -> int:
+        """The earliest pipeline stage a rule's probe outcomes name (no rule, or none named: after every stage)."""
+        stages = self.probe_vocabulary("stage")
+        named = [stages.index(p.stage) for p in rule.probes if p.stage in stages] if rule is not None else []
+        return min(named, default=len(stages))
 
     def construct(self, construct_id: str) -> Construct | None:
         return next((c for c in self.constructs if c.id == construct_id), None)

@@ -23,12 +23,8 @@ from qatdoctor.knowledge.files import packaged_file
 from qatdoctor.knowledge.vocab import (
     CHOICE_FACTS,
     CONDITION_FACTS,
-    DETECTOR_KINDS,
     LIBRARY_FACTS,
     PRESENCE,
-    PROBE_CHECKS,
-    PROBE_MODELS,
-    PROBE_STAGES,
     SOURCES_FIELD,
     VERSION_FACTS,
     Problem,
@@ -37,13 +33,15 @@ from qatdoctor.knowledge.vocab import (
 SCHEMA_VERSION = 1
 SCHEMA_NAME = "compat_matrix.schema.json"
 __all__ = [
-    "CHOICE_FACTS", "CONDITION_FACTS", "LIBRARY_FACTS", "PRESENCE", "PROBE_CHECKS", "PROBE_MODELS", "PROBE_STAGES",
+    "CHOICE_FACTS", "CONDITION_FACTS", "LIBRARY_FACTS", "PRESENCE",
     "SOURCES_FIELD", "VERSION_FACTS", "Problem",
 ]  # fmt: skip
 
 SOURCE_KINDS = ("issue", "pr", "release-notes", "pypi", "wheel", "docs", "repo", "probe", "measurement")
 FIX_KINDS = ("upgrade", "pin", "system", "code", "config", "install")
 PROBE_STATUSES = ("fail", "silent-fail", "pass")
+PROBE_TERM_KINDS = ("model", "stage", "check", "detector")
+PROBE_WORD = re.compile(r"^[a-z][a-z0-9_-]*$")
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 CUDA_TAG = re.compile(r"^(cu\d{3}|cpu)$")
 PY_MINOR = re.compile(r"^3\.\d{1,2}t?$")
@@ -203,10 +201,10 @@ SIGNATURE = TableSpec(
 PROBE_MATCH = TableSpec(
     "probe",
     {
-        "model": f(STR, required=True, doc="probe model id, or * for any"),
-        "stage": f(STR, required=True),
+        "model": f(STR, required=True, doc="a [[probe_term]] model, or * for any"),
+        "stage": f(STR, required=True, doc="a [[probe_term]] stage"),
         "status": f(_enum(PROBE_STATUSES), required=True),
-        "check": f(STR, doc="the silent-failure check that fired"),
+        "check": f(STR, doc="the silent-failure check that fired (a [[probe_term]] check)"),
     },
 )
 FIX = TableSpec(
@@ -365,8 +363,7 @@ EVIDENCE = TableSpec(
 DETECT = TableSpec(
     "detect",
     {
-        "kind": f(_enum(DETECTOR_KINDS), required=True,
-                  doc="detector the probe runs on the user's model (qatdoctor/target/_probe.py)"),
+        "kind": f(STR, required=True, doc="a [[probe_term]] detector: what the probe runs on the user's model"),
         "base": f(STR, doc="dotted class path the module must be an instance of"),
         "outside": f(STR, doc="module-subclass: the class's module must not start with this"),
         "classes": f(_arr(STR), doc="dotted class paths"),
@@ -395,7 +392,7 @@ CONSTRUCT = TableSpec(
         "id": f(_pattern(RULE_ID, "lower-case-with-dashes"), required=True),
         "title": f(STR, required=True),
         "summary": f(STR, required=True),
-        "stand_in": f(_enum(PROBE_MODELS), doc="the probe's tiny model carrying it"),
+        "stand_in": f(STR, doc="the probe's tiny model carrying it (a [[probe_term]] model)"),
         "only_with": f(_enum(VERSION_FACTS),
                        doc="package without which the construct cannot occur (caveat hidden when absent)"),
         "detect": f(_arr({"$ref": "#/$defs/detect"}, minItems=1),
@@ -493,6 +490,20 @@ REQUIREMENT = TableSpec(
     doc="A built-in requirement check (req.*): its id, which rules' `covers` may name, and its texts.",
 )  # fmt: skip
 
+PROBE_TERM = TableSpec(
+    "probe_term",
+    {
+        "kind": f(_enum(PROBE_TERM_KINDS), required=True),
+        "id": f(_pattern(PROBE_WORD, "lower-case, _ or -"), required=True,
+                doc="the word as qatdoctor/target/_probe.py reports or reads it"),
+        "summary": f(STR, required=True, doc="what it is or measures"),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
+    },
+    key="id",
+    doc="A word of the live probe's vocabulary: a stand-in model, a pipeline stage (in order), a silent check or "
+    "a construct detector that qatdoctor/target/_probe.py implements. A definition, not a claim: no basis.",
+)  # fmt: skip
+
 TOP_FIELDS: Mapping[str, FieldSpec] = {
     "schema_version": f({"type": "integer", "const": SCHEMA_VERSION}, required=True),
     "matrix_version": f(STR, required=True),
@@ -501,8 +512,8 @@ TOP_FIELDS: Mapping[str, FieldSpec] = {
 }  # fmt: skip
 ARRAYS: Mapping[str, TableSpec] = {
     "aimet": AIMET, "torch": TORCH, "cuda": CUDA, "api": API, "api_line": API_LINE, "system_lib": SYSTEM_LIB,
-    "os_release": OS_RELEASE, "python_support": PYTHON_SUPPORT, "requirement": REQUIREMENT, "construct": CONSTRUCT,
-    "rule": RULE, "evidence": EVIDENCE,
+    "os_release": OS_RELEASE, "python_support": PYTHON_SUPPORT, "requirement": REQUIREMENT, "probe_term": PROBE_TERM,
+    "construct": CONSTRUCT, "rule": RULE, "evidence": EVIDENCE,
 }  # fmt: skip
 
 

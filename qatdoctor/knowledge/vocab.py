@@ -35,17 +35,6 @@ FACT_ORDER = (
 
 SOURCES_FIELD = "sources"
 
-# The live probe's models, stages and silent checks (qatdoctor/target/_probe.py), which rules may name.
-PROBE_MODELS = (
-    "baseline", "bn_subclass", "functional_bn", "functional_bn_nostats", "bn_no_stats", "conv_silu", "shared_conv",
-)  # fmt: skip
-# `fold_prepared` (fold of the prepared model) runs on the user's model (--model) only.
-PROBE_STAGES = ("import", "prepare", "quantsim", "compute_encodings", "qat_step", "fold", "fold_prepared")
-# The construct detectors `_probe.py` implements for `--model`; the constructs themselves are [[construct]] data.
-DETECTOR_KINDS = ("module-subclass", "module-class", "module-attr", "function-call", "shared-module", "eval-in-train")
-PROBE_CHECKS = ("training_false_baked", "train_output_mismatch", "bn_stats_frozen", "not_folded", "fold_output_changed")
-
-
 @dataclass(frozen=True)
 class Problem:
     """One schema or lint problem, located in the file."""

@@ -18,7 +18,7 @@ from qatdoctor.diagnose.evaluate import Evaluation, could_be_good, cuda_from_loc
 from qatdoctor.diagnose.requirements import cuda_major
 from qatdoctor.knowledge.model import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
-from qatdoctor.knowledge.vocab import PROBE_STAGES, SET_PACKAGES
+from qatdoctor.knowledge.vocab import SET_PACKAGES
 from qatdoctor.model import (
     FAILED,
     ApiMove,
@@ -594,7 +594,7 @@ def _code_fixes(findings: Iterable[Finding], matrix: Matrix) -> list[Recommendat
         if finding.status in FAILED and any(fx.kind == "code" for fx in finding.fixes):
             chosen.setdefault(finding.id, finding)
     out = []
-    for finding in sorted(chosen.values(), key=lambda f: _first_stage(matrix.rule(f.id))):
+    for finding in sorted(chosen.values(), key=lambda f: matrix.first_stage(matrix.rule(f.id))):
         code = [fx for fx in finding.fixes if fx.kind == "code"]
         out.append(
             Recommendation(
@@ -607,6 +607,3 @@ def _code_fixes(findings: Iterable[Finding], matrix: Matrix) -> list[Recommendat
         )
     return out
 
-
-def _first_stage(rule: Rule | None) -> int:
-    return rule.first_stage() if rule is not None else len(PROBE_STAGES)

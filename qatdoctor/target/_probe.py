@@ -123,6 +123,8 @@ MAX_LAYERS = 200  # names per list in the JSON (counts stay exact)
 RUNNING_STATS = ("running_mean", "running_var")
 WRAPPER_SEGMENTS = ("_module_to_wrap",)  # AIMET's v1 QuantSim wraps layers: bn -> bn._module_to_wrap
 DETECTOR_KINDS = ("module-subclass", "module-class", "module-attr", "function-call", "shared-module", "eval-in-train")
+# the silent checks a stage reports (its `check`): the matrix's [[probe_term]] kind = "check"
+CHECKS = ("training_false_baked", "train_output_mismatch", "bn_stats_frozen", "not_folded", "fold_output_changed")
 
 # id -> (description, BatchNorm pairs fold_all_batch_norms should fold, has BN that uses batch stats in train mode)
 MODELS = (

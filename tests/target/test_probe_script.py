@@ -14,14 +14,16 @@ from typing import Any
 
 import pytest
 
-from qatdoctor.knowledge.schema import PROBE_CHECKS, PROBE_MODELS, PROBE_STAGES
+from qatdoctor.knowledge.load import load
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "qatdoctor" / "target" / "_probe.py"
 DATA = ROOT / "tests" / "data" / "probe"
 PYTHON38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
 EVENT_PREFIX = "@qatdoctor-probe "
-STAGES = tuple(s for s in PROBE_STAGES if s not in ("import", "fold_prepared"))  # the stand-ins fold the original only
+MATRIX = load()
+PROBE_MODELS, PROBE_CHECKS = MATRIX.probe_vocabulary("model"), MATRIX.probe_vocabulary("check")
+STAGES = tuple(s for s in MATRIX.probe_vocabulary("stage") if s not in ("import", "fold_prepared"))  # the stand-ins fold the original only
 MODES = ("train", "eval")
 STATUSES = {"pass", "fail", "silent-fail", "skipped", "unknown"}
 ENVS = ("aimet-1.32.2", "aimet-2.42.0", "broken-2.42.0-torch-2.2.2")
