@@ -12,6 +12,7 @@ from qatdoctor.diagnose.evaluate import cuda_from_local
 from qatdoctor.diagnose.requirements import IMPLEMENTED
 from qatdoctor.knowledge.model import Matrix, Rule, same_version
 from qatdoctor.knowledge.schema import Problem
+from qatdoctor.knowledge.versions import in_range
 from qatdoctor.knowledge.vocab import CHOICE_FACTS, SET_PACKAGES
 from qatdoctor.model import Fact, Facts
 
@@ -58,7 +59,7 @@ def _unreachable(matrix: Matrix) -> Iterator[Problem]:
             continue
         for cond in rule.when:
             versions = known.get(cond.fact)
-            if versions and cond.spec is not None and not any(cond.spec.contains(v.comparable, True) for v in versions):
+            if versions and cond.spec is not None and not any(in_range(v, cond.spec) for v in versions):
                 yield Problem(
                     f"{_where(rule)} → when.{cond.fact}",
                     f"unreachable: no {cond.fact} release in the matrix matches {cond.raw!r}",

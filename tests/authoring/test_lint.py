@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qatdoctor.authoring.lint import lint
+from qatdoctor.authoring.lint import consistency, lint
 from qatdoctor.core import load_matrix
 from qatdoctor.knowledge.load import _condition
 from qatdoctor.knowledge.model import Matrix, ProbeMatch, Rule
@@ -305,3 +305,33 @@ BASIS = [
 @pytest.mark.parametrize(("the_rule", "expected"), BASIS)
 def test_basis_claims(the_rule: Rule, expected: list[str]) -> None:
     assert problems(the_rule) == expected
+
+
+def test_the_contradiction_check_can_be_limited_to_some_good_rules() -> None:
+    matrix = small()._replace(rules=(
+        good("g1", {"aimet-torch": "==2.42.0", "torch": "==2.14.1"}),
+        good("g2", {"aimet-torch": "==2.0.0", "torch": "==2.2.2"}),
+        rule("b", {"aimet-torch": ">=2.0"}),
+    ))  # fmt: skip
+    assert [str(p) for p in consistency(matrix, goods={"g2"})] == [
+        "rule 'g2': contradiction: known-good, but bad rule 'b' also matches aimet-torch 2.0.0, torch 2.2.2"
+    ]
+    assert len(consistency(matrix)) == 2 and consistency(matrix, goods=()) == []
+
+
+def test_a_release_may_only_ship_the_apis_of_its_line() -> None:
+    release = next(a for a in small().aimet if str(a.version) == "2.42.0")
+    matrix = small()._replace(aimet=(release._replace(apis=("v2", "v3")),))
+    line = next(line for line in matrix.api_lines if line.covers(release.version))
+    assert problems(matrix=matrix) == [f"aimet '2.42.0' → apis: 'v3' is not an API of its [[api_line]] {str(line.aimet)!r}"]
+
+
+def test_every_declared_requirement_is_checked_not_only_the_first_unimplemented_one() -> None:
+    glibc = next(r for r in FULL.requirements if r.id == "req.glibc")
+    extra = glibc._replace(id="req.not-implemented")
+    short = glibc._replace(texts={k: v for k, v in glibc.texts.items() if k != "title"})
+    others = tuple(r for r in FULL.requirements if r.id != "req.glibc")
+    assert problems(matrix=small()._replace(requirements=(extra, short, *others))) == [
+        "requirement 'req.not-implemented': no implementation in qatdoctor/diagnose/requirements.py",
+        "requirement 'req.glibc' → texts: missing text 'title' (the check formats it)",
+    ]
