@@ -221,7 +221,9 @@ def run_check(options: Options) -> Report:
 
     The collector, the probe and the matrix parser run side by side: they share nothing until evaluation.
     """
-    known = load_matrix(options.matrix).probe_vocabulary("model") if options.probe_models else ()
+    # the matrix is needed before anything starts only to check --models; otherwise it loads beside the collector
+    matrix = load_matrix(options.matrix) if options.probe_models else None
+    known = matrix.probe_vocabulary("model") if matrix is not None else ()
     unknown = [m for m in options.probe_models if m not in known]
     if unknown:
         raise InputError(f"unknown probe model {unknown[0]!r} (known: {', '.join(known)})")
@@ -240,11 +242,13 @@ def run_check(options: Options) -> Report:
         collecting = _done(collected)
         fingerprint = cache.key(resolve_python(options.python), collected[0], options.probe_models, probe_script())
         cached = cache.load(fingerprint) if fingerprint else None
-    matrix = load_matrix(options.matrix) if options.model is not None else None
+    if matrix is None and options.model is not None:
+        matrix = load_matrix(options.matrix)
+    scan = matrix if options.model is not None else None  # the constructs go to the probe with --model only
     probing = None
     if options.probe and (cached is None or options.model is not None):
         stand_ins = cached is None
-        probing = _background(lambda o: _timed_probe(o, matrix, stand_ins=stand_ins), options)
+        probing = _background(lambda o: _timed_probe(o, scan, stand_ins=stand_ins), options)
     matrix = matrix or load_matrix(options.matrix)
     facts, timings = collecting()
     probe, probe_seconds = probing() if probing is not None else (None, 0.0)

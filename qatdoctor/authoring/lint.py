@@ -144,6 +144,7 @@ def _api_lines(matrix: Matrix) -> Iterator[Problem]:
 def _references(matrix: Matrix) -> Iterator[Problem]:
     base = Path(matrix.path).parent
     requirements = {r.id for r in matrix.requirements}
+    vocabulary = {kind: matrix.probe_vocabulary(kind) for kind in ("model", "stage", "check")}
     for rule in matrix.rules:
         for covered in rule.covers:
             if covered not in requirements:
@@ -151,7 +152,7 @@ def _references(matrix: Matrix) -> Iterator[Problem]:
         for index, probe in enumerate(rule.probes):
             where = f"{_where(rule)} → probe[{index}]"
             for kind, word in (("model", probe.model), ("stage", probe.stage), ("check", probe.check)):
-                known = matrix.probe_vocabulary(kind)
+                known = vocabulary[kind]
                 if word is not None and word not in known and (kind, word) != ("model", "*"):
                     yield Problem(where, f"unknown probe {kind} {word!r} (known: {', '.join(known)})")
     for record in matrix.evidence:

@@ -191,7 +191,7 @@ def _unexplained(items: list[Observation], matrix: Matrix) -> list[Finding]:
 def _died(probe: ProbeRun) -> Finding:
     """A probe that segfaulted, died or hung is a finding about the environment, with what it left behind."""
     hung = probe.state == "timeout"
-    tail = (probe.stderr_tail or "").strip().splitlines()[-5:]
+    evidence = tuple(f"stderr: {line}" for line in (probe.stderr_tail or "").strip().splitlines()[-5:])
     return Finding(
         id="probe.timeout" if hung else "probe.crashed",
         title=f"The probe {'hung' if hung else 'died'}: {probe.reason}",
@@ -205,8 +205,8 @@ def _died(probe: ProbeRun) -> Finding:
             else f"The target interpreter {_how_it_ended(probe.exit_status)} while running tiny models through AIMET; "
             "a crash in a native extension (torch/AIMET) or a mismatched binary is the usual cause."
         ),
-        evidence=tuple(f"stderr: {line}" for line in tail),
-        headline=next((f"stderr: {line}" for line in tail if "Error" in line), f"stderr: {tail[0]}" if tail else None),
+        evidence=evidence,
+        headline=next((line for line in evidence if "Error" in line), next(iter(evidence), None)),
     )
 
 

@@ -18,7 +18,7 @@ from packaging.version import Version
 from qatdoctor.knowledge.load import MatrixError
 from qatdoctor.knowledge.model import AimetRelease, Matrix, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
-from qatdoctor.knowledge.vocab import GPU
+from qatdoctor.knowledge.vocab import GPU, LIBRARY_PREFIX
 from qatdoctor.model import Facts, FactState, Finding, Fix, Severity, Source, Status
 
 _CP_WHEEL = re.compile(r"^cp3(\d+)-")
@@ -255,11 +255,12 @@ def _system_libs(ctx: Context) -> Iterator[Finding]:
         return
     check = "req.system-lib"
     for lib in ctx.aimet.system_libs:
-        fact = ctx.facts.get(f"lib:{lib}")
+        name = f"{LIBRARY_PREFIX}{lib}"
+        fact = ctx.facts.get(name)
         known = ctx.matrix.system_lib(lib)
         fields = {"lib": lib, "aimet": ctx.aimet.version, "package": known.apt if known else lib}
         if fact.state is FactState.UNKNOWN:
-            yield _unknown(check, text(ctx.matrix, check, "unknown", **fields), f"lib:{lib}", ctx.facts)
+            yield _unknown(check, text(ctx.matrix, check, "unknown", **fields), name, ctx.facts)
         elif fact.state is FactState.ABSENT:
             command = text(ctx.matrix, check, "command", **fields)
             yield Finding(
@@ -271,7 +272,7 @@ def _system_libs(ctx: Context) -> Iterator[Finding]:
                 fixes=(Fix("system", text(ctx.matrix, check, "fix", **fields), (command,)),),
                 sources=ctx.aimet.sources,
                 evidence=(text(ctx.matrix, check, "evidence", **fields),),
-                about=(f"lib:{lib}",),
+                about=(name,),
             )
 
 
