@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from qatdoctor.core import load_matrix  # noqa: E402
 from qatdoctor.explain import explain_stream  # noqa: E402
 from qatdoctor.explain.scan import plan_gates  # noqa: E402
-from qatdoctor.knowledge.model import Matrix, Signature  # noqa: E402
+from qatdoctor.knowledge.entries import Matrix, Signature  # noqa: E402
 
 MB = 1 << 20
 KINDS = ("anchors", "anchors-noline", "pip", "prose", "ansi", "types", "spaces", "quotes", "redos-line")

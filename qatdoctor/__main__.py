@@ -11,19 +11,19 @@ INTERNAL = 70
 
 
 def launch() -> None:
-    """Start the fact collector before importing the CLI (see qatdoctor.target.prefetch), run the CLI, clean up,
+    """Start the fact collector before importing the CLI (see qatdoctor.environment.prefetch), run the CLI, clean up,
     exit fast.
 
     Every exit path (normal, error, Ctrl-C, SIGTERM/SIGHUP) ends in `runner.shutdown()`: each child's process
     group is killed and each scratch directory removed before the process exits.
     """
-    from qatdoctor.target import runner
+    from qatdoctor.environment import runner
 
     runner.install_signal_handlers()
     _closed_streams()
     code = 0
     try:
-        from qatdoctor.target import prefetch
+        from qatdoctor.environment import prefetch
 
         prefetch.start_from_argv(sys.argv[1:])
         from qatdoctor.cli import main

@@ -12,11 +12,11 @@ import typer
 from qatdoctor import __version__, core
 from qatdoctor import cli_matrix as matrix_commands
 from qatdoctor.console import QUIET, emit, guarded, progress, say, write
+from qatdoctor.environment.probe import DEFAULT_TIMEOUT
 from qatdoctor.errors import InputError
 from qatdoctor.exitcodes import ExitCode
-from qatdoctor.model import ModelSpec, Verdict
+from qatdoctor.records import ModelSpec, Verdict
 from qatdoctor.render import Format, render, wants_style
-from qatdoctor.target.probe import DEFAULT_TIMEOUT
 
 EPILOG = (
     "Exit codes: 0 ok · 1 problems found · 2 usage error · 3 could not determine (--strict) · "
@@ -528,9 +528,9 @@ def fix_command(
       qatdoctor fix --python ~/venvs/qat/bin/python --model train/model.py:build_model
       qatdoctor fix --undo --python ~/venvs/qat/bin/python
     """
+    from qatdoctor.environment.collect import resolve_python
     from qatdoctor.lab import fix as fixing
     from qatdoctor.lab.envbuild import default_root
-    from qatdoctor.target.collect import resolve_python
 
     target = guarded(lambda: resolve_python(python), debug=debug)
     root = default_root().parent

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from qatdoctor.exitcodes import ExitCode
+from qatdoctor.knowledge.entries import Matrix, Rule
 from qatdoctor.knowledge.load import MatrixError, load
-from qatdoctor.knowledge.model import Matrix, Rule
 
 if TYPE_CHECKING:
     from qatdoctor.authoring.grid import Filters as GridFilters

@@ -16,7 +16,7 @@ from qatdoctor import core
 from qatdoctor.errors import CollectError, InputError, QatdoctorError
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.knowledge.load import MatrixError
-from qatdoctor.model import Report, Verdict
+from qatdoctor.records import Report, Verdict
 from qatdoctor.render import Format, render, wants_style
 
 T = TypeVar("T")

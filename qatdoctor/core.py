@@ -12,13 +12,17 @@ from typing import Any, TypeVar
 
 from qatdoctor.diagnose.evaluate import Evaluation, caveat_context, evaluate, is_clean, verdict_of
 from qatdoctor.diagnose.expectations import expect_cuda, with_target_driver
+from qatdoctor.environment.assume import apply_assumptions, what_if_facts
+from qatdoctor.environment.collect import collect, resolve_python
+from qatdoctor.environment.probe import DEFAULT_TIMEOUT
+from qatdoctor.environment.runner import Runner, run, shield_thread
 from qatdoctor.errors import InputError, QatdoctorError
 from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, facts_from_dict, probe_from_dict
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.load import load
-from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
 from qatdoctor.knowledge.vocab import SET_PACKAGES
-from qatdoctor.model import (
+from qatdoctor.records import (
     Fact,
     Facts,
     FactState,
@@ -31,10 +35,6 @@ from qatdoctor.model import (
     Report,
     Scope,
 )
-from qatdoctor.target.assume import apply_assumptions, what_if_facts
-from qatdoctor.target.collect import collect, resolve_python
-from qatdoctor.target.probe import DEFAULT_TIMEOUT
-from qatdoctor.target.runner import Runner, run, shield_thread
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -235,8 +235,8 @@ def run_check(options: Options) -> Report:
     if options.probe and options.use_cache:
         # The stand-ins' result depends only on the installed set: an unchanged environment is not probed again
         # (with --model only the user's model runs; its own result is never cached).
-        from qatdoctor.target import probe_cache as cache
-        from qatdoctor.target.probe import probe_script
+        from qatdoctor.environment import probe_cache as cache
+        from qatdoctor.environment.probe import probe_script
 
         collected = collecting()
         collecting = _done(collected)
@@ -311,7 +311,7 @@ def _background(work: Callable[[Options], T], options: Options) -> Callable[[], 
 
 
 def _timed_probe(options: Options, matrix: Matrix | None, *, stand_ins: bool = True) -> tuple[ProbeRun, float]:
-    from qatdoctor.target.probe import run_probe
+    from qatdoctor.environment.probe import run_probe
 
     started = time.perf_counter()
     probe = run_probe(

@@ -7,7 +7,7 @@ from typing import Any
 
 from qatdoctor import __version__
 from qatdoctor.errors import InputError
-from qatdoctor.model import (
+from qatdoctor.records import (
     ConstructHit,
     ErrorInfo,
     Fact,

@@ -12,26 +12,26 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "qatdoctor"
 
 # The data model and its helpers, importable from everywhere.
-BASE = {"qatdoctor", "qatdoctor.model", "qatdoctor.errors", "qatdoctor.exitcodes", "qatdoctor.atomic",
+BASE = {"qatdoctor", "qatdoctor.records", "qatdoctor.errors", "qatdoctor.exitcodes", "qatdoctor.atomic",
         "qatdoctor.jsonio"}
 # layer -> the layers it may import (besides BASE and itself)
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "knowledge": set(),
-    "target": {"knowledge"},
+    "environment": {"knowledge"},
     "diagnose": {"knowledge"},
     "recommend": {"knowledge", "diagnose"},
     "render.redact": set(),
-    "core": {"knowledge", "target", "diagnose", "recommend", "render.redact"},
-    "explain": {"knowledge", "target", "diagnose", "core"},
-    "lab": {"knowledge", "target", "diagnose", "recommend", "core", "render.redact"},
-    "authoring": {"knowledge", "diagnose", "recommend", "lab", "target"},
+    "core": {"knowledge", "environment", "diagnose", "recommend", "render.redact"},
+    "explain": {"knowledge", "environment", "diagnose", "core"},
+    "lab": {"knowledge", "environment", "diagnose", "recommend", "core", "render.redact"},
+    "authoring": {"knowledge", "diagnose", "recommend", "lab", "environment"},
     "render": {"knowledge", "diagnose", "recommend", "authoring", "lab", "core", "render.redact"},
-    "cli": {"knowledge", "target", "diagnose", "recommend", "core", "explain", "lab", "authoring", "render",
+    "cli": {"knowledge", "environment", "diagnose", "recommend", "core", "explain", "lab", "authoring", "render",
             "render.redact"},
     "standalone": set(),  # the scripts that run in the target interpreter, and qatdoctor.fixes
 }
-STANDALONE = {"qatdoctor.target._collector", "qatdoctor.target._probe", "qatdoctor.fixes"}
+STANDALONE = {"qatdoctor.environment._collector", "qatdoctor.environment._probe", "qatdoctor.fixes"}
 TOP = {"qatdoctor.cli", "qatdoctor.cli_matrix", "qatdoctor.console", "qatdoctor.__main__"}
 
 

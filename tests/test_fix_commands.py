@@ -20,7 +20,7 @@ from qatdoctor import core
 from qatdoctor.explain import explain_stream
 from qatdoctor.knowledge.load import load
 from qatdoctor.knowledge.versions import try_parse_version
-from qatdoctor.model import Fact, Facts, Report, Verdict
+from qatdoctor.records import Fact, Facts, Report, Verdict
 from tests.conftest import reference_python
 from tests.test_resolve import HOST, ROWS, resolve
 

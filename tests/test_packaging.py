@@ -21,8 +21,8 @@ def test_wheel_contents(tmp_path: Path) -> None:
         "qatdoctor/data/compat_matrix.toml",
         "qatdoctor/data/compat_matrix.json",
         "qatdoctor/data/compat_matrix.schema.json",
-        "qatdoctor/target/_collector.py",
-        "qatdoctor/target/_probe.py",
+        "qatdoctor/environment/_collector.py",
+        "qatdoctor/environment/_probe.py",
     ):
         assert required in names, required
     prefix = "qatdoctor/data/evidence/"

@@ -11,7 +11,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from qatdoctor import core
-from qatdoctor.model import Report, Scope, Status, Verdict
+from qatdoctor.records import Report, Scope, Status, Verdict
 
 # A fully described Linux host without a GPU; rows override what they are about.
 HOST = {

@@ -18,10 +18,10 @@ from tomlkit.items import AoT, Array, InlineTable, KeyType, SingleKey, Table, Tr
 
 from qatdoctor.diagnose.evaluate import Evaluation, evaluate
 from qatdoctor.diagnose.probe_findings import UNEXPLAINED_IMPORT, probe_findings
-from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
 from qatdoctor.lab.evidence import Cell
-from qatdoctor.model import Fact, Facts, Finding, Severity, Status
+from qatdoctor.records import Fact, Facts, Finding, Severity, Status
 
 _TRAILING_PATH = re.compile(r"\s*\([^()]*\.py\)\s*$")
 

@@ -17,12 +17,12 @@ from qatdoctor import __version__
 from qatdoctor.diagnose.conditions import evaluate_all
 from qatdoctor.diagnose.evaluate import Evaluation, cuda_from_local, derive_facts, evaluate
 from qatdoctor.diagnose.requirements import cuda_major
+from qatdoctor.knowledge.entries import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.knowledge.load import EVIDENCE_PREFIX
-from qatdoctor.knowledge.model import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, parse_version
-from qatdoctor.model import Fact, Facts, Finding, Scope, Severity, Status
 from qatdoctor.recommend.commands import pip_install
 from qatdoctor.recommend.ranking import PYPI, Candidate, cuda_variant, numpy_for, planned_facts
+from qatdoctor.records import Fact, Facts, Finding, Scope, Severity, Status
 
 PIP_PYTHON = "python"
 _MINOR = re.compile(r"^3\.\d+$")  # CPython minors; free-threaded builds (3.13t) have no aimet-torch wheel

@@ -10,11 +10,11 @@ from packaging.specifiers import SpecifierSet
 from qatdoctor.diagnose.conditions import evaluate_all, specs_intersect
 from qatdoctor.diagnose.evaluate import cuda_from_local
 from qatdoctor.diagnose.requirements import IMPLEMENTED
-from qatdoctor.knowledge.model import Matrix, Rule, same_version
+from qatdoctor.knowledge.entries import Matrix, Rule, same_version
 from qatdoctor.knowledge.schema import Problem
 from qatdoctor.knowledge.versions import in_range
 from qatdoctor.knowledge.vocab import CHOICE_FACTS, SET_PACKAGES
-from qatdoctor.model import Fact, Facts
+from qatdoctor.records import Fact, Facts
 
 # What a known-good rule's points fix: aimet-torch, torch, torchvision, the CUDA build, Python, the QuantSim API.
 UNIVERSE_FACTS = frozenset({*SET_PACKAGES[:3], "cuda", "python", *CHOICE_FACTS})

@@ -24,8 +24,8 @@ from tomlkit.items import AoT, Array, Comment, InlineTable, Table, Trivia
 from tomlkit.toml_document import TOMLDocument
 
 from qatdoctor.authoring.generate import Provenance, entry, generate, inline
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.load import MatrixError, build, parse_toml
-from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.vocab import Problem
 from qatdoctor.lab.evidence import Cell, read
 
@@ -312,7 +312,7 @@ def _goods_to_check(matrix: Matrix, generated: set[str]) -> set[str]:
     """Known-good rules whose contradictions can change: the new ones, and those whose aimet-torch range
     admits the release of a new bad rule (the contradiction check is the slow part of the lint)."""
     from qatdoctor.diagnose.conditions import evaluate_all
-    from qatdoctor.model import Fact, Facts
+    from qatdoctor.records import Fact, Facts
 
     new_bad = [r for r in matrix.rules if r.id in generated and r.kind == "bad"]
     releases = [c.raw.removeprefix("==") for r in new_bad for c in r.when if c.fact == "aimet-torch"]

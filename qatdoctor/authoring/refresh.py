@@ -34,8 +34,8 @@ from packaging.version import InvalidVersion, Version
 
 from qatdoctor.authoring.wheels import WheelFacts, parse_filename, read_metadata, read_wheel
 from qatdoctor.errors import InputError
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.load import MatrixError
-from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import parse_version
 
 PYPI = "https://pypi.org"

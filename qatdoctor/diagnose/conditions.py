@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from qatdoctor.knowledge.model import Condition
+from qatdoctor.knowledge.entries import Condition
 from qatdoctor.knowledge.versions import in_range, try_parse_version
-from qatdoctor.model import Facts, FactState
+from qatdoctor.records import Facts, FactState
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from qatdoctor.diagnose.conditions import evaluate_all
 from qatdoctor.diagnose.requirements import Context, check_requirements
 from qatdoctor.diagnose.rules import match_rules, rule_finding
-from qatdoctor.knowledge.model import AimetRelease, Matrix, TorchSeries
+from qatdoctor.knowledge.entries import AimetRelease, Matrix, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
-from qatdoctor.model import Fact, Facts, FactState, Finding, Fix, Scope, Severity, Source, Status, Verdict
+from qatdoctor.records import Fact, Facts, FactState, Finding, Fix, Scope, Severity, Source, Status, Verdict
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from qatdoctor.errors import InputError
 from qatdoctor.knowledge.versions import parse_version
-from qatdoctor.model import Fact, Facts, FactState, Finding, Severity, Status
+from qatdoctor.records import Fact, Facts, FactState, Finding, Severity, Status
 
 
 def with_target_driver(facts: Facts, driver: str | None) -> Facts:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from qatdoctor.knowledge.model import Matrix, ProbeMatch, Rule
+from qatdoctor.knowledge.entries import Matrix, ProbeMatch, Rule
 from qatdoctor.knowledge.signatures import error_matches
-from qatdoctor.model import (
+from qatdoctor.records import (
     FAILED,
     NOT_RUN,
     Finding,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from qatdoctor.diagnose.conditions import evaluate_all
 from qatdoctor.diagnose.rules import rule_finding
-from qatdoctor.knowledge.model import Matrix, ProbeMatch, Rule
+from qatdoctor.knowledge.entries import Matrix, ProbeMatch, Rule
 from qatdoctor.knowledge.signatures import error_matches
-from qatdoctor.model import (
+from qatdoctor.records import (
     FAILED,
     NOT_RUN,
     ErrorInfo,

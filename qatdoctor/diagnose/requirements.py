@@ -15,11 +15,11 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from qatdoctor.knowledge.entries import AimetRelease, Matrix, TorchSeries
 from qatdoctor.knowledge.load import MatrixError
-from qatdoctor.knowledge.model import AimetRelease, Matrix, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
 from qatdoctor.knowledge.vocab import GPU, LIBRARY_PREFIX
-from qatdoctor.model import Facts, FactState, Finding, Fix, Severity, Source, Status
+from qatdoctor.records import Facts, FactState, Finding, Fix, Severity, Source, Status
 
 _CP_WHEEL = re.compile(r"^cp3(\d+)-")
 _SPEC = frozenset({"declared"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qatdoctor.diagnose.conditions import Outcome, evaluate_all
-from qatdoctor.knowledge.model import Matrix, Rule, RuleFix
-from qatdoctor.model import Facts, Finding, Fix, Scope, Severity, Status
+from qatdoctor.knowledge.entries import Matrix, Rule, RuleFix
+from qatdoctor.records import Facts, Finding, Fix, Scope, Severity, Status
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from qatdoctor.explain.diagnosis import Scan, explain_report
 from qatdoctor.explain.extract import Lexicon, VersionExtractor
 from qatdoctor.explain.reader import CHUNK, iter_text
 from qatdoctor.explain.scan import SignatureScanner
-from qatdoctor.knowledge.model import Matrix
-from qatdoctor.model import Report
+from qatdoctor.knowledge.entries import Matrix
+from qatdoctor.records import Report
 
 __all__ = ["explain_stream", "run_explain", "scan_stream"]
 

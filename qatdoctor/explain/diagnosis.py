@@ -13,10 +13,10 @@ from qatdoctor.diagnose.evaluate import derive_facts, verdict_of
 from qatdoctor.diagnose.rules import rule_finding
 from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
 from qatdoctor.explain.scan import Hit
-from qatdoctor.knowledge.model import Matrix, Rule
+from qatdoctor.knowledge.entries import Matrix, Rule
 from qatdoctor.knowledge.versions import in_range, try_parse_version
 from qatdoctor.knowledge.vocab import LIBRARY_FACTS, VERSION_FACTS
-from qatdoctor.model import Fact, Facts, Finding, Report, Scope, Severity, Status, Verdict, finding_order
+from qatdoctor.records import Fact, Facts, Finding, Report, Scope, Severity, Status, Verdict, finding_order
 
 NOT_STATED = "not stated in the input"
 AIMET_FACTS = ("aimet-torch", "aimet-api")

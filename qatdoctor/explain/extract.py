@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
-from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
 from qatdoctor.knowledge.vocab import LIBRARY_FACTS
 

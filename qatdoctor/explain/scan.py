@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from qatdoctor.knowledge.model import Rule, Signature
+from qatdoctor.knowledge.entries import Rule, Signature
 from qatdoctor.knowledge.signatures import (
     QUOTE,
     anchor,

@@ -15,8 +15,7 @@ from packaging.specifiers import SpecifierSet
 
 from qatdoctor.errors import QatdoctorError
 from qatdoctor.knowledge import vocab
-from qatdoctor.knowledge.files import packaged_file
-from qatdoctor.knowledge.model import (
+from qatdoctor.knowledge.entries import (
     AimetRelease,
     Api,
     ApiLine,
@@ -39,8 +38,9 @@ from qatdoctor.knowledge.model import (
     V1Requirements,
     WheelVariant,
 )
+from qatdoctor.knowledge.files import packaged_file
 from qatdoctor.knowledge.versions import parse_version
-from qatdoctor.model import Measurement, Source
+from qatdoctor.records import Measurement, Source
 
 MATRIX_ENV = "QATDOCTOR_MATRIX"
 MATRIX_NAME = "compat_matrix.toml"

@@ -495,13 +495,13 @@ PROBE_TERM = TableSpec(
     {
         "kind": f(_enum(PROBE_TERM_KINDS), required=True),
         "id": f(_pattern(PROBE_WORD, "lower-case, _ or -"), required=True,
-                doc="the word as qatdoctor/target/_probe.py reports or reads it"),
+                doc="the word as qatdoctor/environment/_probe.py reports or reads it"),
         "summary": f(STR, required=True, doc="what it is or measures"),
         SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
     key="id",
     doc="A word of the live probe's vocabulary: a stand-in model, a pipeline stage (in order), a silent check or "
-    "a construct detector that qatdoctor/target/_probe.py implements. A definition, not a claim: no basis.",
+    "a construct detector that qatdoctor/environment/_probe.py implements. A definition, not a claim: no basis.",
 )  # fmt: skip
 
 TOP_FIELDS: Mapping[str, FieldSpec] = {

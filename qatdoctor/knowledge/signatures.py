@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
-from qatdoctor.knowledge.model import Signature
-from qatdoctor.model import ErrorInfo
+from qatdoctor.knowledge.entries import Signature
+from qatdoctor.records import ErrorInfo
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 SPACE = re.compile(r"\s+")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# The fact names, defined once. The target scripts (target/_collector.py, target/_probe.py) cannot import
-# qatdoctor and keep their own copy; tests/target/test_facts.py keeps it equal to this one.
+# The fact names, defined once. The target scripts (environment/_collector.py, environment/_probe.py) cannot import
+# qatdoctor and keep their own copy; tests/environment/test_facts.py keeps it equal to this one.
 # The packages the collector reads (each is a fact); mmcv-lite provides the mmcv package.
 PACKAGES = (
     "aimet-torch", "aimet-common", "aimet-onnx", "torch", "torchvision", "numpy", "onnx", "mmengine", "mmcv",

@@ -3,5 +3,5 @@ version set: plan, build, collect, probe), `verify` and `verify_compare` (a fix 
 `sweep`/`sweep_grid` (many sets → evidence), `evidence` (evidence records), `fix` (applying a verified fix in
 place, with a backup).
 
-May import `core`, `target`, `diagnose`, `recommend`, `knowledge` and the data model; never `render` or the CLI.
+May import `core`, `environment`, `diagnose`, `recommend`, `knowledge` and the data model; never `render` or the CLI.
 """

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from packaging.version import Version
 
 from qatdoctor.diagnose.requirements import wheel_pythons
-from qatdoctor.knowledge.model import AimetRelease, Matrix, TorchSeries
+from qatdoctor.knowledge.entries import AimetRelease, Matrix, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, parse_version
 from qatdoctor.lab.envbuild import EnvBuildError, EnvSpec
 from qatdoctor.lab.evidence import cell_id
-from qatdoctor.model import Fact, Facts
 from qatdoctor.recommend.commands import CUDA_INDEX
+from qatdoctor.records import Fact, Facts
 
 
 class IndexUnreachableError(EnvBuildError):

@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from qatdoctor.knowledge.model import Construct
+from qatdoctor.environment.collect import CollectError, collect
+from qatdoctor.environment.probe import DEFAULT_TIMEOUT, run_probe
+from qatdoctor.environment.runner import Runner, disown, make_scratch, own, run
+from qatdoctor.knowledge.entries import Construct
 from qatdoctor.lab.cellplan import CellPlan
 from qatdoctor.lab.envbuild import (
     EnvBuildError,
@@ -22,10 +25,7 @@ from qatdoctor.lab.envbuild import (
     remove_env,
     resolve_installer,
 )
-from qatdoctor.model import Facts, ModelSpec, ProbeRun
-from qatdoctor.target.collect import CollectError, collect
-from qatdoctor.target.probe import DEFAULT_TIMEOUT, run_probe
-from qatdoctor.target.runner import Runner, disown, make_scratch, own, run
+from qatdoctor.records import Facts, ModelSpec, ProbeRun
 
 
 class Builder(Protocol):

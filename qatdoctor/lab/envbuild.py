@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from qatdoctor.environment.runner import Completed, Runner, run
 from qatdoctor.errors import QatdoctorError
-from qatdoctor.target.runner import Completed, Runner, run
 
 STAMP_NAME = ".qatdoctor-env.json"
 STAMP_FORMAT = 1

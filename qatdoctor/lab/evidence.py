@@ -19,7 +19,7 @@ from qatdoctor import __version__
 from qatdoctor.errors import InputError
 from qatdoctor.jsonio import probe_from_dict, probe_to_dict
 from qatdoctor.knowledge.vocab import CELL_FACTS
-from qatdoctor.model import FAILED, Facts, ProbeRun
+from qatdoctor.records import FAILED, Facts, ProbeRun
 
 FORMAT = 1
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qatdoctor import atomic
+from qatdoctor.environment.runner import Runner, run
 from qatdoctor.errors import QatdoctorError
-from qatdoctor.model import Recommendation, Report, Scope, Severity
-from qatdoctor.target.runner import Runner, run
+from qatdoctor.records import Recommendation, Report, Scope, Severity
 
 PIP_TIMEOUT = 3600.0
 FREEZE_TIMEOUT = 120.0

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from qatdoctor import core
+from qatdoctor.environment import runner
+from qatdoctor.environment.probe import DEFAULT_TIMEOUT
 from qatdoctor.errors import InputError
-from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.lab import evidence
 from qatdoctor.lab.cellplan import CellPlan
 from qatdoctor.lab.cellrun import CellRun, Tools, run_cell
 from qatdoctor.lab.envbuild import EnvBuildError, PythonNotFoundError, default_root, find_python
 from qatdoctor.lab.sweep_grid import Grid, Skipped, expand, parse_pythons, resolve_aimet, resolve_torch
-from qatdoctor.target import runner
-from qatdoctor.target.probe import DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class _EvidenceWriter:
 
 
 def _this_host() -> dict[str, str]:
-    from qatdoctor.target.collect import collect
+    from qatdoctor.environment.collect import collect
 
     return evidence.host_of(collect(None))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from packaging.specifiers import SpecifierSet
 
 from qatdoctor.errors import InputError
-from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, parse_specifier, parse_version
 from qatdoctor.lab.cellplan import CellPlan, blockers, is_known_torch, plan_cell, python_choices
 

@@ -12,17 +12,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from qatdoctor import core
+from qatdoctor.environment.assume import apply_assumptions, what_if_facts
+from qatdoctor.environment.collect import resolve_python
 from qatdoctor.errors import InputError
-from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.versions import in_range, try_parse_version
 from qatdoctor.knowledge.vocab import SET_PACKAGES
 from qatdoctor.lab.cellplan import CellPlan, blockers, check_index, plan_cell, python_choices
 from qatdoctor.lab.cellrun import CellRun, Tools, run_cell
 from qatdoctor.lab.envbuild import EnvBuildError, InstallError, PythonNotFoundError, default_root, find_python
 from qatdoctor.lab.verify_compare import Comparison, compare
-from qatdoctor.model import Facts, Recommendation, Report, Verdict
-from qatdoctor.target.assume import apply_assumptions, what_if_facts
-from qatdoctor.target.collect import resolve_python
+from qatdoctor.records import Facts, Recommendation, Report, Verdict
 
 VERSION_KINDS = ("keep-aimet", "keep-torch", "newest", "fresh", "current")
 

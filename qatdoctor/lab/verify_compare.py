@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from qatdoctor.knowledge.model import Matrix, Rule
-from qatdoctor.model import FAILED, Finding, ProbeRun, Recommendation, Report, Scope, Severity
+from qatdoctor.knowledge.entries import Matrix, Rule
+from qatdoctor.records import FAILED, Finding, ProbeRun, Recommendation, Report, Scope, Severity
 
 
 @dataclass(frozen=True)

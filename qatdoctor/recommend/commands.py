@@ -6,7 +6,7 @@ import re
 import shlex
 from collections.abc import Iterable
 
-from qatdoctor.model import Pin
+from qatdoctor.records import Pin
 
 CUDA_INDEX = "https://download.pytorch.org/whl"
 _PLAIN = re.compile(r"^[\w./~+-]+$")

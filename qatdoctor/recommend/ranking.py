@@ -16,10 +16,11 @@ from packaging.specifiers import SpecifierSet
 from qatdoctor.diagnose.conditions import evaluate_all
 from qatdoctor.diagnose.evaluate import Evaluation, could_be_good, cuda_from_local, evaluate, is_clean
 from qatdoctor.diagnose.requirements import cuda_major
-from qatdoctor.knowledge.model import AimetRelease, Matrix, Rule, TorchSeries
+from qatdoctor.knowledge.entries import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
 from qatdoctor.knowledge.vocab import SET_PACKAGES
-from qatdoctor.model import (
+from qatdoctor.recommend.commands import CUDA_INDEX, constraints_lines, pip_install
+from qatdoctor.records import (
     FAILED,
     ApiMove,
     Change,
@@ -34,7 +35,6 @@ from qatdoctor.model import (
     Severity,
     Status,
 )
-from qatdoctor.recommend.commands import CUDA_INDEX, constraints_lines, pip_install
 
 PYPI = "pypi"
 # Candidates already evaluated in one search, by (aimet-torch, torch, CUDA build): the passes overlap.

@@ -9,7 +9,7 @@ import os
 import sys
 
 from qatdoctor.jsonio import report_to_dict
-from qatdoctor.model import Report
+from qatdoctor.records import Report
 
 
 class Format(str, enum.Enum):

@@ -16,7 +16,7 @@ from rich.padding import Padding
 from rich.table import Table
 
 from qatdoctor.knowledge.vocab import GPU, LIBRARY_PREFIX
-from qatdoctor.model import FAILED, Finding, Recommendation, Report, Scope, Severity, Status, Verdict, finding_order
+from qatdoctor.records import FAILED, Finding, Recommendation, Report, Scope, Severity, Status, Verdict, finding_order
 
 WIDTH = 100  # piped output wraps here; a terminal uses its own width
 MARK = {"pass": ("✓", "green"), "fail": ("✗", "red"), "warn": ("!", "yellow"), "unknown": ("?", "yellow"),

@@ -28,8 +28,8 @@ from qatdoctor.authoring.grid import (
     python_minors,
     rows_of,
 )
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.load import EVIDENCE_PREFIX
-from qatdoctor.knowledge.model import Matrix
 from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.recommend.commands import CUDA_INDEX
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from qatdoctor.authoring.grid import Cell, DriverMark, Grid, State, iter_cells
-from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.entries import Matrix
 
 
 class Glyphs(NamedTuple):

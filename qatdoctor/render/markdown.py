@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, report_to_dict
-from qatdoctor.model import FAILED, Finding, Report, Scope, Severity, Status, finding_order
+from qatdoctor.records import FAILED, Finding, Report, Scope, Severity, Status, finding_order
 
 
 def _cell(text: str) -> str:

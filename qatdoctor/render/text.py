@@ -12,7 +12,7 @@ from rich.padding import Padding
 from rich.table import Table
 
 from qatdoctor.knowledge.vocab import FACT_ORDER
-from qatdoctor.model import (
+from qatdoctor.records import (
     FAILED,
     Finding,
     ModelRun,

@@ -10,7 +10,7 @@ from qatdoctor.jsonio import probe_to_dict, recommendation_to_dict, report_to_di
 from qatdoctor.knowledge.vocab import CELL_FACTS, CHOICE_FACTS
 from qatdoctor.lab.verify import VerifyResult
 from qatdoctor.lab.verify_compare import CaseDiff, Entry, StageDiff, stage_names
-from qatdoctor.model import FAILED, Report
+from qatdoctor.records import FAILED, Report
 from qatdoctor.render import Format
 
 # the set a cell names, with the QuantSim API after aimet-torch

@@ -11,9 +11,9 @@ import pytest
 from qatdoctor.authoring.lint import lint
 from qatdoctor.diagnose.evaluate import evaluate
 from qatdoctor.jsonio import finding_to_dict
+from qatdoctor.knowledge.entries import Matrix, same_version
 from qatdoctor.knowledge.load import load
-from qatdoctor.knowledge.model import Matrix, same_version
-from qatdoctor.model import Fact, Facts
+from qatdoctor.records import Fact, Facts
 
 ROOT = Path(__file__).resolve().parents[2]
 

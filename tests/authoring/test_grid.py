@@ -19,11 +19,11 @@ from qatdoctor.authoring.grid import DriverMark, Filters, State
 from qatdoctor.cli import app
 from qatdoctor.core import infer_missing
 from qatdoctor.diagnose.evaluate import evaluate
+from qatdoctor.environment.assume import what_if_facts
 from qatdoctor.exitcodes import ExitCode
+from qatdoctor.knowledge.entries import Matrix, ProbeMatch
 from qatdoctor.knowledge.load import load
-from qatdoctor.knowledge.model import Matrix, ProbeMatch
 from qatdoctor.render import grid_html, grid_text
-from qatdoctor.target.assume import what_if_facts
 
 runner = CliRunner()
 SILU_ROWS = {f"2.{minor}.0" for minor in range(10)}  # 2.0.0 … 2.9.0: the SiLU QuantSim failure (measured)

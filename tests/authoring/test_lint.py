@@ -9,10 +9,10 @@ import pytest
 
 from qatdoctor.authoring.lint import consistency, lint
 from qatdoctor.core import load_matrix
+from qatdoctor.knowledge.entries import Matrix, ProbeMatch, Rule
 from qatdoctor.knowledge.load import _condition
-from qatdoctor.knowledge.model import Matrix, ProbeMatch, Rule
 from qatdoctor.knowledge.versions import parse_version
-from qatdoctor.model import Measurement, Source
+from qatdoctor.records import Measurement, Source
 
 FULL = load_matrix(None)
 AIMETS = ("1.32.2", "2.0.0", "2.42.0")

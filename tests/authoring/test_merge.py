@@ -21,7 +21,7 @@ from qatdoctor.authoring.merge import merge
 from qatdoctor.knowledge.load import MatrixError, load
 from qatdoctor.lab import evidence
 from qatdoctor.lab.evidence import Cell
-from qatdoctor.model import ErrorInfo, ProbeRun
+from qatdoctor.records import ErrorInfo, ProbeRun
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = {"platform": "linux-x86_64", "os": "Debian GNU/Linux 12 (bookworm)", "glibc": "2.36", "accelerator": "CPU only"}
@@ -53,7 +53,7 @@ def import_failure(torch: str, error: ErrorInfo) -> Cell:
 
 
 def evidence_facts(versions: dict[str, str]) -> evidence.Facts:
-    from qatdoctor.model import Fact, Facts
+    from qatdoctor.records import Fact, Facts
 
     return Facts({k: Fact.known(v) for k, v in versions.items()})
 
@@ -109,7 +109,7 @@ def test_unexplained_model_failures_are_listed_for_curation(matrix_copy: Path) -
     assert cell.probe is not None
     broken = [c._replace(stages=tuple(s._replace(error=ErrorInfo("KeyError", "x")) if s.stage == "quantsim" and
               c.model == "conv_silu" else s for s in c.stages)) for c in cell.probe.cases]  # fmt: skip
-    from qatdoctor.model import Status
+    from qatdoctor.records import Status
 
     broken = [c._replace(stages=tuple(s._replace(status=Status.FAIL) if s.error and s.error.type == "KeyError" else s
                                       for s in c.stages)) for c in broken]  # fmt: skip

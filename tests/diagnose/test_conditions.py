@@ -7,7 +7,7 @@ from packaging.specifiers import SpecifierSet
 
 from qatdoctor.diagnose.conditions import Outcome, evaluate_all, evaluate_condition, specs_intersect
 from qatdoctor.knowledge.load import _condition
-from qatdoctor.model import Fact, Facts, FactState
+from qatdoctor.records import Fact, Facts, FactState
 
 FACTS = Facts(
     {

@@ -19,7 +19,7 @@ from qatdoctor.diagnose.evaluate import (
     verdict_of,
 )
 from qatdoctor.knowledge.versions import parse_version
-from qatdoctor.model import Fact, Facts, FactState, Finding, Scope, Severity, Status, Verdict
+from qatdoctor.records import Fact, Facts, FactState, Finding, Scope, Severity, Status, Verdict
 
 MATRIX = load_matrix(None)
 UNKNOWN = Fact.unknown("could not read it")

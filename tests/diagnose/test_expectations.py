@@ -6,7 +6,7 @@ import pytest
 
 from qatdoctor.diagnose.expectations import expect_cuda, with_target_driver
 from qatdoctor.errors import InputError
-from qatdoctor.model import Fact, Facts, Status
+from qatdoctor.records import Fact, Facts, Status
 
 
 @pytest.mark.parametrize(

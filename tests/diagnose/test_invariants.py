@@ -13,10 +13,10 @@ from qatdoctor.core import load_matrix
 from qatdoctor.diagnose.evaluate import evaluate, verdict_of
 from qatdoctor.diagnose.requirements import Context, check_requirements, cuda_major, runs_on
 from qatdoctor.jsonio import finding_to_dict
+from qatdoctor.knowledge.entries import Matrix, ProbeMatch
 from qatdoctor.knowledge.load import _condition
-from qatdoctor.knowledge.model import Matrix, ProbeMatch
 from qatdoctor.knowledge.versions import parse_version
-from qatdoctor.model import Fact, Facts, Gpu, Status, Verdict
+from qatdoctor.records import Fact, Facts, Gpu, Status, Verdict
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +241,7 @@ def test_rule_finding_carries_the_rule(matrix: Matrix) -> None:
 
 def test_fix_from_rule_keeps_version_fixes_whole(matrix: Matrix) -> None:
     from qatdoctor.diagnose.rules import fix_from_rule
-    from qatdoctor.knowledge.model import RuleFix
+    from qatdoctor.knowledge.entries import RuleFix
     from qatdoctor.knowledge.versions import parse_specifier
 
     pin = fix_from_rule(RuleFix("pin", "pin it", ("{python} -m pip install x",), None, "numpy", parse_specifier("<2")),
@@ -261,7 +261,7 @@ def test_fix_from_rule_keeps_version_fixes_whole(matrix: Matrix) -> None:
 def test_model_rules_are_caveats_and_good_rules_pass(matrix: Matrix) -> None:
     from qatdoctor.diagnose.conditions import evaluate_all
     from qatdoctor.diagnose.rules import rule_finding
-    from qatdoctor.model import Scope
+    from qatdoctor.records import Scope
 
     model_rule = next(r for r in matrix.rules if r.kind == "bad" and r.scope == "model")
     point = Facts({c.fact: Fact.unknown("x") for c in model_rule.when})

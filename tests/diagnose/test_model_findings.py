@@ -1,6 +1,6 @@
 """The verdict about this environment and the user's model (`--model`), on recorded facts and stand-in probes.
 
-The model runs here are the shapes the probe script reports (qatdoctor/target/_probe.py, `"model"`), with the
+The model runs here are the shapes the probe script reports (qatdoctor/environment/_probe.py, `"model"`), with the
 outcomes measured on real RTMDet-tiny (shared/evidence/real-models.md); the integration tests run them for real.
 """
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from qatdoctor import core
+from qatdoctor.environment.probe import from_payload
 from qatdoctor.jsonio import facts_from_dict
 from qatdoctor.knowledge.load import load
-from qatdoctor.model import (
+from qatdoctor.records import (
     ConstructHit,
     ErrorInfo,
     Fact,
@@ -28,7 +29,6 @@ from qatdoctor.model import (
     Status,
     Verdict,
 )
-from qatdoctor.target.probe import from_payload
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NATIVE_BN = ErrorInfo(

@@ -17,10 +17,10 @@ from qatdoctor.diagnose.requirements import (
     runs_on,
     wheel_pythons,
 )
-from qatdoctor.knowledge.model import Matrix
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.knowledge.vocab import GPU
-from qatdoctor.model import Fact, Facts, Finding, Gpu, Severity, Status
+from qatdoctor.records import Fact, Facts, Finding, Gpu, Severity, Status
 
 MATRIX = load_matrix(None)
 

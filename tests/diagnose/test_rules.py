@@ -7,10 +7,10 @@ import pytest
 from qatdoctor.core import load_matrix
 from qatdoctor.diagnose.conditions import Outcome
 from qatdoctor.diagnose.rules import fix_from_rule, match_rules, rule_finding
+from qatdoctor.knowledge.entries import Rule, RuleFix
 from qatdoctor.knowledge.load import _condition
-from qatdoctor.knowledge.model import Rule, RuleFix
 from qatdoctor.knowledge.versions import parse_specifier
-from qatdoctor.model import Fact, Facts, Measurement, Scope, Severity, Source, Status
+from qatdoctor.records import Fact, Facts, Measurement, Scope, Severity, Source, Status
 
 MATRIX = load_matrix(None)
 SOURCE = (Source("issue", "quic/aimet#1", "a report"),)

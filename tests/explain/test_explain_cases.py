@@ -12,9 +12,9 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from qatdoctor.explain import explain_stream
+from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.load import load
-from qatdoctor.knowledge.model import Matrix
-from qatdoctor.model import Report, Status, Verdict
+from qatdoctor.records import Report, Status, Verdict
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "explain"
 PIP = "python -m pip install"

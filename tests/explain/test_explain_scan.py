@@ -13,8 +13,8 @@ from qatdoctor.explain import scan_stream
 from qatdoctor.explain.diagnosis import Scan
 from qatdoctor.explain.reader import iter_text
 from qatdoctor.explain.scan import SignatureScanner, plan_gates
+from qatdoctor.knowledge.entries import Matrix, Signature
 from qatdoctor.knowledge.load import load
-from qatdoctor.knowledge.model import Matrix, Signature
 from qatdoctor.knowledge.signatures import _required_literals, anchor, find_signature, normalize, normalize_window
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "explain"

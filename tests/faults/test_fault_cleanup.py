@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from faultkit import fake_target, finish, gone, qatdoctor, survivors, wait_for
 
-from qatdoctor.target import runner
+from qatdoctor.environment import runner
 
 
 def _scratch(tmp: Path) -> list[Path]:

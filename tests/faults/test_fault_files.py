@@ -23,7 +23,7 @@ from qatdoctor.errors import InputError
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.knowledge import load as matrix_load
 from qatdoctor.lab import evidence
-from qatdoctor.model import Fact, Facts
+from qatdoctor.records import Fact, Facts
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD = "the old content\n"

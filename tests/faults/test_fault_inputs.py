@@ -25,9 +25,9 @@ from qatdoctor.exitcodes import ExitCode
 from qatdoctor.explain import scan, scan_stream
 from qatdoctor.explain.scan import normalize_blocks
 from qatdoctor.knowledge import load as matrix_load
-from qatdoctor.knowledge.model import Matrix, Signature
+from qatdoctor.knowledge.entries import Matrix, Signature
 from qatdoctor.knowledge.signatures import normalize_window, regex_problem
-from qatdoctor.model import Fact, Facts, Status
+from qatdoctor.records import Fact, Facts, Status
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "explain"

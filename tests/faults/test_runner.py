@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from faultkit import gone, survivors
 
-from qatdoctor.target import runner
-from qatdoctor.target.runner import Capture, run, start
+from qatdoctor.environment import runner
+from qatdoctor.environment.runner import Capture, run, start
 
 
 def test_capture_keeps_head_and_tail_and_says_what_was_cut() -> None:
@@ -46,7 +46,7 @@ def test_a_flooding_child_costs_bounded_memory(tmp_path: Path) -> None:
     """300 MB on stdout: the runner keeps STDOUT_LIMIT characters and its peak RSS grows by well under 100 MB."""
     script = textwrap.dedent("""
         import json, resource, sys
-        from qatdoctor.target.runner import run
+        from qatdoctor.environment.runner import run
         child = "import sys\\nblock = ('x' * 99 + '\\\\n') * 10486\\nfor _ in range(300): sys.stdout.write(block)\\n"
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         done = run([sys.executable, "-c", child], timeout=120)
@@ -118,7 +118,7 @@ def test_scratch_dirs_are_removed_by_their_owner_or_at_shutdown(tmp_path: Path) 
     # shutdown is final (no child may start afterwards), so it runs in a process of its own
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from qatdoctor.target import runner
+        from qatdoctor.environment import runner
         kept = runner.make_scratch("left-", {str(tmp_path)!r})
         (kept / "f").write_text("x")
         runner.shutdown()
@@ -137,7 +137,7 @@ def test_a_missing_program_is_a_start_error_not_an_exception() -> None:
 def test_terminated_is_raised_by_sigterm_in_the_main_thread() -> None:
     script = textwrap.dedent("""
         import os, signal, sys
-        from qatdoctor.target import runner
+        from qatdoctor.environment import runner
         runner.install_signal_handlers()
         try:
             os.kill(os.getpid(), signal.SIGTERM)

@@ -16,10 +16,10 @@ from qatdoctor.diagnose.evaluate import derive_facts
 from qatdoctor.diagnose.requirements import Context, check_requirements
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.explain.extract import Lexicon, VersionExtractor
-from qatdoctor.knowledge.model import Matrix, OsRelease, Requirement
+from qatdoctor.knowledge.entries import Matrix, OsRelease, Requirement
 from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.lab.cellplan import python_choices
-from qatdoctor.model import Fact, Facts
+from qatdoctor.records import Fact, Facts
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ import pytest
 
 from qatdoctor.knowledge.load import MatrixError, build, load, read_document
 
-SCRIPT = Path(__file__).resolve().parents[2] / "qatdoctor" / "target" / "_probe.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "qatdoctor" / "environment" / "_probe.py"
 
 
 def _constant(name: str) -> object:

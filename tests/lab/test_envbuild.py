@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from qatdoctor.environment.runner import Completed
 from qatdoctor.lab import envbuild
 from qatdoctor.lab.envbuild import (
     STAMP_NAME,
@@ -35,7 +36,6 @@ from qatdoctor.lab.envbuild import (
     pins,
     remove_env,
 )
-from qatdoctor.target.runner import Completed
 
 Handler = Callable[[tuple[str, ...]], Completed | None]
 
@@ -746,7 +746,7 @@ def test_real_build_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     lines: list[str] = []
     python = build_env(spec, root, installer="pip", log=lines.append, timeout=300)
     assert python == root / "tiny" / "bin" / "python"
-    from qatdoctor.target.runner import run
+    from qatdoctor.environment.runner import run
 
     done = run(
         [str(python), "-c", "import sys, qatdoctor_tinypkg; print(sys.prefix, qatdoctor_tinypkg.VALUE)"],
@@ -781,7 +781,7 @@ def test_real_overlay_sees_its_base_and_leaves_it_alone(tmp_path: Path, monkeypa
     base = EnvSpec("tiny", sys.executable, ("qatdoctor-tinypkg==1.0",))
     build_env(base, root, installer="pip", log=lines.append, timeout=300)
     python = build_env(overlay_of(base, "tiny-models", ["qatdoctor-tinydep"]), root, log=lines.append, timeout=300)
-    from qatdoctor.target.runner import run
+    from qatdoctor.environment.runner import run
 
     script = "import qatdoctor_tinypkg as p, qatdoctor_tinydep as d; print(p.__file__); print(d.__file__)"
     done = run([str(python), "-c", script], timeout=60)

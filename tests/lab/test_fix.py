@@ -15,9 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from qatdoctor.cli import app
+from qatdoctor.environment.runner import Completed
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.lab import fix
-from qatdoctor.model import (
+from qatdoctor.records import (
     Change,
     Facts,
     Finding,
@@ -29,7 +30,6 @@ from qatdoctor.model import (
     Status,
     Verdict,
 )
-from qatdoctor.target.runner import Completed
 
 
 @pytest.fixture(scope="module")

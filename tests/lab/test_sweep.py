@@ -14,6 +14,8 @@ from packaging.specifiers import SpecifierSet
 from typer.testing import CliRunner
 
 from qatdoctor.cli import app
+from qatdoctor.environment.probe import from_payload
+from qatdoctor.environment.runner import Runner
 from qatdoctor.errors import InputError
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.knowledge.load import load
@@ -23,9 +25,7 @@ from qatdoctor.lab.cellrun import Tools, run_cell
 from qatdoctor.lab.envbuild import EnvSpec, InstallError, Log, build_env
 from qatdoctor.lab.sweep import SweepOptions, ci_matrix, render_text, run_sweep
 from qatdoctor.lab.sweep_grid import expand, parse_pythons, resolve_aimet, resolve_torch, split_items
-from qatdoctor.model import Fact, Facts, ProbeRun
-from qatdoctor.target.probe import from_payload
-from qatdoctor.target.runner import Runner
+from qatdoctor.records import Fact, Facts, ProbeRun
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "probe"
 MATRIX = load()

@@ -14,17 +14,17 @@ from typer.testing import CliRunner
 
 from qatdoctor import core
 from qatdoctor.cli import app
+from qatdoctor.environment.probe import from_payload
+from qatdoctor.environment.runner import Runner
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.jsonio import facts_from_dict, probe_from_dict
 from qatdoctor.lab.cellplan import IndexUnreachableError, check_index
 from qatdoctor.lab.cellrun import Tools
 from qatdoctor.lab.envbuild import EnvSpec, InstallError, Log
 from qatdoctor.lab.verify import VerifyOptions, run_verify
-from qatdoctor.model import Facts, ModelSpec, ProbeRun
+from qatdoctor.records import Facts, ModelSpec, ProbeRun
 from qatdoctor.render import Format
 from qatdoctor.render.verify import render, to_dict
-from qatdoctor.target.probe import from_payload
-from qatdoctor.target.runner import Runner
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ORIGINAL = "/envs/aimet-1.32.2/bin/python"

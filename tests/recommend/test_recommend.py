@@ -13,8 +13,8 @@ from qatdoctor.diagnose.conditions import evaluate_all
 from qatdoctor.diagnose.evaluate import evaluate
 from qatdoctor.diagnose.rules import rule_finding
 from qatdoctor.knowledge.versions import parse_version
-from qatdoctor.model import Change, Fact, Facts, Finding, Recommendation, Scope, Severity, Status
 from qatdoctor.recommend.ranking import Memo, best_known_good, recommend, set_with
+from qatdoctor.records import Change, Fact, Facts, Finding, Recommendation, Scope, Severity, Status
 
 MATRIX = load_matrix(None)
 PIP = "python -m pip install"
@@ -482,7 +482,7 @@ def test_a_soft_failure_adds_moves_that_avoid_it() -> None:
 
 
 def test_a_code_fix_outside_the_matrix_comes_after_the_matrix_ones() -> None:
-    from qatdoctor.model import Fix
+    from qatdoctor.records import Fix
 
     custom = Finding("probe.custom", "Custom failure", Severity.ERROR, "s", origin="probe", scope=Scope.MODEL,
                      fixes=(Fix("code", "Change the model.", code="model = change(model)"),))  # fmt: skip
@@ -563,7 +563,7 @@ def test_a_cuda_major_without_a_known_driver_floor() -> None:
 
 
 def test_the_gpus_are_held_fixed() -> None:
-    from qatdoctor.model import Gpu
+    from qatdoctor.records import Gpu
 
     values = {"aimet_torch": "2.42.0", "torch": "2.14.1", "python": "3.11.7", "numpy": "2.4.6", "driver": "580.95"}
     pascal = make_facts(**values).with_gpus((Gpu("GTX 1080", "6.1"),))

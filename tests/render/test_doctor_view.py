@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from qatdoctor import core
+from qatdoctor.environment.probe import from_payload
 from qatdoctor.jsonio import facts_from_dict, report_to_dict
 from qatdoctor.knowledge.load import load
-from qatdoctor.model import ApiMove, CudaMove, Fact, Report, Scope
+from qatdoctor.records import ApiMove, CudaMove, Fact, Report, Scope
 from qatdoctor.render.doctor import groups, render
 from qatdoctor.render.markdown import bundle
 from qatdoctor.render.markdown import render as markdown
-from qatdoctor.target.probe import from_payload
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

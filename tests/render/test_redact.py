@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qatdoctor.cli import app
-from qatdoctor.model import Fact, Facts, FactState
+from qatdoctor.records import Fact, Facts, FactState
 from qatdoctor.render import redact as redact_module
 from qatdoctor.render.redact import printable, printable_data, redact, redact_data
 
@@ -196,7 +196,7 @@ def test_exact_replacements(text: str, expected: str) -> None:
 def test_redact_data_keeps_types_and_passes_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import MappingProxyType
 
-    from qatdoctor.model import Finding, Fix, Severity
+    from qatdoctor.records import Finding, Fix, Severity
 
     monkeypatch.setattr(redact_module, "_hosts", lambda: ("buildbox",))
     finding = Finding(

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from qatdoctor import core
-from qatdoctor.model import ModelSpec
-from qatdoctor.target.runner import Completed, run
+from qatdoctor.environment.runner import Completed, run
+from qatdoctor.records import ModelSpec
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "probe" / "aimet-2.42.0.json"
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from qatdoctor.target.runner import Pending, start
+from qatdoctor.environment.runner import Pending, start
 
 COLLECT_TIMEOUT = 30.0
 COMMANDS = ("check", "pin", "report")

@@ -7,10 +7,10 @@ from typing import Any
 
 from qatdoctor.errors import CollectError
 from qatdoctor.knowledge.vocab import LIBRARIES, PACKAGES
-from qatdoctor.model import Fact, Facts, Gpu
+from qatdoctor.records import Fact, Facts, Gpu
 
 # The collector's protocol. `_collector.py` runs in the target and cannot import qatdoctor, and importing
-# it here would cost its module body on every run: tests/target/test_facts.py keeps its copy (of these and of
+# it here would cost its module body on every run: tests/environment/test_facts.py keeps its copy (of these and of
 # the fact names in knowledge/vocab.py) equal.
 COLLECTOR_VERSION = 1
 ENV_VARS = ("AIMET_DEFAULT_API", "CUDA_VISIBLE_DEVICES")

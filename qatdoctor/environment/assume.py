@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from qatdoctor.errors import InputError
 from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.knowledge.vocab import CHOICE_FACTS, GPU, LIBRARY_FACTS, VERSION_FACTS
-from qatdoctor.model import Fact, Facts, Gpu
+from qatdoctor.records import Fact, Facts, Gpu
 
 ALIASES = {
     "aimet": "aimet-torch", "python-version": "python", "py": "python", "cuda-version": "cuda",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qatdoctor import __version__, atomic
 from qatdoctor.jsonio import probe_from_dict, probe_to_dict
-from qatdoctor.model import Facts, ProbeRun
+from qatdoctor.records import Facts, ProbeRun
 
 CACHE_ENV = "QATDOCTOR_CACHE"
 # Variables that change what the probe sees (API choice, devices, libraries, import paths).

@@ -23,7 +23,7 @@ from qatdoctor.knowledge.load import load
 from tests.conftest import reference_python
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "qatdoctor" / "target" / "_probe.py"
+SCRIPT = ROOT / "qatdoctor" / "environment" / "_probe.py"
 MODELS = ROOT / "tests" / "data" / "models"
 CONSTRUCTS = MODELS / "constructs.json"
 FIXES = ROOT / "qatdoctor" / "fixes.py"

@@ -3,7 +3,7 @@
 Usage: TARGET_PYTHON _probe.py [--models m1,m2] [--modes train,eval]   (with OMP_NUM_THREADS=1)
          [--model SPEC [--input-shape 1,3,320,320] [--constructs FILE] [--with-fixes FIXES_PY]]
 
-Contract (qatdoctor/target/probe.py depends on it):
+Contract (qatdoctor/environment/probe.py depends on it):
 * self-contained: stdlib + torch + aimet_torch only, Python 3.8+; writes no file; never raises; exit status 0;
 * everything torch/AIMET print goes to stderr (fd 1 is pointed at fd 2 first thing); ONE JSON object (one line)
   is written to the real stdout at the very end;

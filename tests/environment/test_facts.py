@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from qatdoctor.environment.collect import CollectError
+from qatdoctor.environment.facts import facts_from_collector
 from qatdoctor.knowledge.vocab import PACKAGES
-from qatdoctor.model import Fact, FactState, Gpu
-from qatdoctor.target.collect import CollectError
-from qatdoctor.target.facts import facts_from_collector
+from qatdoctor.records import Fact, FactState, Gpu
 
 DATA = Path(__file__).parent.parent / "data" / "collector"
 
@@ -244,8 +244,8 @@ def test_malformed_payloads_raise_collect_error(payload: Any, message: str) -> N
 def test_the_target_scripts_copies_of_the_vocabulary() -> None:
     """The collector and the probe cannot import qatdoctor: their copies of the fact names and of the
     collector's protocol equal the one definition."""
+    from qatdoctor.environment import _collector, _probe, facts
     from qatdoctor.knowledge import vocab
-    from qatdoctor.target import _collector, _probe, facts
 
     for name in ("PACKAGES", "LIBRARIES"):
         assert getattr(vocab, name) == getattr(_collector, name), name

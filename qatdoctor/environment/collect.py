@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qatdoctor.environment import prefetch
+from qatdoctor.environment.runner import Completed, Runner, run
 from qatdoctor.errors import CollectError, TargetError
-from qatdoctor.model import Facts
-from qatdoctor.target import prefetch
-from qatdoctor.target.runner import Completed, Runner, run
+from qatdoctor.records import Facts
 
 __all__ = ["CollectError", "TargetError", "collect", "collector_path", "resolve_python"]
 
@@ -51,7 +51,7 @@ def resolve_python(python: str | None) -> str:
 
 def collect(python: str | None = None, *, runner: Runner = run, timeout: float = 30.0) -> Facts:
     """Run the collector in the target interpreter and map its JSON to facts."""
-    from qatdoctor.target.facts import facts_from_collector
+    from qatdoctor.environment.facts import facts_from_collector
 
     target = resolve_python(python)
     argv = [target, str(collector_path())]

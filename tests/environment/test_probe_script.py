@@ -1,4 +1,4 @@
-"""The probe script itself (`qatdoctor/target/_probe.py`): its imports, its JSON contract, and what it finds in the
+"""The probe script itself (`qatdoctor/environment/_probe.py`): its imports, its JSON contract, and what it finds in the
 real reference environments (integration tests, `-m integration`; skipped when an env is not built)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from qatdoctor.knowledge.load import load
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "qatdoctor" / "target" / "_probe.py"
+SCRIPT = ROOT / "qatdoctor" / "environment" / "_probe.py"
 DATA = ROOT / "tests" / "data" / "probe"
 PYTHON38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
 EVENT_PREFIX = "@qatdoctor-probe "

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from qatdoctor.target import _collector as collector
-from qatdoctor.target.collect import collector_path
+from qatdoctor.environment import _collector as collector
+from qatdoctor.environment.collect import collector_path
 
 PYTHON38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
 SHAPE = {

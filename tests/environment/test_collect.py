@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from qatdoctor.target.collect import CollectError, TargetError, collect, collector_path, resolve_python
-from qatdoctor.target.runner import Completed
+from qatdoctor.environment.collect import CollectError, TargetError, collect, collector_path, resolve_python
+from qatdoctor.environment.runner import Completed
 
 DATA = Path(__file__).parent.parent / "data" / "collector"
 PYTHON27 = Path("/root/.pyenv/versions/2.7.18/bin/python2.7")

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qatdoctor.environment.runner import Completed, Runner, run, scratch_dir
 from qatdoctor.errors import InputError, QatdoctorError
 from qatdoctor.jsonio import probe_from_dict
-from qatdoctor.knowledge.model import Construct
-from qatdoctor.model import ErrorInfo, ModelRun, ModelSpec, ProbeCase, ProbeRun, StageResult, Status
-from qatdoctor.target.runner import Completed, Runner, run, scratch_dir
+from qatdoctor.knowledge.entries import Construct
+from qatdoctor.records import ErrorInfo, ModelRun, ModelSpec, ProbeCase, ProbeRun, StageResult, Status
 
 # Measured: the slowest reference run, RTMDet-tiny with the stand-ins on aimet-torch 1.32.2 (2 loaded CPU cores),
 # took 45 s; 240 s leaves five times that for larger models and slower machines (--probe-timeout raises it).

@@ -11,9 +11,9 @@ import pytest
 
 from qatdoctor import core
 from qatdoctor.diagnose.probe_findings import probe_findings
+from qatdoctor.environment.probe import from_payload, run_probe
 from qatdoctor.knowledge.load import load
-from qatdoctor.model import Fact, Facts, Scope, Status
-from qatdoctor.target.probe import from_payload, run_probe
+from qatdoctor.records import Fact, Facts, Scope, Status
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "probe"
 
@@ -103,7 +103,7 @@ def test_recorded_probe_runs_are_explained_by_the_matrix(recorded: str, expected
 
 def test_probe_always_runs_single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Even when the user's shell asks for more intra-op threads (the tiny models only lose from them)."""
-    from qatdoctor.target.probe import probe_env
+    from qatdoctor.environment.probe import probe_env
 
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
     monkeypatch.setenv("QATDOCTOR_TEST_MARKER", "kept")

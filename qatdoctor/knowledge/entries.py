@@ -11,7 +11,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from qatdoctor.knowledge.versions import ParsedVersion
-from qatdoctor.model import Facts, Measurement, Source
+from qatdoctor.records import Facts, Measurement, Source
 
 
 class V1Requirements(NamedTuple):

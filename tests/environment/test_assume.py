@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from qatdoctor.environment.assume import apply_assumptions, parse_assumption, what_if_facts
 from qatdoctor.errors import InputError
-from qatdoctor.model import Fact, Facts, FactState, Gpu
-from qatdoctor.target.assume import apply_assumptions, parse_assumption, what_if_facts
+from qatdoctor.records import Fact, Facts, FactState, Gpu
 
 
 @pytest.mark.parametrize(
