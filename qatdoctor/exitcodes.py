@@ -1,4 +1,4 @@
-"""Every exit code qatdoctor uses, in one place (documented in the README)."""
+"""Every exit code qatdoctor uses, in one place (documented in docs/guide.md "Exit codes")."""
 
 from __future__ import annotations
 

@@ -282,6 +282,6 @@ def _untested(
             status=Status.UNKNOWN,
             origin="coverage",
             summary="No rule marks it bad, but nothing marks it good either; run the probe to find out.",
-            sources=(Source("docs", "README.md#the-matrix", "how known-good combinations are recorded"),),
+            sources=(Source("docs", "docs/matrix.md#the-matrix", "how known-good combinations are recorded"),),
         )
     ]

@@ -1,4 +1,4 @@
-"""The compatibility matrix as frozen data (see compat_matrix.toml and README 'Adding a matrix entry')."""
+"""The compatibility matrix as frozen data (see compat_matrix.toml and docs/matrix.md 'Adding a matrix entry')."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def failing(report: Report, matrix: Matrix) -> list[Finding]:
 
 
 def compare(before: Report, after: Report, matrix: Matrix, rec: Recommendation | None) -> Comparison:
-    """Classify every failure of either side (see README `verify`)."""
+    """Classify every failure of either side (see docs/guide.md `verify`)."""
     was_failing = {f.id: f for f in failing(before, matrix)}
     now_failing = {f.id: f for f in failing(after, matrix)}
     announced = _announced(rec)

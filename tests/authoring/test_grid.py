@@ -385,8 +385,8 @@ def test_cli_writes_the_page(tmp_path: Path) -> None:
 
 
 def test_readme_sample_is_real_output() -> None:
-    """The README's terminal sample: every line it shows (cuts are marked […]) is in today's output."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    """The grid doc's terminal sample: every line it shows (cuts are marked […]) is in today's output."""
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "grid.md").read_text()
     section = readme.split("## The compatibility grid", 1)[1].split("\n## ", 1)[0]
     sample = section.split("```text\n", 1)[1].split("```", 1)[0]
     command = re.search(r"`(qatdoctor matrix grid [^`]*)`, piped", section)
@@ -394,4 +394,4 @@ def test_readme_sample_is_real_output() -> None:
     code, out, _ = invoke(*command.group(1).split()[3:], "--width", "100")
     assert code == 0
     missing = [line for line in sample.splitlines() if "[…" not in line and line not in out.splitlines()]
-    assert not missing, f"README sample is stale; rerun `{command.group(1)}` and update it: {missing}"
+    assert not missing, f"docs/grid.md sample is stale; rerun `{command.group(1)}` and update it: {missing}"

@@ -408,7 +408,7 @@ def test_what_each_coverage_and_presence_finding_tells_the_user() -> None:
     }  # fmt: skip
     untested = {f.id: f for f in evaluate(make_facts(aimet_torch="2.5.0", torch="2.8.0", python="3.10.13"), MATRIX).findings}
     (source,) = untested["coverage.untested-combination"].sources
-    assert (source.kind, source.ref) == ("docs", "README.md#the-matrix")
+    assert (source.kind, source.ref) == ("docs", "docs/matrix.md#the-matrix")
     yanked_release = MATRIX.aimet_release(parse_version("2.42.0"))
     yanked = MATRIX._replace(aimet=tuple(a._replace(yanked="x") if a is yanked_release else a for a in MATRIX.aimet))
     found = {f.id: f for f in evaluate(make_facts(**GOOD_2X), yanked).findings}

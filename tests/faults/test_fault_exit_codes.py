@@ -1,4 +1,4 @@
-"""Every error path has its documented exit code, one message line and no traceback (README "Exit codes").
+"""Every error path has its documented exit code, one message line and no traceback (docs/guide.md "Exit codes").
 
 Each case runs `python -m qatdoctor` as a real process: the launcher's own handling (closed or full output,
 signals, the final cleanup) is part of what is tested.
