@@ -387,7 +387,7 @@ def test_cli_writes_the_page(tmp_path: Path) -> None:
 def test_readme_sample_is_real_output() -> None:
     """The grid doc's terminal sample: every line it shows (cuts are marked […]) is in today's output."""
     readme = (Path(__file__).resolve().parents[2] / "docs" / "grid.md").read_text()
-    section = readme.split("## The compatibility grid", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("# The compatibility grid", 1)[1].split("\n## ", 1)[0]
     sample = section.split("```text\n", 1)[1].split("```", 1)[0]
     command = re.search(r"`(qatdoctor matrix grid [^`]*)`, piped", section)
     assert command is not None
