@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from qatdoctor.diagnose.evaluate import Evaluation, caveat_context, evaluate, is_clean, verdict_of
 from qatdoctor.diagnose.expectations import expect_cuda, with_target_driver
 from qatdoctor.environment.assume import apply_assumptions, what_if_facts
-from qatdoctor.environment.collect import collect, resolve_python
+from qatdoctor.environment.collect import choose_python, collect, resolve_python
 from qatdoctor.environment.probe import DEFAULT_TIMEOUT
 from qatdoctor.environment.runner import Runner, run, shield_thread
 from qatdoctor.errors import InputError, QatdoctorError
@@ -264,18 +264,19 @@ def run_check(options: Options) -> Report:
             notes.append("the probe ran on the real environment; --assume changed only the matrix checks")
     else:
         notes.append("probe skipped (--no-probe): findings come from the matrix only")
-    python = resolve_python(options.python)
-    return diagnose(
+    chosen = choose_python(options.python)
+    report = diagnose(
         facts,
         matrix,
         command="check",
-        target=python,
+        target=chosen.python,
         probe=probe,
         expected_cuda=options.expect_cuda,
         timings=timings,
         notes=notes,
-        python=python,
+        python=chosen.python,
     )
+    return report._replace(target_why=chosen.why)
 
 
 def _done(value: T) -> Callable[[], T]:

@@ -186,6 +186,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "command": report.command,
         "verdict": report.verdict.value,
         "target": report.target,
+        "target_why": report.target_why,
         "matrix": {
             "path": report.matrix.path,
             "version": report.matrix.version,

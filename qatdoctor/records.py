@@ -429,3 +429,4 @@ class Report(NamedTuple):
     timings: Mapping[str, float] = MappingProxyType({})
     notes: tuple[str, ...] = ()
     extracted: Mapping[str, str] | None = None
+    target_why: str | None = None  # how the target was chosen when --python was not given (environment/active.py)

@@ -6,16 +6,16 @@ import json
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
-from qatdoctor.environment import prefetch
+from qatdoctor.environment import active, prefetch
+from qatdoctor.environment.active import Choice
 from qatdoctor.environment.runner import Completed, Runner, run
 from qatdoctor.errors import CollectError, TargetError
 from qatdoctor.records import Facts
 
-__all__ = ["CollectError", "TargetError", "collect", "collector_path", "resolve_python"]
+__all__ = ["Choice", "CollectError", "TargetError", "choose_python", "collect", "collector_path", "resolve_python"]
 
 _TOO_OLD = "the target Python is too old: qatdoctor needs 3.8+ in the target"
 
@@ -26,11 +26,20 @@ def collector_path() -> Path:
 
 
 def resolve_python(python: str | None) -> str:
-    """The interpreter to run: None is this one, a bare name is looked up on PATH, a venv dir is its bin/python."""
-    if python is None:
-        if not sys.executable:
-            raise TargetError("this interpreter does not know its own path (sys.executable is empty)")
-        return sys.executable
+    """The interpreter to run (see `choose_python`)."""
+    return choose_python(python).python
+
+
+def choose_python(python: str | None) -> Choice:
+    """The interpreter to run and why: None is the environment the user is in (`environment/active.py`), a bare
+    name is looked up on PATH, a venv dir is its bin/python."""
+    choice = active.choose(python)
+    return Choice(_checked(choice.python), choice.why)
+
+
+def _checked(python: str) -> str:
+    if not python:
+        raise TargetError("this interpreter does not know its own path (sys.executable is empty)")
     if os.sep not in python and not Path(python).is_dir():
         found = shutil.which(python)
         if found is None:

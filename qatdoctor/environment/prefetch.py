@@ -8,10 +8,10 @@ interpreter paths are prefetched; anything that needs resolving takes the normal
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from qatdoctor.environment import active
 from qatdoctor.environment.runner import Pending, start
 
 COLLECT_TIMEOUT = 30.0
@@ -24,7 +24,7 @@ def collector_argv(python: str) -> tuple[str, ...]:
 
 
 def _target(args: Sequence[str]) -> str | None:
-    """The interpreter `--python/-p` names (or this one), when it is a plain executable path."""
+    """The interpreter `--python/-p` names (or the one `active.choose` picks), when it is a plain executable path."""
     value: str | None = None
     for index, arg in enumerate(args):
         if arg in ("--python", "-p") and index + 1 < len(args):
@@ -32,7 +32,9 @@ def _target(args: Sequence[str]) -> str | None:
         elif arg.startswith("--python="):
             value = arg.split("=", 1)[1]
     if value is None:
-        return sys.executable or None
+        value = active.choose(None).python
+        if not value:
+            return None
     path = Path(value).expanduser().absolute()
     return str(path) if os.sep in value and path.is_file() and os.access(path, os.X_OK) else None
 

@@ -42,7 +42,7 @@ def render(report: Report, *, styled: bool = False) -> str:
         file=buffer, width=width, force_terminal=styled, no_color=not styled, highlight=False, emoji=False,
         color_system="standard" if styled else None,
     )  # fmt: skip
-    console.print(f"[bold]qatdoctor {report.command}[/] — {escape(home(report.target))}  "
+    console.print(f"[bold]qatdoctor {report.command}[/] — {escape(home(report.target))}{escape(chosen_by(report))}  "
                   f"[dim](matrix {report.matrix.version})[/]")  # fmt: skip
     likely = [f for f in report.findings if f.scope is Scope.CAVEAT and f.likely]
     if likely and report.verdict is Verdict.UNKNOWN:
@@ -63,6 +63,11 @@ def render(report: Report, *, styled: bool = False) -> str:
     console.print(f"\nverdict: [{VERDICT_STYLE[report.verdict]}]{report.verdict.value.upper()}[/] — "
                   f"{escape(summary_line(report))}")  # fmt: skip
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+def chosen_by(report: Report) -> str:
+    """` (active virtualenv)` and the like: why this interpreter, when `--python` did not name it."""
+    return f" ({report.target_why})" if report.target_why else ""
 
 
 # --- the groups ---------------------------------------------------------------------------------------------------

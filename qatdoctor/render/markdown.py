@@ -28,7 +28,7 @@ def render(report: Report) -> str:
     lines = [
         f"### qatdoctor {report.command}: **{report.verdict.value.upper()}**",
         "",
-        f"- target: `{report.target}`",
+        f"- target: `{report.target}`" + (f" ({report.target_why})" if report.target_why else ""),
         f"- matrix: {report.matrix.version} (updated {report.matrix.updated}, sha256 `{report.matrix.sha256[:12]}`)",
     ]
     lines += [f"- note: {note}" for note in report.notes]

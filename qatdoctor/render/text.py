@@ -25,8 +25,8 @@ from qatdoctor.records import (
     Verdict,
     finding_order,
 )
+from qatdoctor.render.doctor import chosen_by, summary_line
 from qatdoctor.render.doctor import home as _home
-from qatdoctor.render.doctor import summary_line
 
 VERDICT_STYLE = {Verdict.OK: "bold green", Verdict.PROBLEMS: "bold red", Verdict.UNKNOWN: "bold yellow"}
 STATUS_WORD = {
@@ -52,7 +52,7 @@ def render(report: Report, *, styled: bool = False, verbose: int = 1) -> str:
     )  # fmt: skip
     table_box = box.ROUNDED if styled else box.ASCII
     verdict_style = VERDICT_STYLE[report.verdict]
-    console.print(f"[bold]qatdoctor {report.command}[/] — {escape(_home(report.target))}")
+    console.print(f"[bold]qatdoctor {report.command}[/] — {escape(_home(report.target))}{escape(chosen_by(report))}")
     console.print(
         f"verdict: [{verdict_style}]{report.verdict.value.upper()}[/]   "
         f"(matrix {report.matrix.version}, updated {report.matrix.updated})"
