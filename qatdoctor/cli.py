@@ -44,7 +44,8 @@ PythonOpt = Annotated[
         "--python",
         "-p",
         metavar="PATH",
-        help="Target interpreter (path, venv dir, or name on PATH). Default: this one.",
+        help="Target interpreter (path, venv dir, or name on PATH). Default: the active venv or conda env, "
+        "else the python on PATH when qatdoctor runs from its own env.",
     ),
 ]
 AssumeOpt = Annotated[
