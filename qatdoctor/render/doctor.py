@@ -31,7 +31,9 @@ class Group(NamedTuple):
     key: str
     label: str
     findings: tuple[Finding, ...]
-    checked: bool = True  # False: nothing was examined (no probe run, no library checked), so no pass mark
+    # The best mark the group can get whatever its findings say: "n/a" when nothing was examined (no probe run,
+    # no torch to have a CUDA build), "fail" when the examination itself failed (the probe could not import AIMET).
+    at_best: str = "pass"
 
 
 def render(report: Report, *, styled: bool = False) -> str:
@@ -90,21 +92,23 @@ def groups(report: Report) -> list[Group]:
         else f"aimet-torch absent, torch {torch or 'absent'}"
     ) + "".join(f", {n} {value(n)}" for n in ("torchvision", "numpy") if value(n))  # fmt: skip
     driver = value("driver")
-    cuda = f"CUDA {value('cuda')}" if value("cuda") else "CUDA: CPU build" if torch else "CUDA"
+    cuda = f"CUDA {value('cuda')}" if value("cuda") else "CUDA: CPU build" if torch else "CUDA: no torch to check"
     gpus = facts.gpus
     gpu = ", ".join(g.name for g in gpus) if gpus else "no GPU here"
     libs = [n.removeprefix("lib:") for n in facts.values if n.startswith("lib:")]
     out = [
         Group("python", python, tuple(sorted_out["python"])),
         Group("stack", stack, tuple(sorted_out["stack"])),
-        Group("cuda", f"{cuda} · driver {driver or 'none here'} · {gpu}", tuple(sorted_out["cuda"])),
-        Group("libs", f"System libraries: {', '.join(libs) or 'none checked'}", tuple(sorted_out["libs"]), bool(libs)),
-        Group("probe", _probe_label(report), tuple(sorted_out["probe"]), report.probe is not None),
-    ]
+        Group("cuda", f"{cuda} · driver {driver or 'none here'} · {gpu}", tuple(sorted_out["cuda"]),
+              "pass" if torch else "n/a"),
+        Group("libs", _libs_label(libs, aimet), tuple(sorted_out["libs"]), "pass" if libs and aimet else "n/a"),
+        Group("probe", _probe_label(report), tuple(sorted_out["probe"]), _probe_at_best(report)),
+    ]  # fmt: skip
     model = report.probe.model if report.probe is not None else None
     about_model = tuple(f for f in report.findings if f.scope is Scope.MODEL)
     if model is not None or about_model:
-        out.append(Group("model", _model_label(report), about_model))
+        out.append(Group("model", _model_label(report), about_model,
+                         "fail" if model is not None and not model.ran else "pass"))  # fmt: skip
     out.append(Group("coverage", f"Matrix {report.matrix.version} coverage", tuple(sorted_out["coverage"])))
     return out
 
@@ -124,11 +128,26 @@ def _group_of(finding: Finding) -> str:
     return next((group for group in _PRECEDENCE if group in about), "stack")
 
 
+def _libs_label(libs: list[str], aimet: str | None) -> str:
+    if not libs:
+        return "System libraries: none checked"
+    return f"System libraries: {', '.join(libs)}" + ("" if aimet else " (no aimet-torch to need them)")
+
+
+def _probe_at_best(report: Report) -> str:
+    probe = report.probe
+    if probe is None or (probe.state == "import-failed" and not report.facts.value("aimet-torch")):
+        return "n/a"
+    return "pass" if probe.state == "ran" else "fail"
+
+
 def _probe_label(report: Report) -> str:
     probe = report.probe
     if probe is None:
         return "Probe: not run (--no-probe)"
     if probe.state == "import-failed":
+        if not report.facts.value("aimet-torch"):
+            return "Probe: not run (aimet-torch is not installed)"
         return "Probe: import of aimet_torch failed"
     if probe.state in ("crashed", "timeout"):
         return f"Probe: {probe.state} — {probe.reason or ''}".rstrip(" —")
@@ -153,6 +172,14 @@ def _model_label(report: Report) -> str:
     return f"Your model {model.class_name or model.spec}: {found or 'no known construct'}\n    {stages}"
 
 
+_WORSE = ("pass", "n/a", "unknown", "warn", "fail")  # a group shows the worse of its findings' mark and its at_best
+
+
+def group_mark(group: Group) -> str:
+    """The mark a group line shows: never ✓ over something that failed or was not examined."""
+    return max(mark(group.findings), group.at_best, key=_WORSE.index)
+
+
 def mark(findings: Iterable[Finding]) -> str:
     """The group's mark: ✗ if an error fails, ! if a warning fails, ? if something that matters is unknown."""
     findings = list(findings)
@@ -168,9 +195,7 @@ def mark(findings: Iterable[Finding]) -> str:
 
 
 def _group(console: Console, group: Group, numbers: dict[str, int], recs: tuple[Recommendation, ...]) -> None:
-    state = mark(group.findings)
-    if state == "pass" and not group.checked:
-        state = "n/a"
+    state = group_mark(group)
     symbol, style = MARK[state]
     first, *rest = group.label.split("\n")
     _wrapped(console, escape(first), 0, f"[{style}]{symbol}[/]")

@@ -12,8 +12,8 @@ from qatdoctor import core
 from qatdoctor.environment.probe import from_payload
 from qatdoctor.jsonio import facts_from_dict, report_to_dict
 from qatdoctor.knowledge.load import load
-from qatdoctor.records import ApiMove, CudaMove, Fact, Report, Scope
-from qatdoctor.render.doctor import groups, render
+from qatdoctor.records import ApiMove, CudaMove, Fact, ModelRun, ProbeRun, Report, Scope
+from qatdoctor.render.doctor import group_mark, groups, render
 from qatdoctor.render.markdown import bundle
 from qatdoctor.render.markdown import render as markdown
 
@@ -163,3 +163,49 @@ def test_what_was_not_examined_gets_no_pass_mark() -> None:
     ran = render(diagnose("aimet-2.42.0")).splitlines()
     assert any(line.startswith("✓ Probe: ") for line in ran), ran
     assert any(line.startswith("✓ System libraries: ") for line in ran), ran
+
+
+def _marks(report: Report) -> dict[str, str]:
+    return {g.key: group_mark(g) for g in groups(report)}
+
+
+_NO_STACK = {"aimet-torch": Fact.absent("not installed"), "torch": Fact.absent("not installed"),
+             "torchvision": Fact.absent("not installed"), "cuda": Fact.absent("no torch")}  # fmt: skip
+
+
+# (what the environment and the probe are, facts changed, probe, expected marks of the groups that must not pass)
+STATES = [
+    ("no torch, no aimet: nothing to probe or need libraries", _NO_STACK,
+     ProbeRun(state="import-failed"), {"cuda": "n/a", "libs": "n/a", "probe": "n/a", "stack": "fail"}),
+    ("aimet installed but the probe cannot import it", {}, ProbeRun(state="import-failed"), {"probe": "fail"}),
+    ("the probe crashed", {}, ProbeRun(state="crashed", reason="killed by SIGSEGV"), {"probe": "fail"}),
+    ("the probe hung", {}, ProbeRun(state="timeout", reason="timed out after 240 s"), {"probe": "fail"}),
+    ("--no-probe", {}, None, {"probe": "n/a"}),
+    ("no library facts", {"lib:liblapacke.so.3": None, "lib:libcublas.so.12": None}, None, {"libs": "n/a"}),
+    ("the model could not be examined", {},
+     ProbeRun(state="ran", model=ModelRun("m.py:build", status="factory-failed")), {"model": "fail"}),
+]
+
+
+@pytest.mark.parametrize(("facts_changed", "probe", "expected"), [s[1:] for s in STATES], ids=[s[0] for s in STATES])
+def test_no_group_passes_over_what_failed_or_was_not_examined(
+    facts_changed: dict[str, Fact | None], probe: ProbeRun | None, expected: dict[str, str]
+) -> None:
+    facts = facts_from_dict(json.loads((DATA / "verify" / "aimet-2.42.0.facts.json").read_text()))
+    values = {k: v for k, v in {**facts.values, **facts_changed}.items() if v is not None}
+    facts = dataclasses.replace(facts, values=values)
+    report = core.diagnose(facts, load(), command="check", target="/envs/x/bin/python", probe=probe,
+                           python="/envs/x/bin/python")  # fmt: skip
+    marks = _marks(report)
+    assert {key: marks[key] for key in expected} == expected, marks
+    symbols = {"pass": "✓", "n/a": "-", "fail": "✗", "warn": "!", "unknown": "?"}
+    lines = render(report).splitlines()
+    for group in groups(report):
+        first = group.label.split("\n")[0]
+        assert any(line.startswith(f"{symbols[marks[group.key]]} {first[:40]}") for line in lines), (first, lines)
+
+
+def test_a_healthy_run_passes_every_group() -> None:
+    marks = _marks(diagnose("aimet-2.42.0"))
+    assert marks.pop("cuda") == "n/a"  # recorded on a host with no driver and no GPU: the GPU checks do not apply
+    assert set(marks.values()) == {"pass"}, marks
