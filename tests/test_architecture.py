@@ -143,3 +143,16 @@ def test_the_target_side_scripts_import_nothing_of_qatdoctor(script: str) -> Non
 def test_every_package_says_what_lives_there(package: str) -> None:
     doc = ast.get_docstring(modules()[package]) or ""
     assert len(doc) > 80, f"{package}/__init__.py needs a docstring: what lives there and what it may import"
+
+
+# Folder names that common global gitignores (GitHub's templates for Rust, Java, Node, Python, C) exclude: a
+# tracked folder of that name is hidden from `git status` and skipped by ruff for anyone who has one.
+IGNORED_ELSEWHERE = {"target", "build", "dist", "out", "bin", "obj", "node_modules", "venv", "env", "lib", "vendor",
+                     "coverage", "logs", "tmp"}  # fmt: skip
+
+
+def test_no_tracked_folder_has_a_name_global_gitignores_hide() -> None:
+    root = PACKAGE.parent
+    folders = {p.name for top in ("qatdoctor", "tests", "scripts", "bench", "examples", "docs", "evidence")
+               for p in (root / top).rglob("*") if p.is_dir() and "__pycache__" not in p.parts}  # fmt: skip
+    assert not folders & IGNORED_ELSEWHERE, folders & IGNORED_ELSEWHERE
