@@ -73,6 +73,7 @@ class Completed:
     seconds: float
     timed_out: bool = False
     start_error: str | None = None
+    start_errno: int | None = None  # the OSError's errno when it could not start (e.g. ENOEXEC, ENOENT)
     stdout_cut: int = 0  # characters dropped from the middle of stdout (see STDOUT_LIMIT)
     stderr_cut: int = 0
     interrupted: bool = False  # qatdoctor itself was stopped (Ctrl-C, SIGTERM, shutdown) and killed the child
@@ -197,8 +198,10 @@ class Pending:
         timeout: float,
         on_stderr_line: Callable[[str], None] | None = None,
         start_error: str | None = None,
+        start_errno: int | None = None,
     ) -> None:
         self.argv, self.proc, self.timeout, self.start_error = argv, proc, timeout, start_error
+        self.start_errno = start_errno
         self.started = time.monotonic()
         self._out = Capture(STDOUT_LIMIT)
         self._err = Capture(STDERR_LIMIT)
@@ -215,7 +218,9 @@ class Pending:
         if self._done is not None:
             return self._done
         if self.proc is None:
-            self._done = Completed(self.argv, None, "", "", 0.0, start_error=self.start_error)
+            self._done = Completed(
+                self.argv, None, "", "", 0.0, start_error=self.start_error, start_errno=self.start_errno
+            )
             return self._done
         timed_out = False
         try:
@@ -281,7 +286,8 @@ def start(
                 start_new_session=True,
             )
         except (OSError, ValueError) as exc:
-            return Pending(args, None, timeout, start_error=getattr(exc, "strerror", None) or str(exc))
+            message = getattr(exc, "strerror", None) or str(exc)
+            return Pending(args, None, timeout, start_error=message, start_errno=getattr(exc, "errno", None))
         _live[proc.pid] = proc
         _stopped.discard(proc.pid)  # a reused pid
         _tags[proc.pid] = tag
