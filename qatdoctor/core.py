@@ -238,6 +238,7 @@ def run_check(options: Options) -> Report:
         from qatdoctor.environment import probe_cache as cache
         from qatdoctor.environment.probe import probe_script
 
+        matrix = matrix or load_matrix(options.matrix)  # while the collector runs: the lookup's file walk follows
         collected = collecting()
         collecting = _done(collected)
         fingerprint = cache.key(resolve_python(options.python), collected[0], options.probe_models, probe_script())
