@@ -192,3 +192,35 @@ def test_cli_interrupted_during_the_probe_leaves_no_escaped_process(tmp_path: Pa
     assert rc == 130, err
     pids = _pids(tmp_path / "pids")
     assert _all_dead(pids), [pid for pid in pids if _alive(pid)]
+
+
+FACTORY = """
+import os, subprocess, torch
+
+def build():
+    # a model factory that starts a helper in its own session, and forks one that moves to its own group
+    with open({pidfile!r}, "a") as out:
+        out.write(f"{{subprocess.Popen(['sleep', {token!r}], start_new_session=True).pid}}\\n")
+        pid = os.fork()
+        if pid == 0:
+            os.setpgid(0, 0)
+            os.execvp("sleep", ["sleep", {token!r}])
+        out.write(f"{{pid}}\\n")
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()), torch.randn(1, 3, 16, 16)
+"""
+
+
+@pytest.mark.integration
+def test_cli_check_with_a_model_factory_that_escapes_leaves_nothing(tmp_path: Path, token: str) -> None:
+    python = Path.home() / ".cache" / "qatdoctor" / "envs" / "aimet-2.42.0" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("aimet-2.42.0 reference environment not built")
+    pidfile = tmp_path / "pids"
+    factory = tmp_path / "factory.py"
+    factory.write_text(FACTORY.format(pidfile=str(pidfile), token=token))
+    args = ["check", "--python", str(python), "--model", f"{factory}:build", "--models", "baseline"]
+    rc, out, err = finish(qatdoctor(args, env={"OMP_NUM_THREADS": "1"}), timeout=300)
+    assert "Traceback" not in err, err
+    pids = _pids(pidfile)
+    assert len(pids) >= 2, (rc, out[-2000:], err[-2000:])
+    assert _all_dead(pids), [pid for pid in pids if _alive(pid)]
