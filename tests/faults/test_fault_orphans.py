@@ -181,15 +181,21 @@ def test_cli_check_leaves_no_escaped_process(tmp_path: Path, token: str) -> None
     assert _all_dead(pids), [pid for pid in pids if _alive(pid)]
 
 
-@pytest.mark.parametrize("scrub", [False, True], ids=["tagged", "scrubbed-environment"])
-def test_cli_interrupted_during_the_probe_leaves_no_escaped_process(tmp_path: Path, token: str, scrub: bool) -> None:
+@pytest.mark.parametrize(
+    ("sig", "scrub"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigint", "sigterm", "sigint-scrubbed-environment"],
+)
+def test_cli_interrupted_during_the_probe_leaves_no_escaped_process(
+    tmp_path: Path, token: str, sig: signal.Signals, scrub: bool
+) -> None:
     wrapper = _wrapper(tmp_path, token, probe="twice", then="hang", scrub=scrub)
     proc = qatdoctor(["check", "--python", str(wrapper), "--no-cache"])
     # collector's detached sleep, probe wrapper's, the probe's escaped shell and its own detached sleep
     assert wait_for(lambda: len(_pids(tmp_path / "pids")) >= 4), (proc.poll(), _pids(tmp_path / "pids"))
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     rc, _, err = finish(proc, timeout=30)
-    assert rc == 130, err
+    assert rc == 128 + sig, err
     pids = _pids(tmp_path / "pids")
     assert _all_dead(pids), [pid for pid in pids if _alive(pid)]
 
