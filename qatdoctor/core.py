@@ -238,10 +238,14 @@ def run_check(options: Options) -> Report:
         from qatdoctor.environment import probe_cache as cache
         from qatdoctor.environment.probe import probe_script
 
+        matrix = matrix or load_matrix(options.matrix)  # while the collector runs: the lookup's file walk follows
         collected = collecting()
         collecting = _done(collected)
         fingerprint = cache.key(resolve_python(options.python), collected[0], options.probe_models, probe_script())
-        cached = cache.load(fingerprint) if fingerprint else None
+        lookup = cache.load(fingerprint, collected[0]) if fingerprint else None
+        cached = (lookup.probe, lookup.saved) if lookup is not None and lookup.probe is not None else None
+        if lookup is not None and (miss := cache.describe_miss(lookup)) is not None:
+            notes.append(miss)
     if matrix is None and options.model is not None:
         matrix = load_matrix(options.matrix)
     scan = matrix if options.model is not None else None  # the constructs go to the probe with --model only
@@ -257,7 +261,7 @@ def run_check(options: Options) -> Report:
         notes.append(f"probe: stand-ins' cached result from {cached[1]} (same interpreter, installed packages and "
                      "probe; --no-cache reruns them)")  # fmt: skip
     elif probe is not None and fingerprint is not None:
-        cache.save(fingerprint, probe._replace(model=None))
+        cache.save(fingerprint, probe._replace(model=None), facts)
     if probe is not None:
         timings["probe"] = probe_seconds
         if options.assume:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -72,12 +73,12 @@ def collect(python: str | None = None, *, runner: Runner = run, timeout: float =
 def parse_output(target: str, completed: Completed, timeout: float) -> dict[str, Any]:
     """The collector's JSON object, or a one-line TargetError saying why there is none."""
     if completed.start_error is not None:
-        if "exec format" in completed.start_error.lower():
+        if completed.start_errno == errno.ENOEXEC:
             raise TargetError(f"{target} is not a Python interpreter ({completed.start_error})")
         raise TargetError(f"{target} could not start: {completed.start_error}")
     if completed.timed_out:
         raise TargetError(f"{target} did not answer within {timeout:g}s")
-    if completed.returncode is not None and completed.returncode < 0:
+    if completed.signal is not None:
         raise TargetError(f"{target} crashed ({completed.describe_exit()})")
     if completed.returncode != 0:
         last = completed.stderr_tail(1).strip()

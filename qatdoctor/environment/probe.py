@@ -198,7 +198,7 @@ def interpret_completed(done: Completed, events: _Events, timeout: float, model:
         return ProbeRun(
             state="crashed",
             reason=f"{died} {events.where()}" if done.returncode != 0 else "the probe printed no result",
-            cases=events.partial_cases(death := f"was {died}" if died.startswith("killed") else f"ended ({died})"),
+            cases=events.partial_cases(death := f"was {died}" if done.signal is not None else f"ended ({died})"),
             exit_status=died,
             stderr_tail=tail,
             model=events.partial_model(model, death),

@@ -10,7 +10,11 @@ runner here also owns every child for the life of the process:
 - scratch directories made with `scratch_dir()`/`own()` are removed when their owner is done with them, or by
   `shutdown()` at the latest, after the children that might write into them are gone;
 - what a child prints is kept up to `STDOUT_LIMIT`/`STDERR_LIMIT` characters (head and tail, with a line saying
-  how much was cut), so a target that floods its output cannot grow qatdoctor's memory.
+  how much was cut), so a target that floods its output cannot grow qatdoctor's memory;
+- descendants that left the child's process group (`setsid`, `setpgid`, `start_new_session=True`) are caught too
+  (see `orphans.py`): on Linux qatdoctor is a child subreaper, so they are reparented to it when their parent
+  dies, and when a run ends every adopted process traced to it (by session, or by the `QATDOCTOR_RUN` tag in its
+  environment) is killed and reaped; adopted processes of runs still going are left alone.
 
 `python -m qatdoctor` (`__main__.launch`) turns SIGTERM/SIGHUP into `Terminated` and always ends in `shutdown()`.
 """
@@ -31,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from qatdoctor.environment import orphans
+
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 STDOUT_LIMIT = 8 << 20  # characters of a child's stdout kept (half head, half tail); a probe result is ~20 KB
 STDERR_LIMIT = 1 << 20
@@ -41,6 +47,10 @@ SHUTTING_DOWN = "qatdoctor is shutting down"
 _lock = threading.Lock()
 _live: dict[int, subprocess.Popen[bytes]] = {}  # pid (= process group) -> child, until reaped
 _owned: dict[Path, None] = {}  # scratch paths to remove at shutdown (insertion-ordered set)
+_tags: dict[int, str] = {}  # pid of a live child -> the QATDOCTOR_RUN tag its environment carries
+_sessions: dict[int, str] = {}  # session of every child started (= its pid) -> its tag, live or not
+_counter = 0
+_stopped: set[int] = set()  # pids of children killed because qatdoctor was stopping (kill_all)
 _closing = False
 
 
@@ -63,24 +73,56 @@ class Completed:
     seconds: float
     timed_out: bool = False
     start_error: str | None = None
+    start_errno: int | None = None  # the OSError's errno when it could not start (e.g. ENOEXEC, ENOENT)
     stdout_cut: int = 0  # characters dropped from the middle of stdout (see STDOUT_LIMIT)
     stderr_cut: int = 0
+    interrupted: bool = False  # qatdoctor itself was stopped (Ctrl-C, SIGTERM, shutdown) and killed the child
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
 
+    @property
+    def signal(self) -> int | None:
+        """The signal that ended the child, or None (also when qatdoctor sent it: a timeout, an interruption)."""
+        if self.timed_out or self.interrupted or self.returncode is None or self.returncode >= 0:
+            return None
+        return -self.returncode
+
+    @property
+    def signal_name(self) -> str | None:
+        """`SIGSEGV`, or `signal 77` for a number Python has no name for; None when no signal ended it."""
+        number = self.signal
+        if number is None:
+            return None
+        try:
+            return signal.Signals(number).name
+        except ValueError:
+            return f"signal {number}"
+
+    @property
+    def exit_code(self) -> int | None:
+        """The status the child exited with (0 included); None when a signal, a timeout, an interruption or a
+        start failure ended it."""
+        if self.timed_out or self.interrupted or self.returncode is None or self.returncode < 0:
+            return None
+        return self.returncode
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.stdout_cut or self.stderr_cut)
+
     def describe_exit(self) -> str:
-        """`exit status 1`, `killed by SIGSEGV`, `timed out after 30s`, or why it could not start."""
+        """A rendering of the fields: `exit status 1`, `killed by SIGSEGV`, `timed out after 30s`, why it could
+        not start. Code decides on the fields, never on this text."""
         if self.start_error is not None:
             return f"could not start: {self.start_error}"
         if self.timed_out:
             return f"timed out after {self.seconds:.0f}s"
-        if self.returncode is not None and self.returncode < 0:
-            try:
-                return f"killed by {signal.Signals(-self.returncode).name}"
-            except ValueError:
-                return f"killed by signal {-self.returncode}"
+        if self.interrupted:
+            return "stopped: qatdoctor was interrupted"
+        if self.signal_name is not None:
+            return f"killed by {self.signal_name}"
         return f"exit status {self.returncode}"
 
     def stderr_tail(self, lines: int = 20) -> str:
@@ -156,8 +198,10 @@ class Pending:
         timeout: float,
         on_stderr_line: Callable[[str], None] | None = None,
         start_error: str | None = None,
+        start_errno: int | None = None,
     ) -> None:
         self.argv, self.proc, self.timeout, self.start_error = argv, proc, timeout, start_error
+        self.start_errno = start_errno
         self.started = time.monotonic()
         self._out = Capture(STDOUT_LIMIT)
         self._err = Capture(STDERR_LIMIT)
@@ -174,7 +218,9 @@ class Pending:
         if self._done is not None:
             return self._done
         if self.proc is None:
-            self._done = Completed(self.argv, None, "", "", 0.0, start_error=self.start_error)
+            self._done = Completed(
+                self.argv, None, "", "", 0.0, start_error=self.start_error, start_errno=self.start_errno
+            )
             return self._done
         timed_out = False
         try:
@@ -182,12 +228,14 @@ class Pending:
         except subprocess.TimeoutExpired:
             timed_out = True
             terminate(self.proc)
-        except BaseException:  # Ctrl-C or SIGTERM while waiting: the child goes first
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: the child goes first, then what it left
             terminate(self.proc)
+            sweep()
             raise
         else:
             _signal_group(self.proc.pid, signal.SIGKILL)  # whatever it left running in its group
             _forget(self.proc)
+        sweep()  # and what left the group, before the pumps wait for pipes an escaped process may hold
         for pump in self._pumps:
             pump.join(timeout=5)
         if not any(pump.is_alive() for pump in self._pumps):
@@ -203,6 +251,7 @@ class Pending:
             timed_out=timed_out,
             stdout_cut=self._out.cut,
             stderr_cut=self._err.cut,
+            interrupted=not timed_out and _was_stopped(self.proc.pid),
         )
         return self._done
 
@@ -216,24 +265,33 @@ def start(
     stdin: str | None = None,
     on_stderr_line: Callable[[str], None] | None = None,
 ) -> Pending:
-    """Start argv in its own session and process group; its output is read in the background."""
+    """Start argv in its own session and process group, its environment tagged with `QATDOCTOR_RUN`; its output
+    is read in the background."""
+    global _counter
     args = tuple(argv)
+    orphans.become_subreaper()
     with _lock:  # a shutdown snapshot never misses a child started concurrently
         if _closing:
             return Pending(args, None, timeout, start_error=SHUTTING_DOWN)
+        _counter += 1
+        tag = f"{os.getpid()}.{_counter}"
         try:
             proc = subprocess.Popen(
                 args,
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=dict(env) if env is not None else None,
+                env={**(os.environ if env is None else env), orphans.TAG_ENV: tag},
                 cwd=cwd,
                 start_new_session=True,
             )
         except (OSError, ValueError) as exc:
-            return Pending(args, None, timeout, start_error=getattr(exc, "strerror", None) or str(exc))
+            message = getattr(exc, "strerror", None) or str(exc)
+            return Pending(args, None, timeout, start_error=message, start_errno=getattr(exc, "errno", None))
         _live[proc.pid] = proc
+        _stopped.discard(proc.pid)  # a reused pid
+        _tags[proc.pid] = tag
+        _sessions[proc.pid] = tag
     pending = Pending(args, proc, timeout, on_stderr_line)
     if stdin is not None and proc.stdin is not None:
         with contextlib.suppress(BrokenPipeError, OSError):
@@ -291,6 +349,24 @@ def _signal_group(pgid: int, sig: int) -> None:
 def _forget(proc: subprocess.Popen[bytes]) -> None:
     with _lock:
         _live.pop(proc.pid, None)
+        _tags.pop(proc.pid, None)
+
+
+def _was_stopped(pid: int) -> bool:
+    with _lock:
+        return pid in _stopped
+
+
+def sweep(*, everything: bool = False) -> int:
+    """Kill and reap the adopted processes of runs that ended (with `everything`: every adopted process outside
+    qatdoctor's own session, tagged or not); how many there were. A no-op where there is no subreaper."""
+
+    def select() -> list[orphans.Adopted]:
+        with _lock:  # no run starts while its would-be orphans are told apart from it
+            found = orphans.adopted(set(_live))
+            return orphans.victims(found, live_tags=set(_tags.values()), sessions=_sessions, everything=everything)
+
+    return orphans.sweep(select)
 
 
 def terminate(proc: subprocess.Popen[bytes], grace: float = GRACE) -> None:
@@ -310,10 +386,12 @@ def live_children() -> list[int]:
         return list(_live)
 
 
-def kill_all(grace: float = GRACE) -> int:
-    """Terminate every live child's process group (SIGTERM, shared grace period, SIGKILL); how many there were."""
+def kill_all(grace: float = GRACE, *, everything: bool = False) -> int:
+    """Terminate every live child's process group (SIGTERM, shared grace period, SIGKILL), then what they left
+    outside their groups; how many children there were."""
     with _lock:
         procs = list(_live.values())
+        _stopped.update(proc.pid for proc in procs)
     for proc in procs:
         _signal_group(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -325,6 +403,7 @@ def kill_all(grace: float = GRACE) -> int:
         with contextlib.suppress(ChildProcessError):
             proc.wait()
         _forget(proc)
+    sweep(everything=everything)
     return len(procs)
 
 
@@ -342,12 +421,14 @@ def stopping(grace: float = GRACE) -> Iterator[None]:
             _closing = was
 
 
-def shutdown(grace: float = GRACE) -> None:
-    """The last thing qatdoctor does: no new children, every child's group killed, every scratch path removed."""
+def shutdown(grace: float = GRACE, *, everything: bool = False) -> None:
+    """The last thing qatdoctor does: no new children, every child's group killed and what it left elsewhere,
+    every scratch path removed. `everything` (the CLI, whose only children are its runs): every adopted process
+    outside qatdoctor's session goes, even one that scrubbed its environment."""
     global _closing
     with _lock:
         _closing = True
-    kill_all(grace)
+    kill_all(grace, everything=everything)
     with _lock:
         paths = list(_owned)
         _owned.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -46,8 +47,10 @@ def completed(
     *,
     timed_out: bool = False,
     start_error: str | None = None,
+    start_errno: int | None = None,
 ) -> Completed:
-    return Completed(("python", "_collector.py"), returncode, stdout, stderr, 0.1, timed_out, start_error)
+    argv = ("python", "_collector.py")
+    return Completed(argv, returncode, stdout, stderr, 0.1, timed_out, start_error, start_errno)
 
 
 def test_collector_path_is_the_shipped_script() -> None:
@@ -105,12 +108,12 @@ def test_collect_tolerates_output_printed_before_the_json() -> None:
         pytest.param(completed(stdout="x" * 200), "not JSON: " + "x" * 80, id="garbage-cut-at-80"),
         pytest.param(completed(stdout=""), "printed nothing", id="empty-stdout"),
         pytest.param(
-            completed(None, start_error="Exec format error"),
+            completed(None, start_error="Exec format error", start_errno=errno.ENOEXEC),
             "is not a Python interpreter (Exec format error)",
             id="exec-format-error",
         ),
         pytest.param(
-            completed(None, start_error="No such file or directory"),
+            completed(None, start_error="No such file or directory", start_errno=errno.ENOENT),
             "could not start: No such file or directory",
             id="could-not-start",
         ),
