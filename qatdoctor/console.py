@@ -18,6 +18,8 @@ from qatdoctor.exitcodes import ExitCode
 from qatdoctor.knowledge.load import MatrixError
 from qatdoctor.records import Report, Verdict
 from qatdoctor.render import Format, render, wants_style
+from qatdoctor.transform.controls import printable
+from qatdoctor.transform.redact import redact_secrets
 
 T = TypeVar("T")
 QUIET = {"on": False}  # --quiet: no progress lines on stderr
@@ -64,8 +66,8 @@ def guarded(action: Callable[[], T], *, debug: bool = False) -> T:
 
 
 def say(message: str) -> None:
-    """Logs and progress: always stderr, so stdout stays the payload."""
-    print(message, file=sys.stderr, flush=True)
+    """Logs and progress: always stderr, so stdout stays the payload; no terminal control, no credential."""
+    print(printable(redact_secrets(message)), file=sys.stderr, flush=True)
 
 
 _STARTED = time.monotonic()
@@ -77,18 +79,20 @@ def progress(line: str) -> None:
     plain lines otherwise (logs, CI), nothing with --quiet."""
     if QUIET["on"]:
         return
-    text = f"qatdoctor [{time.monotonic() - _STARTED:5.1f}s] {line}"
+    text = f"qatdoctor [{time.monotonic() - _STARTED:5.1f}s] {printable(line)}"
     if not (sys.stderr.isatty() and not os.environ.get("CI")):
         say(text)
         return
+    from rich.markup import escape
+
     if not _STATUS:
         from rich.console import Console
 
-        status = Console(stderr=True, highlight=False).status(text)
+        status = Console(stderr=True, highlight=False).status(escape(text))
         status.start()
         _STATUS.append(status)
         atexit.register(status.stop)
-    _STATUS[0].update(text)
+    _STATUS[0].update(escape(text))  # a model called `[/x]` is a name, not markup
 
 
 def emit(report: Report, fmt: Format, strict: bool, verbose: int = 0) -> None:

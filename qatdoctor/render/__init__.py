@@ -1,5 +1,8 @@
 """Renderers: pure functions from a Report to the doctor view (default), the full text (-v), markdown or JSON.
-Nothing here decides anything, and nothing parses what a renderer wrote."""
+Nothing here decides anything, and nothing parses what a renderer wrote.
+
+`render` is the output boundary: credentials are redacted in every format, terminal control is stripped from
+every value a text view shows (JSON escapes it; markdown makes every value inert, `inert.py`)."""
 
 from __future__ import annotations
 
@@ -22,12 +25,17 @@ class Format(str, enum.Enum):
 
 def render(report: Report, fmt: Format, *, styled: bool = False, verbose: int = 0) -> str:
     """The report in the requested format; text is the doctor view, or with `verbose` the full report."""
+    from qatdoctor.transform.controls import printable_data
+    from qatdoctor.transform.redact import redact_secrets_data
+
+    report = redact_secrets_data(report)  # secrets never leave, whatever the format
     if fmt is Format.json:
         return json.dumps(report_to_dict(report), indent=2) + "\n"
     if fmt is Format.markdown:
         from qatdoctor.render import markdown
 
         return markdown.render(report)
+    report = printable_data(report)  # text is data: no escape sequence from outside reaches a terminal
     if fmt is Format.text and (verbose or report.extracted is not None):
         from qatdoctor.render import text  # rich is only imported for the human formats
 

@@ -12,18 +12,21 @@ from qatdoctor.lab.verify import VerifyResult
 from qatdoctor.lab.verify_compare import CaseDiff, Entry, StageDiff, stage_names
 from qatdoctor.records import FAILED, Report
 from qatdoctor.render import Format
+from qatdoctor.transform.controls import printable_data
+from qatdoctor.transform.redact import redact_secrets_data
 
 # the set a cell names, with the QuantSim API after aimet-torch
 VERSION_FACTS = (CELL_FACTS[0], *CHOICE_FACTS, *CELL_FACTS[1:])
 
 
 def render(result: VerifyResult, fmt: Format, *, styled: bool = False) -> str:
-    """The verification in the requested format."""
+    """The verification in the requested format: credentials redacted in each, terminal control stripped in text."""
+    result = redact_secrets_data(result)
     if fmt is Format.json:
         return json.dumps(to_dict(result), indent=2) + "\n"
     if fmt is Format.markdown:
-        return _markdown(result)
-    return _text(result, styled=styled)
+        return _markdown(printable_data(result))
+    return _text(printable_data(result), styled=styled)
 
 
 def headline(result: VerifyResult) -> str:
