@@ -5,6 +5,7 @@ parsed and judged by the real host code (`facts_from_dict`, `probe.from_payload`
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ def planted(value: Any, text: str, key: str = "") -> Any:
     return value
 
 
+@cache  # a Report is immutable: built once per text
 def hostile_report(text: str, env: str = "aimet-1.32.2", *, target: str | None = None) -> Report:
     """The 3152 stack with the user's BN-subclass model, every free-text field of its payloads carrying `text`,
     the model's QAT step failing with an exception whose type, message and frames carry it too."""
