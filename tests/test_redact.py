@@ -254,3 +254,44 @@ def test_redact_data_rebuilds_each_container_as_it_was(monkeypatch: pytest.Monke
     assert out["path"] == PurePosixPath("/srv/[host]/x")
     assert out["summary"]["nested"] == Note("on buildbox", "buildbox")
     assert out["entry"] == Note("on [host]", "buildbox")
+
+
+# --- issue 25: JSON, flag, netrc and pip.conf forms; what only looks like a secret; redacting twice ---------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"password": "hunter2", "user": "u"}', '{"password": "[redacted]", "user": "u"}'),
+        ('{"api_key": "a\\"b", "n": 1}', '{"api_key": "[redacted]", "n": 1}'),
+        ("machine h login u password p", "machine h login u password [redacted]"),
+        ("machine h password p login u", "machine h password [redacted] login u"),
+        ("login\nu\n  password p\n", "login\nu\n  password [redacted]\n"),
+        ("--password X --verbose", "--password [redacted] --verbose"),
+        ("--password=X", "--password=[redacted]"),
+        ("--api-key 'a b'", "--api-key '[redacted]'"),
+        ("[global]\npassword = s3cret\n", "[global]\npassword = [redacted]\n"),
+        ("index-url = https://u:p@host/simple", "index-url = https://[redacted]@host/simple"),
+        ("key ASIAABCDEFGHIJKLMNOP", "key [redacted-token]"),
+    ],
+)  # fmt: skip
+def test_secret_forms(text: str, expected: str) -> None:
+    assert redact(text, home="/custom/home", names=False) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "passwordless sudo", "passwordless: true", "--password-file /run/pw", "PASSWORD_FILE=/run/pw",
+        "the password is wrong", 'password: ""', "--token-count 5", "password: none", "--password --verbose",
+        "PASSWORD_ENV=MY_PW",
+    ],
+)  # fmt: skip
+def test_what_only_looks_like_a_secret_is_kept(text: str) -> None:
+    assert redact(text, home="/nonexistent-home", names=False) == text
+
+
+@pytest.mark.parametrize("text", [s[0] for s in SECRETS], ids=[s[0][:30] for s in SECRETS])
+def test_redacting_twice_changes_nothing(text: str) -> None:
+    once = redact(text, home="/nonexistent-home")
+    assert redact(once, home="/nonexistent-home") == once and "<redacted" not in once

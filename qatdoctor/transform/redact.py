@@ -35,10 +35,10 @@ _NAME = (
 SECRET_ASSIGNMENT = re.compile(rf"""(?i)(?<![\w-])({_NAME})(["']?\s*[=:]\s*)({_VALUE})""")
 # --NAME VALUE and --NAME=VALUE on a command line
 SECRET_FLAG = re.compile(rf"(?i)(?<![\w-])(--{_NAME})(\s+|=)(?!-)({_VALUE})")
-# netrc: `password X` on a line of its own, or after `machine H`, `login U`, `account A`, `default`
+# netrc: `password X` after `machine H`, `login U`, `account A` or `default`, or on a line of its own
 NETRC = re.compile(
-    r"(?im)((?:^[ \t]*|\b(?:(?:machine|login|account)[ \t]+\S+|default)[ \t]+)(?:password|passwd)[ \t]+)(\S+)"
-    r"(?=[ \t]*$|[ \t]+(?:machine|login|account|default|macdef)\b)"
+    r"(?im)(\b(?:(?:machine|login|account)[ \t]+\S+|default)[ \t]+(?:password|passwd)[ \t]+)(\S+)"
+    r"|(^[ \t]*(?:password|passwd)[ \t]+)(\S+)(?=[ \t]*$)"
 )
 # upper-case env-style names ending in _KEY / _PASS / _PWD (case-sensitive: `sort_key=` in code is not a secret)
 ENV_KEY = re.compile(rf"(?<![\w-])([A-Z][A-Z0-9_]*_(?:KEY|PASS|PWD|KEY_ID)(?:_[A-Z0-9]+)*)(\s*[=:]\s*)({_VALUE})")
@@ -150,7 +150,8 @@ def redact_secrets(text: str) -> str:
 
 
 def _netrc(match: re.Match[str]) -> str:
-    return match.group(0) if match.group(2).startswith("[redacted") else f"{match.group(1)}{REDACTED}"
+    keyword, value = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+    return match.group(0) if value.startswith("[redacted") else f"{keyword}{REDACTED}"
 
 
 def redact_secrets_data(value: T) -> T:
