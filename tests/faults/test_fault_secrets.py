@@ -71,13 +71,16 @@ def _explain(text: str, tmp_path: Path, fmt: str) -> str:
     return result.stdout
 
 
+def _view(name: str) -> Callable[[str, Path], str]:
+    return lambda text, _tmp: _report_outputs(text)[name]
+
+
 OUTPUTS: dict[str, Callable[[str, Path], str]] = {
-    **{name: (lambda name: lambda text, _tmp: _report_outputs(text)[name])(name)
-       for name in ("doctor", "verbose", "json", "markdown")},
+    **{name: _view(name) for name in ("doctor", "verbose", "json", "markdown")},
     "bundle": _bundle,
     "explain-text": lambda text, tmp: _explain(text, tmp, "text"),
     "explain-json": lambda text, tmp: _explain(text, tmp, "json"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("output", list(OUTPUTS), ids=list(OUTPUTS))
