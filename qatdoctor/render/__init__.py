@@ -10,9 +10,12 @@ import enum
 import json
 import os
 import sys
+from typing import TypeVar
 
 from qatdoctor.jsonio import report_to_dict
 from qatdoctor.records import Report
+
+T = TypeVar("T")
 
 
 class Format(str, enum.Enum):
@@ -25,17 +28,15 @@ class Format(str, enum.Enum):
 
 def render(report: Report, fmt: Format, *, styled: bool = False, verbose: int = 0) -> str:
     """The report in the requested format; text is the doctor view, or with `verbose` the full report."""
-    from qatdoctor.transform.controls import printable_data
-    from qatdoctor.transform.redact import redact_secrets_data
-
-    report = redact_secrets_data(report)  # secrets never leave, whatever the format
     if fmt is Format.json:
-        return json.dumps(report_to_dict(report), indent=2) + "\n"
+        from qatdoctor.transform.redact import redact_secrets_data
+
+        return json.dumps(report_to_dict(redact_secrets_data(report)), indent=2) + "\n"  # JSON escapes control
     if fmt is Format.markdown:
         from qatdoctor.render import markdown
 
-        return markdown.render(report)
-    report = printable_data(report)  # text is data: no escape sequence from outside reaches a terminal
+        return markdown.render(report)  # redacts, and makes every value inert
+    report = shown(report)
     if fmt is Format.text and (verbose or report.extracted is not None):
         from qatdoctor.render import text  # rich is only imported for the human formats
 
@@ -45,6 +46,15 @@ def render(report: Report, fmt: Format, *, styled: bool = False, verbose: int = 
 
         return doctor.render(report, styled=styled)
     raise AssertionError(f"unhandled format {fmt}")  # pragma: no cover
+
+
+def shown(value: T) -> T:
+    """What a terminal may show of `value`: credentials redacted, terminal control stripped (one walk)."""
+    from qatdoctor.transform.controls import printable
+    from qatdoctor.transform.redact import redact_secrets
+    from qatdoctor.transform.walk import map_strings
+
+    return map_strings(value, lambda text, _free: printable(redact_secrets(text)), keys=True)
 
 
 def wants_style(stream: object = sys.stdout) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -135,9 +135,19 @@ def _secret(match: re.Match[str]) -> str:
     return f"{name}{separator}{quote}{REDACTED}{quote}"
 
 
+# every pattern above needs one of these (lower-cased): a text without any is left alone
+_CLUES = ("token", "secret", "pass", "key", "credential", "session", "pwd", "auth", "cookie", "://", "ghp_", "gho_",
+          "ghu_", "ghs_", "ghr_", "github_pat_", "hf_", "npm_", "sk-", "glpat-", "pypi-", "akia", "asia", "xox", "aiza",
+          "eyj")  # fmt: skip
+
+
+@lru_cache(maxsize=16384)  # a report repeats its strings (statuses, ids, versions), and is rendered more than once
 def redact_secrets(text: str) -> str:
     """Credentials only: NAME=VALUE, NAME: VALUE, "NAME": "VALUE" and --NAME VALUE secrets, netrc passwords,
     known token shapes, Authorization headers, URL user:password@."""
+    lower = text.lower()
+    if not any(clue in lower for clue in _CLUES):  # pragma: no mutate - fast path
+        return text
     if "://" in text:
         text = URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
     text = SECRET_ASSIGNMENT.sub(_secret, text)
