@@ -374,7 +374,7 @@ def report(
       qatdoctor report --python ~/venvs/qat/bin/python --output qatdoctor-report.md
       qatdoctor report --from-report qatdoctor-report.md   # a maintainer's replay
     """
-    from qatdoctor.render.redact import redact_data
+    from qatdoctor.transform.redact import redact_data
 
     options = _options(python, None, matrix, probe=probe, probe_timeout=probe_timeout)
     # redacted as data, before rendering: values only, never keys, so the JSON stays valid and replays

@@ -19,6 +19,8 @@ from qatdoctor.exitcodes import ExitCode
 from qatdoctor.knowledge.load import MatrixError
 from qatdoctor.records import Report, Verdict
 from qatdoctor.render import Format, render, wants_style
+from qatdoctor.transform.controls import printable
+from qatdoctor.transform.redact import redact_secrets
 
 T = TypeVar("T")
 QUIET = {"on": False}  # --quiet: no progress lines on stderr
@@ -65,10 +67,10 @@ def guarded(action: Callable[[], T], *, debug: bool = False) -> T:
 
 
 def say(message: str) -> None:
-    """Logs and progress: always stderr, so stdout stays the payload."""
+    """Logs and progress: always stderr, so stdout stays the payload; no terminal control, no credential."""
     if _LIVE:
         sys.stderr.write("\r\x1b[2K")  # over the live progress line, which the next progress() redraws
-    print(message, file=sys.stderr, flush=True)
+    print(printable(redact_secrets(message)), file=sys.stderr, flush=True)
 
 
 _STARTED = time.monotonic()
@@ -83,7 +85,7 @@ def progress(line: str) -> None:
     whose join at the end cost ~80 ms of a 0.18 s `check --no-probe` (bench/bench_check.py measures both)."""
     if QUIET["on"]:
         return
-    text = f"qatdoctor [{time.monotonic() - _STARTED:5.1f}s] {line}"
+    text = f"qatdoctor [{time.monotonic() - _STARTED:5.1f}s] {printable(line)}"
     if not (sys.stderr.isatty() and not os.environ.get("CI")):
         say(text)
         return

@@ -432,7 +432,7 @@ def read_saved_report(path: Path) -> dict[str, Any]:
     fence, up to the next closing fence), never with a backtracking pattern; terminal control characters and
     escape sequences are stripped from every string before anything is displayed.
     """
-    from qatdoctor.render.redact import printable_data
+    from qatdoctor.transform.controls import printable_data
 
     try:
         with path.open("rb") as handle:

@@ -14,24 +14,26 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qatdoctor"
 # The data model and its helpers, importable from everywhere.
 BASE = {"qatdoctor", "qatdoctor.records", "qatdoctor.errors", "qatdoctor.exitcodes", "qatdoctor.atomic",
         "qatdoctor.jsonio"}
-# layer -> the layers it may import (besides BASE and itself)
+# layer -> the layers it may import (besides BASE and itself); `transform` (the data transforms: redaction,
+# terminal control) sits on the data model and every layer but the standalone scripts may import it
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
-    "knowledge": set(),
-    "environment": {"knowledge"},
-    "diagnose": {"knowledge"},
-    "recommend": {"knowledge", "diagnose"},
-    "render.redact": set(),
-    "core": {"knowledge", "environment", "diagnose", "recommend", "render.redact"},
-    "explain": {"knowledge", "environment", "diagnose", "core"},
-    "lab": {"knowledge", "environment", "diagnose", "recommend", "core", "render.redact"},
-    "authoring": {"knowledge", "diagnose", "recommend", "lab", "environment"},
-    "render": {"knowledge", "diagnose", "recommend", "authoring", "lab", "core", "render.redact"},
+    "transform": set(),
+    "knowledge": {"transform"},
+    "environment": {"knowledge", "transform"},
+    "diagnose": {"knowledge", "transform"},
+    "recommend": {"knowledge", "diagnose", "transform"},
+    "core": {"knowledge", "environment", "diagnose", "recommend", "transform"},
+    "explain": {"knowledge", "environment", "diagnose", "core", "transform"},
+    "lab": {"knowledge", "environment", "diagnose", "recommend", "core", "transform"},
+    "authoring": {"knowledge", "diagnose", "recommend", "lab", "environment", "transform"},
+    "render": {"knowledge", "diagnose", "recommend", "authoring", "lab", "core", "transform"},
     "cli": {"knowledge", "environment", "diagnose", "recommend", "core", "explain", "lab", "authoring", "render",
-            "render.redact"},
+            "transform"},
     "standalone": set(),  # the scripts that run in the target interpreter, and qatdoctor.fixes
 }
-STANDALONE = {"qatdoctor.environment._collector", "qatdoctor.environment._probe", "qatdoctor.fixes"}
+STANDALONE = {"qatdoctor.environment._collector", "qatdoctor.environment._probe", "qatdoctor.environment._zoo",
+              "qatdoctor.fixes"}
 TOP = {"qatdoctor.cli", "qatdoctor.cli_matrix", "qatdoctor.console", "qatdoctor.__main__"}
 
 
@@ -42,8 +44,6 @@ def layer_of(module: str) -> str:
         return "base"
     if module in TOP:
         return "cli"
-    if module == "qatdoctor.render.redact":
-        return "render.redact"
     if module == "qatdoctor.core":
         return "core"
     return module.split(".")[1]

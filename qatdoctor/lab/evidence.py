@@ -120,7 +120,7 @@ def write(
         "cells": [cell_to_dict(c) for c in cells],
     }
     from qatdoctor import atomic
-    from qatdoctor.render.redact import redact_data
+    from qatdoctor.transform.redact import redact_data
 
     payload = redact_data(payload, names=False)  # evidence is committed: no home paths or credentials in it
     try:

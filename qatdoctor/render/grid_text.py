@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from qatdoctor.authoring.grid import Cell, DriverMark, Grid, State, iter_cells
 from qatdoctor.knowledge.entries import Matrix
+from qatdoctor.transform.controls import printable, printable_data
 
 
 class Glyphs(NamedTuple):
@@ -47,10 +48,11 @@ def cell_text(cell: Cell, glyphs: Glyphs = UNICODE) -> tuple[str, str]:
 
 def render(grid: Grid, matrix: Matrix, *, width: int = 100, styled: bool = False, glyphs: Glyphs = UNICODE) -> str:
     """The whole grid: a heading, the column blocks, the legend and what the filters marked."""
+    grid = printable_data(grid)  # the matrix given may say anything: no terminal control from it
     filters = grid.filters
     lines = [
         f"qatdoctor matrix grid {glyphs.dash} {len(grid.rows)} aimet-torch releases {glyphs.times} "
-        f"{len(grid.columns)} torch series (matrix {matrix.matrix_version})",
+        f"{len(grid.columns)} torch series (matrix {printable(matrix.matrix_version)})",
         f"python: {filters.python or 'the best minor per cell'} {glyphs.dot} driver: {filters.driver or 'any'} "
         f"{glyphs.dot} model construct: {filters.construct or 'none'}",
         "",

@@ -1,21 +1,20 @@
-"""The report as GitHub-flavoured markdown (issue-ready)."""
+"""The report as GitHub-flavoured markdown (issue-ready). The structure is qatdoctor's; every value in it came
+from outside (an environment, a model, a matrix, a saved report) and goes in through `inert` as text."""
 
 from __future__ import annotations
 
-import json
-
 from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, report_to_dict
 from qatdoctor.records import FAILED, Finding, Report, Scope, Severity, Status, finding_order
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+from qatdoctor.render.inert import cell as _cell
+from qatdoctor.render.inert import code, fence, json_line, prose
+from qatdoctor.transform.redact import redact_secrets_data
 
 
 def bundle(report: Report) -> str:
     """`qatdoctor report`'s bundle: the markdown, then the whole report as JSON (what a replay reads)."""
-    # compact (one line): a GitHub issue body holds 65,536 characters
-    saved = json.dumps(report_to_dict(report), separators=(",", ":"), ensure_ascii=False)
+    report = redact_secrets_data(report)  # the caller redacts more (home, host, user); credentials always go
+    # compact (one line, so nothing in it can close the fence): a GitHub issue body holds 65,536 characters
+    saved = json_line(report_to_dict(report))
     return (
         render(report)
         + "\n<details><summary>qatdoctor JSON (replay with <code>qatdoctor report --from-report FILE</code>)"
@@ -25,20 +24,22 @@ def bundle(report: Report) -> str:
 
 def render(report: Report) -> str:
     """Markdown with the verdict, facts, findings, recommendations and the probe table."""
+    report = redact_secrets_data(report)
     lines = [
-        f"### qatdoctor {report.command}: **{report.verdict.value.upper()}**",
+        f"### qatdoctor {prose(report.command)}: **{report.verdict.value.upper()}**",
         "",
-        f"- target: `{report.target}`" + (f" ({report.target_why})" if report.target_why else ""),
-        f"- matrix: {report.matrix.version} (updated {report.matrix.updated}, sha256 `{report.matrix.sha256[:12]}`)",
+        f"- target: {code(report.target)}" + (f" ({prose(report.target_why)})" if report.target_why else ""),
+        f"- matrix: {prose(report.matrix.version)} (updated {prose(report.matrix.updated)}, "
+        f"sha256 {code(report.matrix.sha256[:12])})",
     ]
-    lines += [f"- note: {note}" for note in report.notes]
+    lines += [f"- note: {prose(note)}" for note in report.notes]
     if report.extracted is not None:
         lines += ["", "#### Versions stated in the input", ""]
-        lines += [f"- {k}: `{v}`" for k, v in report.extracted.items()] or ["- (none found)"]
+        lines += [f"- {prose(k)}: {code(v)}" for k, v in report.extracted.items()] or ["- (none found)"]
     else:
         lines += ["", "#### Environment", "", "| fact | value |", "|---|---|"]
         for name, fact in sorted(report.facts.values.items()):
-            lines.append(f"| {name} | {_cell(fact.describe())} |")
+            lines.append(f"| {_cell(name)} | {_cell(fact.describe())} |")
         gpus = report.facts.gpus
         shown = (
             f"unknown: {report.facts.gpus_reason}" if gpus is None
@@ -57,42 +58,45 @@ def render(report: Report) -> str:
         lines += ["", f"#### {heading} ({len(findings)})", ""]
         model = report.probe.model if report.probe is not None else None
         if scope is Scope.MODEL and model is not None:
-            lines.append(f"`{model.spec}` ({model.class_name or model.status}): "
-                         + ", ".join(f"{s.stage} {s.status.value}" for s in model.stages))  # fmt: skip
+            lines.append(f"{code(model.spec)} ({prose(model.class_name or model.status)}): "
+                         + ", ".join(f"{prose(s.stage)} {s.status.value}" for s in model.stages))  # fmt: skip
             lines.append("")
         quiet = [f for f in findings if f.status in (Status.PASS, Status.NOT_APPLICABLE)]
         for f in sorted((f for f in findings if f not in quiet), key=finding_order):
             lines += _finding(f)
         if quiet:  # in the JSON below in full
-            lines.append(f"- {len(quiet)} passing or not applicable: " + ", ".join(f"`{f.id}`" for f in quiet))
+            lines.append(f"- {len(quiet)} passing or not applicable: " + ", ".join(code(f.id) for f in quiet))
     if report.recommendations:
         lines += ["", "#### Recommendations", ""]
         for number, rec in enumerate(report.recommendations, 1):
-            lines.append(f"{number}. {rec.summary} ({rec.kind})")
+            lines.append(f"{number}. {prose(rec.summary)} ({prose(rec.kind)})")
             if rec.commands:
-                lines += ["   ```sh", *(f"   {c}" for c in rec.commands), "   ```"]
-            lines += [f"   - {note.splitlines()[0]}" for note in rec.notes if note]
+                lines += fence(rec.commands, "sh", "   ")
+            lines += [f"   - {prose(note.splitlines()[0])}" for note in rec.notes if note.strip()]
     if report.probe is not None:
         probe = report.probe
-        lines += ["", f"#### Probe: {probe.state}" + (f" ({probe.reason})" if probe.reason else ""), ""]
+        lines += ["", f"#### Probe: {prose(probe.state)}" + (f" ({prose(probe.reason)})" if probe.reason else ""), ""]
         if probe.import_error:
-            lines.append(f"`{probe.import_error.type}: {_cell(probe.import_error.message)}`")
+            lines.append(code(f"{probe.import_error.type}: {probe.import_error.message}"))
         stages = list(dict.fromkeys(s.stage for c in probe.cases for s in c.stages))
         if stages:
-            lines += ["| model | mode | " + " | ".join(stages) + " |", "|---|---|" + "---|" * len(stages)]
+            lines += ["| model | mode | " + " | ".join(_cell(s) for s in stages) + " |",
+                      "|---|---|" + "---|" * len(stages)]  # fmt: skip
             for case in probe.cases:
                 cells = {s.stage: s.status.value for s in case.stages}
-                lines.append(f"| {case.model} | {case.mode} | " + " | ".join(cells.get(s, "") for s in stages) + " |")
+                lines.append(f"| {_cell(case.model)} | {_cell(case.mode)} | "
+                             + " | ".join(cells.get(s, "") for s in stages) + " |")  # fmt: skip
             lines.append("")
             for case in probe.cases:
                 for s in case.stages:
                     if s.status in FAILED:
                         what = f"{s.error.type}: {s.error.message}" if s.error else f"{s.check}: {s.measured}"
-                        lines.append(f"- `{case.model}/{case.mode}/{s.stage}`: {_cell(what[:300])}")
+                        lines.append(f"- {code(f'{case.model}/{case.mode}/{s.stage}')}: {prose(what[:300])}")
         if probe.timings:
-            lines.append("- timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in probe.timings.items()))
+            lines.append("- timings: " + ", ".join(f"{prose(k)} {v:.2f}s" for k, v in probe.timings.items()))
     if report.timings:
-        lines += ["", "<sub>timings: " + ", ".join(f"{k} {v:.3f}s" for k, v in report.timings.items()) + "</sub>"]
+        timings = ", ".join(f"{prose(k)} {v:.3f}s" for k, v in report.timings.items())
+        lines += ["", f"<sub>timings: {timings}</sub>"]
     return "\n".join(lines) + "\n"
 
 
@@ -107,16 +111,18 @@ def _word(f: Finding) -> str:
 
 def _finding(f: Finding) -> list[str]:
     """The headline in the list; what a maintainer reads only when needed folded into <details>."""
-    lines = [f"- **{_word(f)}** ({f.severity.value}) {f.title} `{f.id}`"]
+    lines = [f"- **{_word(f)}** ({f.severity.value}) {prose(f.title)} {code(f.id)}"]
     if f.likely:
-        lines.append(f"  - likely applies: {f.likely}")
+        lines.append(f"  - likely applies: {prose(f.likely)}")
     if f.layers:
         more = f", … (+{len(f.layers) - 6} more)" if len(f.layers) > 6 else ""
-        lines.append(f"  - layers ({len(f.layers)}): " + ", ".join(f"`{name}`" for name in f.layers[:6]) + more)
-    details = [f"  {f.summary}", ""]
-    details += [f"  - evidence: {_cell(e)}" for e in f.evidence[:6]]
-    details += [f"  - fix ({fix.kind}): {fix.summary}" + "".join(f" `{c}`" for c in fix.commands) for fix in f.fixes]
+        lines.append(f"  - layers ({len(f.layers)}): " + ", ".join(code(name) for name in f.layers[:6]) + more)
+    # nothing from outside can close the <details> below: each value is one line, escaped or in a code span
+    details = [f"  {prose(f.summary)}", ""]
+    details += [f"  - evidence: {prose(e)}" for e in f.evidence[:6]]
+    details += [f"  - fix ({prose(fix.kind)}): {prose(fix.summary)}" + "".join(f" {code(c)}" for c in fix.commands)
+                for fix in f.fixes]  # fmt: skip
     if f.sources:
-        details.append("  - sources: " + ", ".join(s.ref for s in f.sources))
+        details.append("  - sources: " + ", ".join(prose(s.ref) for s in f.sources))
     lines += ["  <details><summary>details</summary>", "", *details, "", "  </details>"]
     return lines

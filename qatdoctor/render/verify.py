@@ -11,19 +11,21 @@ from qatdoctor.knowledge.vocab import CELL_FACTS, CHOICE_FACTS
 from qatdoctor.lab.verify import VerifyResult
 from qatdoctor.lab.verify_compare import CaseDiff, Entry, StageDiff, stage_names
 from qatdoctor.records import FAILED, Report
-from qatdoctor.render import Format
+from qatdoctor.render import Format, shown
+from qatdoctor.render.inert import code, prose
+from qatdoctor.transform.redact import redact_secrets_data
 
 # the set a cell names, with the QuantSim API after aimet-torch
 VERSION_FACTS = (CELL_FACTS[0], *CHOICE_FACTS, *CELL_FACTS[1:])
 
 
 def render(result: VerifyResult, fmt: Format, *, styled: bool = False) -> str:
-    """The verification in the requested format."""
+    """The verification in the requested format: credentials redacted in each, terminal control stripped in text."""
     if fmt is Format.json:
-        return json.dumps(to_dict(result), indent=2) + "\n"
+        return json.dumps(to_dict(redact_secrets_data(result)), indent=2) + "\n"
     if fmt is Format.markdown:
-        return _markdown(result)
-    return _text(result, styled=styled)
+        return _markdown(redact_secrets_data(result))  # inert.py strips control from each value
+    return _text(shown(result), styled=styled)
 
 
 def headline(result: VerifyResult) -> str:
@@ -170,21 +172,22 @@ def _after_details(report: Report) -> list[str]:
 
 
 def _markdown(result: VerifyResult) -> str:
-    lines = [f"### qatdoctor verify: **{headline(result)}**", ""]
-    lines += [f"- {' '.join(line.split())}" for line in _header(result)]
+    lines = [f"### qatdoctor verify: **{prose(headline(result))}**", ""]
+    lines += [f"- {prose(' '.join(line.split()))}" for line in _header(result)]
     lines += [""]
     for line in _lines(result):
         if line.startswith("      "):
-            lines.append(f"  - {line.strip()}")
+            lines.append(f"  - {prose(line.strip())}")
         else:
-            lines.append(f"- {line.strip()}" if line.startswith("  ") else f"\n#### {line}\n")
+            lines.append(f"- {prose(line.strip())}" if line.startswith("  ") else f"\n#### {prose(line)}\n")
     cases = result.comparison.cases
     if cases:
         stages = stage_names(cases)
-        lines += ["", "#### Probe: before → after", "", "| model | mode | " + " | ".join(stages) + " |",
+        lines += ["", "#### Probe: before → after", "", "| model | mode | " + " | ".join(map(prose, stages)) + " |",
                   "|---|---|" + "---|" * len(stages)]  # fmt: skip
-        lines += [f"| {c.model} | {c.mode} | " + " | ".join(_stage_cell(c, s) for s in stages) + " |" for c in cases]
+        lines += [f"| {prose(c.model)} | {prose(c.mode)} | " + " | ".join(prose(_stage_cell(c, s)) for s in stages)
+                  + " |" for c in cases]  # fmt: skip
     details = _after_details(result.after)
     if details:
-        lines += ["", *(f"- `{d}`" for d in details)]
+        lines += ["", *(f"- {code(d)}" for d in details)]
     return "\n".join(lines) + "\n"

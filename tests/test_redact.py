@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from qatdoctor.cli import app
 from qatdoctor.records import Fact, Facts, FactState
-from qatdoctor.render import redact as redact_module
-from qatdoctor.render.redact import printable, printable_data, redact, redact_data
+from qatdoctor.transform import redact as redact_module
+from qatdoctor.transform.controls import printable, printable_data
+from qatdoctor.transform.redact import redact, redact_data
 
 SECRETS = [
     # (text, the secret that must go, what must stay)
@@ -74,7 +75,7 @@ def test_ordinary_text_is_left_alone(text: str) -> None:
     ("text", "gone", "kept"),
     [
         ("/home/alice/venv/bin/python", "alice", "/bin/python"),
-        ("/Users/bob/x", "bob", "/Users/<user>/x"),
+        ("/Users/bob/x", "bob", "/Users/[user]/x"),
         ("/root/.cache/qatdoctor/envs/x", "/root/", "~/.cache/qatdoctor"),
     ],
 )
@@ -88,12 +89,12 @@ def test_host_name_is_replaced_as_a_whole_word() -> None:
     if host.lower() in redact_module._COMMON or len(host) < 2:
         pytest.skip(f"host name {host!r} is a common word here")
     out = redact(f"built on {host} ({host}-builder is another host)")
-    assert f"on {host} " not in out and "<host>" in out and f"{host}-builder" in out
+    assert f"on {host} " not in out and "[host]" in out and f"{host}-builder" in out
 
 
 def test_user_name_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redact_module, "_users", lambda: ("zelda",))
-    assert redact("/scratch/zelda/venv: owned by zelda", home="/x") == "/scratch/<user>/venv: owned by <user>"
+    assert redact("/scratch/zelda/venv: owned by zelda", home="/x") == "/scratch/[user]/venv: owned by [user]"
     assert redact("/scratch/zelda/venv", home="/x", names=False) == "/scratch/zelda/venv"
 
 
@@ -108,14 +109,14 @@ def test_data_is_redacted_in_values_never_in_keys(monkeypatch: pytest.MonkeyPatc
     data = {"known": {"python": "host known", "state": "known"}, "list": ["postgres://u:p@db/x"]}
     out = redact_data({"facts": facts, "data": data}, home="/nonexistent-home")
     assert set(out["data"]) == {"known", "list"} and set(out["data"]["known"]) == {"python", "state"}
-    assert out["data"]["known"]["python"] == "host <host>"
+    assert out["data"]["known"]["python"] == "host [host]"
     assert out["data"]["known"]["state"] == "known"  # a vocabulary field: the word is qatdoctor's, not the host
-    assert out["data"]["list"] == ["postgres://<redacted>@db/x"]
+    assert out["data"]["list"] == ["postgres://[redacted]@db/x"]
     redacted = out["facts"]
     assert isinstance(redacted, Facts) and set(redacted.values) == {"python", "python-executable"}
     assert redacted.get("python").state is FactState.KNOWN and redacted.value("python") == "3.10.13"
-    assert redacted.get("python").detail == "on <host>, HF_TOKEN=<redacted>"
-    assert redacted.value("python-executable") == "/home/<user>/venv/bin/<host>"
+    assert redacted.get("python").detail == "on [host], HF_TOKEN=\"[redacted]\""  # the quotes stay
+    assert redacted.value("python-executable") == "/home/[user]/venv/bin/[host]"
 
 
 def _saved_report(tmp_path: Path) -> Path:
@@ -177,15 +178,15 @@ def test_printable_strips_terminal_control() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("token ghp_" + "a" * 36 + " used", "token <redacted-token> used"),
-        ("Authorization: abc123", "Authorization: <redacted>"),
-        ("Authorization: Bearer abc123", "Authorization: Bearer <redacted>"),
+        ("token ghp_" + "a" * 36 + " used", "token [redacted-token] used"),
+        ("Authorization: abc123", "Authorization: [redacted]"),
+        ("Authorization: Bearer abc123", "Authorization: Bearer [redacted]"),
         ('max_tokens="512" top_k=5', 'max_tokens="512" top_k=5'),
         ("MIG-12345678-abcd-ef01-2345-6789abcdef01 and GPU-12345678-abcd-ef01-2345-6789abcdef01",
-         "GPU-<redacted> and GPU-<redacted>"),
+         "GPU-[redacted] and GPU-[redacted]"),
         ("/custom/home/venv and /custom/homely", "~/venv and /custom/homely"),
-        ("MIG-12345678-abcd-ef01-2345-6789abcdef01 alone", "GPU-<redacted> alone"),
-        ("API_TOKEN=X1234X", "API_TOKEN=<redacted>"),
+        ("MIG-12345678-abcd-ef01-2345-6789abcdef01 alone", "GPU-[redacted] alone"),
+        ("API_TOKEN=X1234X", "API_TOKEN=[redacted]"),
         ("API_TOKEN='1234'", "API_TOKEN='1234'"),
     ],
 )  # fmt: skip
@@ -214,12 +215,12 @@ def test_redact_data_keeps_types_and_passes_its_options(monkeypatch: pytest.Monk
     out = redact_data(data, home="/custom/home")
     assert out["counts"] == [1, 2.5, True, None]
     assert out["path"] == Path("~/file")
-    assert isinstance(out["proxy"], MappingProxyType) and out["proxy"]["k"] == "on <host>"
-    assert out["tuple"] == ("on <host>",)
+    assert isinstance(out["proxy"], MappingProxyType) and out["proxy"]["k"] == "on [host]"
+    assert out["tuple"] == ("on [host]",)
     redacted = out["finding"]
     assert isinstance(redacted, Finding) and redacted.severity is Severity.ERROR
     assert redacted.title == "buildbox in a title"  # a vocabulary field: matrix text, not a host
-    assert redacted.evidence == ("crashed on <host> at ~/x",)
+    assert redacted.evidence == ("crashed on [host] at ~/x",)
     assert redacted.fixes[0].commands == ("ssh buildbox", "~/venv/bin/python -m pip")  # commands: home only
     assert redact_data(data, home="/custom/home", names=False)["tuple"] == ("on buildbox",)
 
@@ -249,7 +250,48 @@ def test_redact_data_rebuilds_each_container_as_it_was(monkeypatch: pytest.Monke
         },
         home="/nonexistent-home",
     )
-    assert type(out["plain"]) is dict and out["plain"] == {"k": "on <host>"}
-    assert out["path"] == PurePosixPath("/srv/<host>/x")
+    assert type(out["plain"]) is dict and out["plain"] == {"k": "on [host]"}
+    assert out["path"] == PurePosixPath("/srv/[host]/x")
     assert out["summary"]["nested"] == Note("on buildbox", "buildbox")
-    assert out["entry"] == Note("on <host>", "buildbox")
+    assert out["entry"] == Note("on [host]", "buildbox")
+
+
+# --- issue 25: JSON, flag, netrc and pip.conf forms; what only looks like a secret; redacting twice ---------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"password": "hunter2", "user": "u"}', '{"password": "[redacted]", "user": "u"}'),
+        ('{"api_key": "a\\"b", "n": 1}', '{"api_key": "[redacted]", "n": 1}'),
+        ("machine h login u password p", "machine h login u password [redacted]"),
+        ("machine h password p login u", "machine h password [redacted] login u"),
+        ("login\nu\n  password p\n", "login\nu\n  password [redacted]\n"),
+        ("--password X --verbose", "--password [redacted] --verbose"),
+        ("--password=X", "--password=[redacted]"),
+        ("--api-key 'a b'", "--api-key '[redacted]'"),
+        ("[global]\npassword = s3cret\n", "[global]\npassword = [redacted]\n"),
+        ("index-url = https://u:p@host/simple", "index-url = https://[redacted]@host/simple"),
+        ("key ASIAABCDEFGHIJKLMNOP", "key [redacted-token]"),
+    ],
+)  # fmt: skip
+def test_secret_forms(text: str, expected: str) -> None:
+    assert redact(text, home="/custom/home", names=False) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "passwordless sudo", "passwordless: true", "--password-file /run/pw", "PASSWORD_FILE=/run/pw",
+        "the password is wrong", 'password: ""', "--token-count 5", "password: none", "--password --verbose",
+        "PASSWORD_ENV=MY_PW",
+    ],
+)  # fmt: skip
+def test_what_only_looks_like_a_secret_is_kept(text: str) -> None:
+    assert redact(text, home="/nonexistent-home", names=False) == text
+
+
+@pytest.mark.parametrize("text", [s[0] for s in SECRETS], ids=[s[0][:30] for s in SECRETS])
+def test_redacting_twice_changes_nothing(text: str) -> None:
+    once = redact(text, home="/nonexistent-home")
+    assert redact(once, home="/nonexistent-home") == once and "<redacted" not in once

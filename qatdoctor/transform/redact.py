@@ -1,47 +1,64 @@
-"""Redaction for anything that leaves the machine (`qatdoctor report`, evidence files): credentials, home paths,
-host and user names, GPU UUIDs.
+"""Redaction for anything that leaves the machine: credentials in every output (`redact_secrets`), and for what
+is shared (`qatdoctor report`, evidence files) also home paths, host and user names, GPU UUIDs (`redact`).
 
 It works on data, before anything is serialised: `redact_data` walks a report (NamedTuples, dataclasses, dicts,
 lists) and rewrites string *values* only, never keys or field names, so the JSON stays valid and replays. The
-collector redacts its own output in the target too; this is the last pass.
+collector redacts its own output in the target too; this is the last pass. Every marker is bracketed text
+(`[redacted]`), never an HTML tag, and redacting twice changes nothing.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import os
 import re
-from collections.abc import Mapping
-from functools import cache
-from pathlib import Path, PurePath
-from types import MappingProxyType
-from typing import Any, TypeVar
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import TypeVar
+
+from qatdoctor.transform.walk import map_strings
 
 T = TypeVar("T")
 
-REDACTED = "<redacted>"
+REDACTED = "[redacted]"
+TOKEN = "[redacted-token]"
+USER = "[user]"
+HOST = "[host]"
 GPU_ID = re.compile(r"\b(?:GPU|MIG)-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
-_VALUE = r"""(?:"[^"\n]*"|'[^'\n]*'|[^\s'",;&)}\]]+)"""
-# NAME=VALUE / NAME: VALUE where NAME says secret: HF_TOKEN, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, ...
-SECRET_ASSIGNMENT = re.compile(
-    r"(?i)(?<![\w-])([\w-]*(?:token|secret|passw(?:or)?d|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key"
-    r"|credentials?|session[_-]?id)[\w-]*)"
-    rf"(\s*[=:]\s*)({_VALUE})"
+# a quoted value (JSON's escaped quotes included) or a bare word
+_VALUE = r"""(?:"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s'",;&)}\]]+)"""
+# a name that says secret: HF_TOKEN, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD, api_key, passphrase, ...
+_NAME = (
+    r"[\w-]*(?:token|secret|passw(?:or)?d|passphrase|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key"
+    r"|credentials?|session[_-]?id)[\w-]*"
+)
+# NAME=VALUE, NAME: VALUE, "NAME": "VALUE" (JSON), NAME = VALUE (pip.conf, ini, TOML)
+SECRET_ASSIGNMENT = re.compile(rf"""(?i)(?<![\w-])({_NAME})(["']?\s*[=:]\s*)({_VALUE})""")
+# --NAME VALUE and --NAME=VALUE on a command line
+SECRET_FLAG = re.compile(rf"(?i)(?<![\w-])(--{_NAME})(\s+|=)(?!-)({_VALUE})")
+# netrc: `password X` after `machine H`, `login U`, `account A` or `default`, or on a line of its own
+NETRC = re.compile(
+    r"(?im)(\b(?:(?:machine|login|account)[ \t]+\S+|default)[ \t]+(?:password|passwd)[ \t]+)(\S+)"
+    r"|(^[ \t]*(?:password|passwd)[ \t]+)(\S+)(?=[ \t]*$)"
 )
 # upper-case env-style names ending in _KEY / _PASS / _PWD (case-sensitive: `sort_key=` in code is not a secret)
 ENV_KEY = re.compile(rf"(?<![\w-])([A-Z][A-Z0-9_]*_(?:KEY|PASS|PWD|KEY_ID)(?:_[A-Z0-9]+)*)(\s*[=:]\s*)({_VALUE})")
 TOKEN_SHAPES = re.compile(
-    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|hf_[A-Za-z0-9]{30,}|AKIA[0-9A-Z]{16}"
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|hf_[A-Za-z0-9]{30,}|(?:AKIA|ASIA)[0-9A-Z]{16}"
     r"|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|glpat-[A-Za-z0-9_-]{20,}|npm_[A-Za-z0-9]{36}"
-    r"|pypi-[A-Za-z0-9_-]{50,}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
+    r"|pypi-[A-Za-z0-9_-]{50,}|AIza[0-9A-Za-z_-]{35}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
 )
 AUTH_HEADER = re.compile(
     r"(?i)\b((?:proxy-)?authorization|x-api-key|private-token|x-auth-token|cookie)(\s*:\s*)"
     r"(?:(bearer|token|basic|digest|negotiate)\s+)?([^\s\"']+)"
 )
-URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:\"'<>]+(?::[^\s/@\"'<>]*)?@")
-USER_DIR = re.compile(r"/(home|Users)/(?!<user>)[^/\s\"']+")
+URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:\"'<>\[\]]+(?::[^\s/@\"'<>]*)?@")
+USER_DIR = re.compile(r"/(home|Users)/(?!\[user\])[^/\s\"']+")
+# a secret-named option whose value is not the secret: --password-file PATH, PASSWORD_ENV=NAME, passwordless: true
+_NOT_A_SECRET_NAME = re.compile(
+    r"(?i)(?:[_-](?:file|path|dir|env|var|length|len|count|prompt|stdin|fd|cmd|command|type|hint|policy|url"
+    r"|required|timeout|limit|max|min)|less)$"
+)
+_NOT_A_SECRET_VALUE = frozenset({"", "true", "false", "yes", "no", "none", "null"})
 
 # Words qatdoctor itself prints as data (states, statuses, fact and package names): a host or user named like
 # one of them is not a secret, and rewriting the word would corrupt the report.
@@ -109,101 +126,81 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def _secret(match: re.Match[str]) -> str:
     name, separator, value = match.group(1), match.group(2), match.group(3)
-    if "token" in name.lower() and value.strip("\"'").isdigit():
+    bare = value.strip("\"'")
+    if _NOT_A_SECRET_NAME.search(name) or bare.lower() in _NOT_A_SECRET_VALUE or bare.startswith("[redacted"):
+        return match.group(0)
+    if "token" in name.lower() and bare.isdigit():
         return match.group(0)  # max_tokens=512 counts tokens; it is not one
-    return f"{name}{separator}{REDACTED}"
+    quote = value[0] if value[:1] in ("'", '"') and len(value) > 1 else ""
+    return f"{name}{separator}{quote}{REDACTED}{quote}"
 
 
+# every pattern above needs one of these (lower-cased): a text without any is left alone
+_CLUES = ("token", "secret", "pass", "key", "credential", "session", "pwd", "auth", "cookie", "://", "ghp_", "gho_",
+          "ghu_", "ghs_", "ghr_", "github_pat_", "hf_", "npm_", "sk-", "glpat-", "pypi-", "akia", "asia", "xox", "aiza",
+          "eyj")  # fmt: skip
+
+
+@lru_cache(maxsize=16384)  # a report repeats its strings (statuses, ids, versions), and is rendered more than once
 def redact_secrets(text: str) -> str:
-    """Credentials only: NAME=VALUE secrets, known token shapes, Authorization headers, URL user:password@."""
+    """Credentials only: NAME=VALUE, NAME: VALUE, "NAME": "VALUE" and --NAME VALUE secrets, netrc passwords,
+    known token shapes, Authorization headers, URL user:password@."""
+    lower = text.lower()
+    if not any(clue in lower for clue in _CLUES):  # pragma: no mutate - fast path
+        return text
     if "://" in text:
         text = URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
     text = SECRET_ASSIGNMENT.sub(_secret, text)
+    text = SECRET_FLAG.sub(_secret, text)
     text = ENV_KEY.sub(_secret, text)
-    text = TOKEN_SHAPES.sub("<redacted-token>", text)
+    if "passw" in text.lower():
+        text = NETRC.sub(_netrc, text)
+    text = TOKEN_SHAPES.sub(TOKEN, text)
     return AUTH_HEADER.sub(_header, text)
 
 
+def _netrc(match: re.Match[str]) -> str:
+    keyword, value = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+    return match.group(0) if value.startswith("[redacted") else f"{keyword}{REDACTED}"
+
+
+def redact_secrets_data(value: T) -> T:
+    """`redact_secrets` over every string value of nested data (what every output gets, the terminal included)."""
+    return map_strings(value, lambda text, _free: redact_secrets(text))
+
+
 def _header(match: re.Match[str]) -> str:
+    if match.group(4).startswith("[redacted"):
+        return match.group(0)
     scheme = f"{match.group(3)} " if match.group(3) else ""
     return f"{match.group(1)}{match.group(2)}{scheme}{REDACTED}"
 
 
 def redact(text: str, *, home: str | None = None, names: bool = True) -> str:
     """`text` with credentials, home directories (`~`), other users' home dirs, GPU UUIDs and — with `names` —
-    host names (`<host>`) and the user name (`<user>`) removed."""
+    host names (`[host]`) and the user name (`[user]`) removed."""
     for path in _homes(home):
         if path in text:
             text = _compiled(re.escape(path) + r"(?=/|\b|$)").sub("~", text)
     if "/home/" in text or "/Users/" in text:
-        text = USER_DIR.sub(r"/\1/<user>", text)
+        text = USER_DIR.sub(rf"/\1/{USER}", text)
     if names:
         for host in _hosts():
             if host in text:
-                text = _word(host).sub("<host>", text)
+                text = _word(host).sub(HOST, text)
         for user in _users():
             if user in text:
-                text = _word(user).sub("<user>", text)
+                text = _word(user).sub(USER, text)
     if "GPU-" in text or "MIG-" in text:
-        text = GPU_ID.sub("GPU-<redacted>", text)
+        text = GPU_ID.sub(f"GPU-{REDACTED}", text)
     return redact_secrets(text)
 
 
 def redact_data(value: T, *, home: str | None = None, names: bool = True) -> T:
-    """A copy of `value` with every string value redacted: NamedTuples, frozen dataclasses, mappings, lists, tuples
-    and paths are rebuilt; keys, field names, enums and numbers are left as they are."""
+    """A copy of `value` with every string value redacted (`walk.map_strings`): keys, field names, enums and
+    numbers are left as they are; host and user names stay in `VOCABULARY_FIELDS`."""
 
     def text(item: str, free: bool) -> str:
         return redact(item, home=home, names=names and free)
 
-    return _walk(value, text, True)  # type: ignore[no-any-return]
-
-
-# Escape sequences (CSI, OSC, other ESC), C0/C1 controls but tab and newline, DEL, bidirectional overrides.
-CONTROLS = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -~]?|\x9b[0-?]*[ -/]*[@-~]"
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
-
-
-def printable(text: str) -> str:
-    """`text` without terminal control: escape sequences and control characters removed (tab and newline kept)."""
-    return CONTROLS.sub("", text) if not text.isprintable() else text  # pragma: no mutate - fast path
-
-
-def printable_data(value: T) -> T:
-    """`printable` applied to every string value (and key) of nested dicts and lists, e.g. a JSON payload."""
-    if isinstance(value, str):
-        return printable(value)  # type: ignore[return-value]
-    if isinstance(value, dict):
-        return {printable(k) if isinstance(k, str) else k: printable_data(v) for k, v in value.items()}  # type: ignore[return-value]
-    if isinstance(value, list):
-        return [printable_data(v) for v in value]  # type: ignore[return-value]
-    return value
-
-
-def _walk(value: Any, text: Any, free: bool) -> Any:
-    if value is None or isinstance(value, (enum.Enum, bool, int, float)):  # pragma: no mutate - fast path
-        return value
-    if isinstance(value, str):
-        return text(value, free)
-    if isinstance(value, PurePath):
-        return type(value)(text(str(value), free))
-    if isinstance(value, tuple) and hasattr(value, "_fields"):  # NamedTuple
-        return type(value)._make(  # type: ignore[attr-defined]
-            _walk(item, text, free and field not in VOCABULARY_FIELDS)
-            for field, item in zip(value._fields, value, strict=True)  # pragma: no mutate - same length
-        )
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {
-            f.name: _walk(getattr(value, f.name), text, free and f.name not in VOCABULARY_FIELDS)
-            for f in dataclasses.fields(value)
-            if f.init
-        }
-        return dataclasses.replace(value, **changes)
-    if isinstance(value, Mapping):
-        walked = {key: _walk(item, text, free and key not in VOCABULARY_FIELDS) for key, item in value.items()}
-        return MappingProxyType(walked) if isinstance(value, MappingProxyType) else walked
-    if isinstance(value, (list, tuple)):
-        return type(value)(_walk(item, text, free) for item in value)
-    return value
+    return map_strings(value, text, fixed=VOCABULARY_FIELDS)
