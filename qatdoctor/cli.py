@@ -512,7 +512,7 @@ def fix_command(
     input_shape: InputShapeOpt = None,
     pick: Annotated[int, typer.Option("--pick", min=1, help="Apply the N-th version recommendation.")] = 1,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before changing the environment.")] = False,
-    undo: Annotated[bool, typer.Option("--undo", help="Restore the set saved before the last fix.")] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Undo the last fix (only what it installed).")] = False,
     with_: Annotated[
         list[str] | None,
         typer.Option("--with", metavar="REQ", help="Extra requirement for verify's throwaway env (your model's libs)."),

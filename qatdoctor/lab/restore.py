@@ -152,7 +152,8 @@ def plan(python: str, backup: Backup, installed: Mapping[str, Entry], now: Mappi
             else:
                 (reinstall if before.kind == "pin" else by_hand).append(before)
         elif current != before:
-            left.append(Untouched(name, "changed after the fix", current.shown if current else None))
+            why = "removed after the fix" if current is None else "changed after the fix"
+            left.append(Untouched(name, why, current.shown if current else None))
     for name, current in now.items():
         before = saved.get(name)
         if name not in installed and current != before:

@@ -227,25 +227,34 @@ def test_what_was_installed_or_changed_after_the_fix_is_left_alone(fixed: tuple[
 # --- 5. what conda owns is never touched ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("owned_by", ["INSTALLER", "conda-meta record"])
-def test_undo_refuses_a_torch_conda_owns(fixed: tuple[Path, str], tmp_path: Path, owned_by: str) -> None:
+CONDA = [  # (what conda owns, torch's INSTALLER, the conda-meta record, the fix is recorded to have installed torch)
+    ("torch, by its INSTALLER", "conda", None, True),
+    ("torch, by a conda-meta record", "pip", "pytorch-2.2.2-py3.11_cpu_0.json", True),
+    ("idna, by a conda-meta record (torch is pip's)", "pip", "idna-3.6-pyhd8ed1ab_0.json", False),
+]
+
+
+@pytest.mark.parametrize(("owned", "installer", "record", "torch_ours"), CONDA, ids=[c[0] for c in CONDA])
+def test_undo_refuses_what_conda_owns(
+    fixed: tuple[Path, str], tmp_path: Path, owned: str, installer: str, record: str | None, torch_ours: bool
+) -> None:
     """It ran `pip uninstall` on a conda-owned torch, which `fix` itself refuses to touch."""
     from qatdoctor.lab import backup
 
     venv, saved = stage(fixed, tmp_path, copy="copy")
-    _fake_dist(venv, "torch", "2.2.2", installer="conda" if owned_by == "INSTALLER" else "pip")
+    _fake_dist(venv, "torch", "2.2.2", installer=installer)
     (venv / "conda-meta").mkdir()
-    if owned_by == "conda-meta record":
-        (venv / "conda-meta" / "pytorch-2.2.2-py3.11_cpu_0.json").write_text("{}")
-    # the backup says the fix installed this torch: without the refusal, undo would remove it
-    record = backup.decode(saved.read_text(), saved)
-    torch = backup.parse_freeze(["torch==2.2.2"])
-    replace(record, installed={**(record.installed or {}), **torch}).save()
+    if record is not None:
+        (venv / "conda-meta" / record).write_text("{}")
+    if torch_ours:  # the backup says the fix installed this torch: without the refusal, undo would remove it
+        content = backup.decode(saved.read_text(), saved)
+        torch = backup.parse_freeze(["torch==2.2.2"])
+        replace(content, installed={**(content.installed or {}), **torch}).save()
     before = installed(venv)
     result = undo(venv, tmp_path)
     clean(result)
     assert result.exit_code == ExitCode.PROBLEMS, result.stderr
-    assert "conda" in result.stderr and "not pip" in result.stderr
+    assert f"{owned.split(',')[0]} in {venv}" in result.stderr and "conda, not pip" in result.stderr
     assert installed(venv) == before and (venv / SITE / "torch" / "__init__.py").exists()
 
 
