@@ -513,7 +513,7 @@ def fix_command(
     input_shape: InputShapeOpt = None,
     pick: Annotated[int, typer.Option("--pick", min=1, help="Apply the N-th version recommendation.")] = 1,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before changing the environment.")] = False,
-    undo: Annotated[bool, typer.Option("--undo", help="Restore the set saved before the last fix.")] = False,
+    undo: Annotated[bool, typer.Option("--undo", help="Undo the last fix (only what it installed).")] = False,
     with_: Annotated[
         list[str] | None,
         typer.Option("--with", metavar="REQ", help="Extra requirement for verify's throwaway env (your model's libs)."),
@@ -530,17 +530,13 @@ def fix_command(
       qatdoctor fix --undo --python ~/venvs/qat/bin/python
     """
     from qatdoctor.environment.collect import resolve_python
-    from qatdoctor.lab import fix as fixing
+    from qatdoctor.lab import apply as applying
     from qatdoctor.lab.envbuild import default_root
 
     target = guarded(lambda: resolve_python(python), debug=debug)
     root = default_root().parent
     if undo:
-        backup = guarded(lambda: fixing.latest_backup(root, target), debug=debug)
-        say(f"qatdoctor: restoring the set saved {backup.created} before: {backup.recommendation}")
-        _confirm(yes, f"Restore {len(backup.freeze)} packages in {target}?")
-        changed = guarded(lambda: fixing.restore(backup, log=progress), debug=debug)
-        print(f"restored {target} to the set saved {backup.created} ({len(changed)} packages reinstalled)")
+        _undo(target, root, yes, debug)
         return
     from qatdoctor.lab import verify as verify_module
     from qatdoctor.render.verify import render as render_verify
@@ -550,28 +546,45 @@ def fix_command(
     options = verify_module.VerifyOptions(base, pick=pick, installer=installer, extra=tuple(with_ or ()))
     result = guarded(lambda: verify_module.run_verify(options), debug=debug)
     sys.stdout.write(render_verify(result, Format.text, styled=wants_style(sys.stdout)))
-    rec = result.recommendation
-    if rec is None or not result.fixes:
-        say("qatdoctor: refusing to change the environment: verify did not fix what the recommendation targeted")
-        raise typer.Exit(int(ExitCode.PROBLEMS))
+    rec = guarded(lambda: applying.proved(result), debug=debug)
     print(f"\nverify proved: {rec.summary}")
     for change in rec.changes:
         print(f"  {change.package} {change.current or '(none)'} → {change.target}")
     print(f"  $ {rec.commands[0]}")
     _confirm(yes, f"Apply this to {target}? (undo with: qatdoctor fix --undo --python {target})")
-    backup = guarded(lambda: fixing.apply(rec, target, root, log=progress), debug=debug)
-    # pip changed the target in place, next to packages verify's fresh env did not have: check the result itself,
-    # and put the saved set back when it is worse than what verify proved.
-    progress("checking the environment after the install (the same probe as verify)")
-    after = guarded(lambda: core.run_check(replace(base, use_cache=False)), debug=debug)
-    regressions = fixing.regressions(result.after, after)
-    if regressions:
-        say("qatdoctor: the environment after the install is not what verify proved: " + "; ".join(regressions))
-        guarded(lambda: fixing.restore(backup, log=progress), debug=debug)
-        say(f"qatdoctor: restored the saved set ({backup.path}); nothing changed")
-        raise typer.Exit(int(ExitCode.ENV_BUILD_FAILED))
+    backup, after = guarded(
+        lambda: applying.apply_checked(rec, result, base, target, root, log=progress), debug=debug
+    )
     print(f"applied and checked (verdict {after.verdict.value}); the previous set is saved in {backup.path} — "
           f"undo with: qatdoctor fix --undo --python {target}")  # fmt: skip
+
+
+def _undo(target: str, root: Path, yes: bool, debug: bool) -> None:
+    """`fix --undo`: show what the undo puts back, removes and leaves alone; ask; do it."""
+    from qatdoctor.lab import restore
+
+    plan = guarded(lambda: restore.plan_undo(root, target), debug=debug)
+    say(f"qatdoctor: undoing the fix of {plan.backup.created}: {plan.backup.command}")
+    for entry in plan.reinstall:
+        say(f"  put back {entry.shown}")
+    for name in plan.remove:
+        say(f"  remove {name} {plan.installed[name].version} (the fix installed it)")
+    for entry in plan.by_hand:
+        say(f"  not put back: {entry.name} was `{entry.shown}` (qatdoctor gives pip only name==version lines)")
+    for kept in plan.left_alone:
+        say(f"  leave alone {kept.name}: {kept.why}" + (f" (now {kept.now})" if kept.now else ""))
+    if plan.changes:
+        _confirm(yes, f"Put back {len(plan.reinstall)} and remove {len(plan.remove)} packages in {target}?")
+        guarded(lambda: restore.execute(plan, log=progress), debug=debug)
+    elif not plan.by_hand:
+        print(f"nothing of the fix of {plan.backup.created} is left to undo in {target}")
+        return
+    print(f"restored {target} to the set saved {plan.backup.created}: {len(plan.reinstall)} put back, "
+          f"{len(plan.remove)} removed, {len(plan.left_alone)} left alone")  # fmt: skip
+    if plan.by_hand:
+        for entry in plan.by_hand:
+            say(f"qatdoctor: reinstall {entry.name} by hand: {restore.by_hand_command(target, entry)}")
+        raise typer.Exit(int(ExitCode.PROBLEMS))
 
 
 def _confirm(yes: bool, question: str) -> None:

@@ -28,8 +28,9 @@ QUIET = {"on": False}  # --quiet: no progress lines on stderr
 
 def exit_code_for(error: QatdoctorError) -> ExitCode:
     """The one place that maps error layers to exit codes."""
+    from qatdoctor.lab.apply import InstallFailed
     from qatdoctor.lab.envbuild import EnvBuildError  # the error path only: envbuild is not needed otherwise
-    from qatdoctor.lab.fix import FixError, InstallFailed
+    from qatdoctor.lab.restore import ChangeError
 
     codes: tuple[tuple[type[QatdoctorError], ExitCode], ...] = (
         (MatrixError, ExitCode.MATRIX_INVALID),
@@ -38,7 +39,7 @@ def exit_code_for(error: QatdoctorError) -> ExitCode:
         (core.NoKnownGoodError, ExitCode.PROBLEMS),
         (EnvBuildError, ExitCode.ENV_BUILD_FAILED),
         (InstallFailed, ExitCode.ENV_BUILD_FAILED),
-        (FixError, ExitCode.PROBLEMS),
+        (ChangeError, ExitCode.PROBLEMS),
     )
     return next((code for cls, code in codes if isinstance(error, cls)), ExitCode.INTERNAL)
 
