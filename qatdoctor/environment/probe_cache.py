@@ -92,6 +92,8 @@ def load(fingerprint: str, facts: Facts) -> Lookup:
         return Lookup(None, miss=problem)
     try:
         payload = json.loads(text)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            return Lookup(None, miss="the entry is from another format (or qatdoctor version)")
         recorded, roots, files = payload["identity"], payload["roots"], payload["files"]
         if not (isinstance(roots, list) and all(isinstance(root, str) for root in roots)):
             raise TypeError("roots")
@@ -99,8 +101,6 @@ def load(fingerprint: str, facts: Facts) -> Lookup:
         saved = str(payload["saved"])
     except Exception as error:  # malformed, too deep, another format: a miss, never an error
         return Lookup(None, miss=f"the entry is malformed ({type(error).__name__})")
-    if payload.get("format") != FORMAT:
-        return Lookup(None, miss="the entry is from another format")
     if recorded != identity(facts):
         return Lookup(None, miss="the entry was made for another interpreter")
     if probe is None or probe.state not in CACHEABLE:
