@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, report_to_dict
-from qatdoctor.records import FAILED, Finding, Report, Scope, Severity, Status, finding_order
+from qatdoctor.records import FAILED, Finding, Report, Scope, Severity, Status, finding_order, told
 
 
 def _cell(text: str) -> str:
@@ -113,7 +113,7 @@ def _finding(f: Finding) -> list[str]:
     if f.layers:
         more = f", … (+{len(f.layers) - 6} more)" if len(f.layers) > 6 else ""
         lines.append(f"  - layers ({len(f.layers)}): " + ", ".join(f"`{name}`" for name in f.layers[:6]) + more)
-    details = [f"  {f.summary}", ""]
+    details = [f"  {told(f)}", ""]
     details += [f"  - evidence: {_cell(e)}" for e in f.evidence[:6]]
     details += [f"  - fix ({fix.kind}): {fix.summary}" + "".join(f" `{c}`" for c in fix.commands) for fix in f.fixes]
     if f.sources:

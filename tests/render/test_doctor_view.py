@@ -12,7 +12,7 @@ from qatdoctor import core
 from qatdoctor.environment.probe import from_payload
 from qatdoctor.jsonio import facts_from_dict, report_to_dict
 from qatdoctor.knowledge.load import load
-from qatdoctor.records import ApiMove, CudaMove, Fact, Report, Scope
+from qatdoctor.records import ApiMove, CudaMove, Fact, Report, Scope, told
 from qatdoctor.render.doctor import groups, render
 from qatdoctor.render.markdown import bundle
 from qatdoctor.render.markdown import render as markdown
@@ -109,7 +109,7 @@ def test_finding_flags_agree_with_the_prose(name: str) -> None:
     probe = from_payload(json.loads((DATA / "probe" / name).read_text()))
     report = core.diagnose(facts, load(), command="check", target="x", probe=probe)
     for f in report.findings:
-        assert f.not_reproduced == f.summary.startswith("The matrix predicts this, but the probe did not reproduce")
+        assert f.not_reproduced == told(f).startswith("The matrix predicts this, but the probe did not reproduce")
         parts = f.id.split(".")
         expected = parts[2] if f.id.startswith("probe.unexplained.") and parts[2] != "any" else None
         assert f.stand_in == expected, f.id
