@@ -12,10 +12,26 @@ from qatdoctor import core
 from qatdoctor.environment.probe import from_payload
 from qatdoctor.jsonio import facts_from_dict, report_to_dict
 from qatdoctor.knowledge.load import load
-from qatdoctor.records import ApiMove, CudaMove, Fact, Report, Scope, told
+from qatdoctor.records import (
+    ApiMove,
+    ConstructHit,
+    CudaMove,
+    ErrorInfo,
+    Fact,
+    ModelRun,
+    ProbeRun,
+    Report,
+    Scope,
+    StageResult,
+    Status,
+    Why,
+    reason_text,
+    told,
+)
 from qatdoctor.render.doctor import groups, render
 from qatdoctor.render.markdown import bundle
 from qatdoctor.render.markdown import render as markdown
+from qatdoctor.render.text import render as text_render
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -163,3 +179,40 @@ def test_what_was_not_examined_gets_no_pass_mark() -> None:
     ran = render(diagnose("aimet-2.42.0")).splitlines()
     assert any(line.startswith("✓ Probe: ") for line in ran), ran
     assert any(line.startswith("✓ System libraries: ") for line in ran), ran
+
+
+# --- the judge's reasons, worded by every view ------------------------------------------------------------------
+
+BLOCKED = ModelRun(
+    "m.py:build", "ran", class_name="Net", constructs={"silu-activation": ConstructHit(1, ("act",))},
+    stages=(StageResult("prepare", Status.PASS), StageResult("quantsim", Status.FAIL, error=ErrorInfo("TypeError", "odd")),
+            StageResult("compute_encodings", Status.SKIPPED)),
+)  # fmt: skip
+ALL_PASS = BLOCKED._replace(stages=tuple(StageResult(s, Status.PASS) for s in ("prepare", "quantsim", "fold")))
+
+
+@pytest.mark.parametrize(
+    ("env", "run", "finding_id", "code", "shown"),
+    [
+        pytest.param("aimet-2.0.0-torch-2.2.2-py310", BLOCKED, "silu-quantsim-valueerror-2.0.0", Why.MODEL_BLOCKED,
+                     True, id="blocked"),
+        pytest.param("aimet-2.0.0-torch-2.2.2-py310", ALL_PASS, "silu-quantsim-valueerror-2.0.0", Why.MODEL_PASSED,
+                     False, id="passed"),
+        pytest.param("aimet-2.42.0", ALL_PASS._replace(constructs={}), "bn-subclass-stats-frozen-v2", Why.MODEL_LACKS,
+                     False, id="lacks"),
+    ],
+)  # fmt: skip
+def test_each_view_words_the_reasons_of_a_finding(
+    env: str, run: ModelRun, finding_id: str, code: Why, shown: bool
+) -> None:
+    """The reason is data on the finding; the JSON summary says it, and so do the -v view and the markdown where
+    they show the finding's summary (a pass is listed by id only)."""
+    facts = facts_from_dict(json.loads((DATA / "verify" / f"{env}.facts.json").read_text()))
+    report = core.diagnose(facts, load(), command="check", target="x", probe=ProbeRun("ran", api="v2", model=run))
+    found = next(f for f in report.findings if f.id == finding_id)
+    assert [r.code for r in found.reasons] == [code]
+    said = reason_text(found.reasons[0])
+    verbose = " ".join(text_render(report).split())
+    assert (said in verbose and said in markdown(report)) is shown
+    encoded = next(f for f in report_to_dict(report)["findings"] if f["id"] == finding_id)
+    assert encoded["summary"] == f"{said} {found.summary}" and encoded["reasons"][0]["code"] == code.value
