@@ -58,7 +58,8 @@ def facts_to_dict(facts: Facts) -> dict[str, Any]:
 def reason_to_dict(reason: Reason) -> dict[str, Any]:
     """`{"code": "model-passed", "construct": …, "stages": [...]}`: the code and the parameters it has."""
     params = {"construct": reason.construct, "stages": list(reason.stages), "needs": list(reason.needs),
-              "runs": reason.runs}  # fmt: skip
+              "runs": reason.runs, "line": reason.line, "how": reason.how, "rule_range": reason.rule_range,
+              "matched": list(reason.matched)}  # fmt: skip
     return {"code": reason.code.value, **{k: v for k, v in params.items() if v not in (None, [])}}
 
 

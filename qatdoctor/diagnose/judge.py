@@ -42,6 +42,17 @@ class OnModel(NamedTuple):
     headline: str | None = None  # the line that shows it best (reproduced, else a failure that blocked it)
 
 
+class Logged(NamedTuple):
+    """What a pasted log showed about one rule (explain): its signature matched, and how the stated versions stand."""
+
+    line: int
+    how: str  # how strictly the signature matched
+    in_range: bool | None  # the stated versions: inside the rule's range, outside it, or not all stated
+    rule_range: str  # the rule's range, in words
+    names_aimet: bool  # the input (or the lines around the match) mentions AIMET
+    aimet_rule: bool  # the rule is about an AIMET version
+
+
 class Evidence(NamedTuple):
     """Everything known about one rule here: the facts, the stand-ins, the user's model and a pasted log."""
 
@@ -52,8 +63,9 @@ class Evidence(NamedTuple):
     model: OnModel | None = None
     can_occur: bool = True  # False: the construct's only source is absent here
     likely: str | None = None  # an installed package that produces the construct
-    log: tuple[str, ...] = ()  # what a pasted log showed (explain)
+    log: tuple[str, ...] = ()  # lines a pasted log showed
     headline: str | None = None  # the observation that shows it best
+    logged: Logged | None = None  # a pasted log matched the rule's signature (explain)
 
 
 class Sev(enum.Enum):
@@ -61,13 +73,15 @@ class Sev(enum.Enum):
 
     RULE = "rule"
     INFO = "info"
+    WARN = "warning"
     ERROR = "error"
-    RAISED = "raised"  # the rule's, an info raised to a warning
-    LOWERED = "lowered"  # error → warning, anything else → info
+    RAISE = "raise"  # the rule's, an info raised to a warning
+    LOWER = "lower"  # error → warning, anything else → info
 
 
 class Row(NamedTuple):
-    """One row of the decision table; `scope` None drops the finding."""
+    """One row of the decision table; `scope` None drops the finding; `origin` None: "probe" when a stand-in
+    reproduced the rule, else "matrix"; `fixes` False: the rule's fixes are not offered."""
 
     case: str
     holds: Callable[[Evidence], bool]
@@ -75,7 +89,8 @@ class Row(NamedTuple):
     status: Status
     severity: Sev
     reason: Why | None
-    by_probe: bool = False  # origin "probe" whatever the stand-ins showed
+    origin: str | None = None
+    fixes: bool = True
 
 
 def _bad(e: Evidence) -> bool:
@@ -151,26 +166,71 @@ def _always(e: Evidence) -> bool:
     return True
 
 
+def _logged(e: Evidence) -> bool:
+    return e.logged is not None
+
+
+def _log_outside(e: Evidence) -> bool:
+    return e.logged is not None and e.logged.in_range is False
+
+
+def _log_not_aimet(e: Evidence) -> bool:
+    log = e.logged
+    return log is not None and log.in_range is None and log.aimet_rule and not log.names_aimet
+
+
+def _log_applies(e: Evidence) -> bool:
+    return e.logged is not None and e.logged.in_range is True
+
+
+def _of_model(e: Evidence) -> bool:
+    return e.rule.scope == "model"
+
+
+def _log_outside_m(e: Evidence) -> bool:
+    return _log_outside(e) and _of_model(e)
+
+
+def _log_not_aimet_m(e: Evidence) -> bool:
+    return _log_not_aimet(e) and _of_model(e)
+
+
+def _log_applies_m(e: Evidence) -> bool:
+    return _log_applies(e) and _of_model(e)
+
+
+def _logged_m(e: Evidence) -> bool:
+    return _logged(e) and _of_model(e)
+
+
 _E, _M, _C = Scope.ENVIRONMENT, Scope.MODEL, Scope.CAVEAT
 PASS, FAIL, UNKNOWN, N_A = Status.PASS, Status.FAIL, Status.UNKNOWN, Status.NOT_APPLICABLE
 
 TABLE: tuple[Row, ...] = (
-    # case                   holds when          scope status   severity     reason                            by probe
-    Row("known-good",        _good,              _E,   PASS,    Sev.RULE,    None),
-    Row("model-lacks",       _lacks,             _M,   N_A,     Sev.INFO,    Why.MODEL_LACKS),
-    Row("model-reproduced",  _model_reproduced,  _M,   FAIL,    Sev.RAISED,  Why.MODEL_REPRODUCED,             True),
-    Row("model-once-fixed",  _once_fixed,        _M,   FAIL,    Sev.RAISED,  Why.MODEL_REPRODUCED_WITH_FIXES,  True),
-    Row("model-passed",      _stages_passed,     _M,   PASS,    Sev.INFO,    Why.MODEL_PASSED),
-    Row("model-blocked",     _stages_ran,        _M,   UNKNOWN, Sev.INFO,    Why.MODEL_BLOCKED),
-    Row("model-not-reached", _shows_stages,      _M,   FAIL,    Sev.RAISED,  Why.MODEL_NOT_SHOWN),
-    Row("model-scan-only",   _has,               _M,   FAIL,    Sev.RAISED,  Why.MODEL_CANNOT_SHOW),
-    Row("cannot-occur",      _cannot_occur,      None, UNKNOWN, Sev.RULE,    None),
-    Row("caveat-reproduced", _caveat_reproduced, _C,   UNKNOWN, Sev.RULE,    Why.STAND_IN_REPRODUCED),
-    Row("caveat",            _caveat,            _C,   UNKNOWN, Sev.RULE,    None),
-    Row("probe-reproduced",  _reproduced,        _E,   FAIL,    Sev.ERROR,   None),
-    Row("undecided",         _undecided,         _E,   UNKNOWN, Sev.RULE,    None),
-    Row("not-reproduced",    _stand_ins_passed,  _E,   FAIL,    Sev.LOWERED, Why.NOT_REPRODUCED),
-    Row("matched",           _always,            _E,   FAIL,    Sev.RULE,    None),
+    # case                     holds when          scope status   severity   reason                   origin   fixes
+    Row("log-out-caveat",      _log_outside_m,     _C,   UNKNOWN, Sev.WARN,  Why.LOG_OUTSIDE_RANGE,   "log",   False),
+    Row("log-out",             _log_outside,       _E,   UNKNOWN, Sev.WARN,  Why.LOG_OUTSIDE_RANGE,   "log",   False),
+    Row("log-no-aimet-caveat", _log_not_aimet_m,   _C,   UNKNOWN, Sev.WARN,  Why.LOG_NOT_AIMET,       "log",   False),
+    Row("log-no-aimet",        _log_not_aimet,     _E,   UNKNOWN, Sev.WARN,  Why.LOG_NOT_AIMET,       "log",   False),
+    Row("log-model-applies",   _log_applies_m,     _M,   FAIL,    Sev.RULE,  Why.LOG_APPLIES,         "log"),
+    Row("log-applies",         _log_applies,       _E,   FAIL,    Sev.RULE,  Why.LOG_APPLIES,         "log"),
+    Row("log-model-message",   _logged_m,          _M,   FAIL,    Sev.RULE,  Why.LOG_ON_MESSAGE,      "log"),
+    Row("log-message",         _logged,            _E,   FAIL,    Sev.RULE,  Why.LOG_ON_MESSAGE,      "log"),
+    Row("known-good",          _good,              _E,   PASS,    Sev.RULE,  None),
+    Row("model-lacks",         _lacks,             _M,   N_A,     Sev.INFO,  Why.MODEL_LACKS),
+    Row("model-reproduced",    _model_reproduced,  _M,   FAIL,    Sev.RAISE, Why.MODEL_REPRODUCED,    "probe"),
+    Row("model-once-fixed",    _once_fixed,        _M,   FAIL,    Sev.RAISE, Why.MODEL_ONCE_FIXED,    "probe"),
+    Row("model-passed",        _stages_passed,     _M,   PASS,    Sev.INFO,  Why.MODEL_PASSED),
+    Row("model-blocked",       _stages_ran,        _M,   UNKNOWN, Sev.INFO,  Why.MODEL_BLOCKED),
+    Row("model-not-reached",   _shows_stages,      _M,   FAIL,    Sev.RAISE, Why.MODEL_NOT_SHOWN),
+    Row("model-scan-only",     _has,               _M,   FAIL,    Sev.RAISE, Why.MODEL_CANNOT_SHOW),
+    Row("cannot-occur",        _cannot_occur,      None, UNKNOWN, Sev.RULE,  None),
+    Row("caveat-reproduced",   _caveat_reproduced, _C,   UNKNOWN, Sev.RULE,  Why.STAND_IN_REPRODUCED),
+    Row("caveat",              _caveat,            _C,   UNKNOWN, Sev.RULE,  None),
+    Row("probe-reproduced",    _reproduced,        _E,   FAIL,    Sev.ERROR, None),
+    Row("undecided",           _undecided,         _E,   UNKNOWN, Sev.RULE,  None),
+    Row("not-reproduced",      _stand_ins_passed,  _E,   FAIL,    Sev.LOWER, Why.NOT_REPRODUCED),
+    Row("matched",             _always,            _E,   FAIL,    Sev.RULE,  None),
 )  # fmt: skip
 
 
@@ -183,6 +243,7 @@ class Judgement(NamedTuple):
     severity: Severity
     origin: str
     reasons: tuple[Reason, ...]
+    fixes: bool = True
 
 
 def judge(e: Evidence) -> Judgement | None:
@@ -193,17 +254,22 @@ def judge(e: Evidence) -> Judgement | None:
     reasons: tuple[Reason, ...] = (_reason(row.reason, e),) if row.reason is not None else ()
     if e.outcome.value is None and row.scope is not Scope.MODEL:  # the model's run speaks instead of the facts
         reasons += (Reason(Why.UNDECIDED, needs=e.outcome.missing),)
-    origin = "probe" if row.by_probe or _reproduced(e) else "matrix"
-    return Judgement(row.case, row.scope, row.status, _severity(row.severity, e.rule), origin, reasons)
+    if e.logged is not None:
+        reasons = (Reason(Why.LOG_SHOWS, line=e.logged.line, how=e.logged.how), *reasons)
+        if row.status is Status.FAIL and e.rule.scope == "model":
+            reasons += (Reason(Why.LOG_MODEL_CONTAINS, construct=e.rule.model_feature),)
+    origin = row.origin or ("probe" if _reproduced(e) else "matrix")
+    severity = _severity(row.severity, e.rule)
+    return Judgement(row.case, row.scope, row.status, severity, origin, reasons, row.fixes)
 
 
 def _severity(how: Sev, rule: Rule) -> Severity:
     stated = Severity(rule.severity)
     if how is Sev.RULE:
         return stated
-    if how is Sev.RAISED:
+    if how is Sev.RAISE:
         return Severity.WARNING if stated is Severity.INFO else stated
-    if how is Sev.LOWERED:
+    if how is Sev.LOWER:
         return Severity.WARNING if stated is Severity.ERROR else Severity.INFO
     return Severity(how.value)
 
@@ -211,6 +277,9 @@ def _severity(how: Sev, rule: Rule) -> Severity:
 def _reason(code: Why, e: Evidence) -> Reason:
     if code is Why.NOT_REPRODUCED:
         return Reason(code, runs=e.stand_ins.exercised if e.stand_ins else 0)
+    if e.logged is not None:
+        matched = e.outcome.matched if code is Why.LOG_APPLIES else ()
+        return Reason(code, rule_range=e.logged.rule_range, matched=matched)
     if e.model is None:
         return Reason(code)
     stages = e.model.ran if code in (Why.MODEL_PASSED, Why.MODEL_BLOCKED) else ()
@@ -235,7 +304,7 @@ def rule_finding(e: Evidence, python: str = "python") -> Finding | None:
         status=decided.status,
         origin=decided.origin,
         summary=rule.summary,
-        fixes=tuple(fix_from_rule(f, python) for f in rule.fixes),
+        fixes=tuple(fix_from_rule(f, python) for f in rule.fixes) if decided.fixes else (),
         sources=rule.sources,
         evidence=evidence,
         scope=decided.scope,
@@ -248,7 +317,7 @@ def rule_finding(e: Evidence, python: str = "python") -> Finding | None:
         headline=e.headline or next(iter(outcome.missing), None),
         reasons=decided.reasons,
     )
-    return _about_model(found, e.model, decided.reasons[0].code) if decided.scope is Scope.MODEL else found
+    return _about_model(found, e.model, decided.reasons[0].code) if e.model is not None else found
 
 
 def _about_model(found: Finding, model: OnModel | None, why: Why) -> Finding:
@@ -257,7 +326,7 @@ def _about_model(found: Finding, model: OnModel | None, why: Why) -> Finding:
     shown = {
         Why.MODEL_LACKS: (),
         Why.MODEL_REPRODUCED: (*model.reproduced, *found.evidence),
-        Why.MODEL_REPRODUCED_WITH_FIXES: tuple(f"with fixes: {line}" for line in model.with_fixes),
+        Why.MODEL_ONCE_FIXED: tuple(f"with fixes: {line}" for line in model.with_fixes),
         Why.MODEL_BLOCKED: model.ran_failures,
     }.get(why, ())
     headline = model.headline if why in (Why.MODEL_REPRODUCED, Why.MODEL_BLOCKED) else None

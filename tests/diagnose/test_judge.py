@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qatdoctor.diagnose.conditions import Outcome
-from qatdoctor.diagnose.judge import TABLE, Evidence, OnModel, StandIns, judge, rule_finding
+from qatdoctor.diagnose.judge import TABLE, Evidence, Logged, OnModel, StandIns, judge, rule_finding
 from qatdoctor.knowledge.entries import ProbeMatch, Rule
 from qatdoctor.knowledge.load import _condition
 from qatdoctor.records import Reason, Scope, Severity, Source, Status, Why, reason_text, told
@@ -40,8 +40,31 @@ RAN_AND_FAILED = StandIns(exercised=2, all_passed=False)
 NOT_RUN = StandIns(exercised=0, all_passed=True)
 MODEL_RULE = rule(scope="model")
 
+
+def logged(in_range: bool | None, names_aimet: bool = True, aimet_rule: bool = True) -> Logged:
+    return Logged(3, "message matches", in_range, "aimet-torch >=2.0", names_aimet, aimet_rule)
+
+
+LOG = (Why.LOG_SHOWS,)
+OUT, NO_AIMET, ON_MESSAGE = logged(False), logged(None, names_aimet=False), logged(None)
+
 # evidence in → the row that decides, status, severity, scope, origin, reason codes out
 CASES = [
+    ("log-out-caveat", Evidence(MODEL_RULE, YES, logged=OUT), UNKNOWN, WARN, C, "log", (*LOG, Why.LOG_OUTSIDE_RANGE)),
+    ("log-out", Evidence(rule(severity="info"), YES, logged=OUT), UNKNOWN, WARN, E, "log",
+     (*LOG, Why.LOG_OUTSIDE_RANGE)),
+    ("log-no-aimet-caveat", Evidence(MODEL_RULE, YES, logged=NO_AIMET), UNKNOWN, WARN, C, "log",
+     (*LOG, Why.LOG_NOT_AIMET)),
+    ("log-no-aimet", Evidence(rule(), YES, logged=NO_AIMET), UNKNOWN, WARN, E, "log", (*LOG, Why.LOG_NOT_AIMET)),
+    ("log-model-applies", Evidence(MODEL_RULE, YES, logged=logged(True)), FAIL, ERR, M, "log",
+     (*LOG, Why.LOG_APPLIES, Why.LOG_MODEL_CONTAINS)),
+    ("log-applies", Evidence(rule(severity="warning"), YES, logged=logged(True, names_aimet=False)), FAIL, WARN, E,
+     "log", (*LOG, Why.LOG_APPLIES)),
+    ("log-model-message", Evidence(rule(scope="model", severity="info"), YES, logged=ON_MESSAGE), FAIL, INFO, M, "log",
+     (*LOG, Why.LOG_ON_MESSAGE, Why.LOG_MODEL_CONTAINS)),
+    ("log-message", Evidence(rule(), YES, logged=ON_MESSAGE), FAIL, ERR, E, "log", (*LOG, Why.LOG_ON_MESSAGE)),
+    ("log-message", Evidence(rule(), YES, logged=logged(None, names_aimet=False, aimet_rule=False)), FAIL, ERR, E,
+     "log", (*LOG, Why.LOG_ON_MESSAGE)),
     ("known-good", Evidence(rule(kind="good", severity="info"), YES), PASS, INFO, E, "matrix", ()),
     ("known-good", Evidence(rule(kind="good", scope="model"), YES), PASS, ERR, E, "matrix", ()),
     ("model-lacks", Evidence(MODEL_RULE, YES, model=model(has_construct=False)), N_A, INFO, M, "matrix",
@@ -53,7 +76,7 @@ CASES = [
     ("model-reproduced", Evidence(rule(scope="model", severity="info"), UNDECIDED, model=model(reproduced=("x",))),
      FAIL, WARN, M, "probe", (Why.MODEL_REPRODUCED,)),
     ("model-once-fixed", Evidence(MODEL_RULE, YES, model=model(with_fixes=("qat_step: boom",), ran=("qat_step",))),
-     FAIL, ERR, M, "probe", (Why.MODEL_REPRODUCED_WITH_FIXES,)),
+     FAIL, ERR, M, "probe", (Why.MODEL_ONCE_FIXED,)),
     ("model-passed", Evidence(MODEL_RULE, YES, model=model(ran=("qat_step",), ran_passed=True)), PASS, INFO, M,
      "matrix", (Why.MODEL_PASSED,)),
     ("model-blocked", Evidence(MODEL_RULE, YES, model=model(ran=("qat_step",), ran_passed=False)), UNKNOWN, INFO, M,
@@ -123,6 +146,10 @@ def test_every_row_of_the_table_is_tested() -> None:
         (Reason(Why.MODEL_LACKS, construct="SiLU"), "Your model has no SiLU: this does not apply to it."),
         (Reason(Why.MODEL_PASSED, construct="SiLU", stages=("fold", "quantsim")),
          "Your model has SiLU, but its run passed fold, quantsim here: not reproduced."),
+        (Reason(Why.LOG_SHOWS, line=7, how="pattern matches"), "The input shows this error (line 7, pattern matches)."),
+        (Reason(Why.LOG_APPLIES, matched=("a in >=1", "b in <2")), "It applies to the stated environment: a in >=1; b in <2."),
+        (Reason(Why.LOG_ON_MESSAGE, rule_range="torch >=2"),
+         "The input does not state everything the rule depends on (torch >=2), so this rests on the message alone."),
         (Reason(Why.MODEL_BLOCKED, construct="SiLU", stages=("quantsim",)),
          "Your model has SiLU, but quantsim failed in another way first, so this could not be checked (see the "
          "other findings)."),
@@ -179,3 +206,15 @@ def test_a_caveat_carries_its_likely_context_and_the_stand_ins_evidence() -> Non
     assert found.headline == "bn_subclass/train qat_step: RuntimeError: boom"
     plain = rule_finding(Evidence(rule(), YES, likely="ignored"))
     assert plain is not None and plain.likely is None and plain.headline is None
+
+
+def test_a_log_the_versions_do_not_support_offers_no_fix() -> None:
+    from qatdoctor.knowledge.entries import RuleFix
+
+    fixed = rule()._replace(fixes=(RuleFix("code", "swap", (), "model = swap(model)"),))
+    outside = rule_finding(Evidence(fixed, YES, logged=OUT, log=("line 3: boom",)))
+    shows = rule_finding(Evidence(fixed, YES, logged=ON_MESSAGE, log=("line 3: boom",)))
+    assert outside is not None and shows is not None
+    assert outside.fixes == () and [f.summary for f in shows.fixes] == ["swap"]
+    assert shows.evidence[:2] == ("aimet-torch 2.42.0 in >=2.0", "line 3: boom") and shows.likely is None
+    assert told(outside).startswith("The input shows this error (line 3, message matches). But the stated versions")
