@@ -56,7 +56,8 @@ CASES = [
     ("log-no-aimet-caveat", Evidence(MODEL_RULE, YES, logged=NO_AIMET), UNKNOWN, WARN, C, "log",
      (*LOG, Why.LOG_NOT_AIMET)),
     ("log-no-aimet", Evidence(rule(), YES, logged=NO_AIMET), UNKNOWN, WARN, E, "log", (*LOG, Why.LOG_NOT_AIMET)),
-    ("log-model-applies", Evidence(MODEL_RULE, YES, logged=logged(True)), FAIL, ERR, M, "log",
+    ("log-model-applies", Evidence(rule(scope="model", severity="warning"), YES, logged=logged(True)), FAIL, WARN, M,
+     "log",
      (*LOG, Why.LOG_APPLIES, Why.LOG_MODEL_CONTAINS)),
     ("log-applies", Evidence(rule(severity="warning"), YES, logged=logged(True, names_aimet=False)), FAIL, WARN, E,
      "log", (*LOG, Why.LOG_APPLIES)),
@@ -218,3 +219,5 @@ def test_a_log_the_versions_do_not_support_offers_no_fix() -> None:
     assert outside.fixes == () and [f.summary for f in shows.fixes] == ["swap"]
     assert shows.evidence[:2] == ("aimet-torch 2.42.0 in >=2.0", "line 3: boom") and shows.likely is None
     assert told(outside).startswith("The input shows this error (line 3, message matches). But the stated versions")
+    assert outside.reasons == (Reason(Why.LOG_SHOWS, line=3, how="message matches"),
+                               Reason(Why.LOG_OUTSIDE_RANGE, rule_range="aimet-torch >=2.0"))  # fmt: skip
