@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from qatdoctor.diagnose.evaluate import Evaluation, caveat_context, evaluate, is_clean, verdict_of
 from qatdoctor.diagnose.expectations import expect_cuda, with_target_driver
+from qatdoctor.diagnose.judge import Evidence
 from qatdoctor.environment.assume import apply_assumptions, what_if_facts
 from qatdoctor.environment.collect import choose_python, collect, resolve_python
 from qatdoctor.environment.probe import DEFAULT_TIMEOUT
@@ -106,51 +107,119 @@ def diagnose(
     notes: Sequence[str] = (),
     python: str | None = None,
 ) -> Report:
-    """Evaluate, recommend and assemble the report; `python` is the target's resolved interpreter path."""
+    """The callers' keyword form of `diagnosis(Inputs(...))`."""
+    inputs = Inputs(facts, matrix, command, target, probe, tuple(extra_findings), expected_cuda,
+                    dict(timings or {}), tuple(notes), python)  # fmt: skip
+    return diagnosis(inputs)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What one diagnosis reads; `python` is the target's resolved interpreter path, `extra_findings` a pasted
+    log's (explain)."""
+
+    facts: Facts
+    matrix: Matrix
+    command: str
+    target: str
+    probe: ProbeRun | None = None
+    extra_findings: tuple[Finding, ...] = ()
+    expected_cuda: str | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    python: str | None = None
+
+
+class Gathered(NamedTuple):
+    """The evidence, before any judgement: the static evaluation, the stand-ins' findings with the evidence about
+    each rule, and the findings from elsewhere (a pasted log, the CUDA expectation)."""
+
+    evaluation: Evaluation
+    python: str
+    findings: tuple[Finding, ...]
+    evidence: Mapping[str, Evidence]
+    elsewhere: tuple[Finding, ...]
+
+
+def diagnosis(inputs: Inputs) -> Report:
+    """gather → judge → recommend → assemble."""
     started = time.perf_counter()
-    python = pip_python(facts, python)
-    evaluation = evaluate(facts, matrix, python=python)
-    extra_findings = (*extra_findings, *expect_cuda(evaluation.facts, expected_cuda))
-    findings = (*evaluation.findings, *extra_findings)
-    features: frozenset[str] | None = None
-    if probe is not None:
-        from qatdoctor.diagnose.probe_findings import probe_findings
+    gathered = gather(inputs)
+    findings = judge(inputs, gathered)
+    recommendations, findings = recommend_for(inputs, gathered, findings)
+    return assemble(inputs, gathered.evaluation, findings, recommendations, time.perf_counter() - started)
 
-        findings = (
-            *probe_findings(probe, evaluation.facts, matrix, evaluation.findings, python=python),
-            *extra_findings,
-        )
-        if probe.model is not None:
-            from qatdoctor.diagnose.model_findings import model_findings
 
-            findings = tuple(model_findings(probe.model, findings, matrix))
-            if probe.model.ran:
-                features = frozenset(c for c, hit in probe.model.constructs.items() if hit.total)
-    findings = tuple(f for f in (caveat_context(f, evaluation.facts, matrix) for f in findings) if f is not None)
-    if features is None:  # a pasted log that shows the model failing (explain) says what the model contains
-        shown = {f.construct for f in findings if f.scope is Scope.MODEL and f.failed and f.construct}
-        features = frozenset(shown) if shown else None
-    # Fixes are driven by what fails here: the environment, and the user's model when qatdoctor has seen it.
+def gather(inputs: Inputs) -> Gathered:
+    """The facts against the matrix, then the stand-ins' evidence judged into it."""
+    from qatdoctor.diagnose.probe_findings import stand_in_findings
+
+    python = pip_python(inputs.facts, inputs.python)
+    evaluation = evaluate(inputs.facts, inputs.matrix, python=python)
+    elsewhere = (*inputs.extra_findings, *expect_cuda(evaluation.facts, inputs.expected_cuda))
+    findings, evidence = stand_in_findings(
+        inputs.probe, evaluation.facts, inputs.matrix, evaluation.findings, python=python
+    )
+    return Gathered(evaluation, python, tuple(findings), evidence, elsewhere)
+
+
+def judge(inputs: Inputs, gathered: Gathered) -> tuple[Finding, ...]:
+    """Every finding judged with all the evidence: the user's model settles the caveats it can."""
+    findings = (*gathered.findings, *gathered.elsewhere)
+    model = inputs.probe.model if inputs.probe is not None else None
+    if model is not None:
+        from qatdoctor.diagnose.model_findings import model_findings
+
+        findings = tuple(model_findings(model, findings, inputs.matrix, gathered.evidence, python=gathered.python))
+    facts = gathered.evaluation.facts
+    return tuple(f for f in (caveat_context(f, facts, inputs.matrix) for f in findings) if f is not None)
+
+
+def recommend_for(
+    inputs: Inputs, gathered: Gathered, findings: tuple[Finding, ...]
+) -> tuple[tuple[Recommendation, ...], tuple[Finding, ...]]:
+    """The recommendations for what fails here, and the findings with their version fixes made whole sets.
+    Fixes are driven by what fails: the environment, and the user's model when qatdoctor has seen it."""
+    matrix, evaluation, python = inputs.matrix, gathered.evaluation, gathered.python
     avoid = tuple(f for f in findings if f.failed and (f.origin == "probe" or _avoidable_by_version(f, matrix)))
     recommendations: tuple[Recommendation, ...] = ()
     if avoid or not is_clean(evaluation):  # the candidate search is only imported when there is something to fix
         from qatdoctor.recommend.ranking import recommend
 
+        features = _model_features(inputs.probe, findings)
         recommendations = recommend(evaluation, matrix, python=python, failing=avoid, features=features)
-    findings = concrete_fixes(findings, evaluation, matrix, python, recommendations)
-    timings = dict(timings or {})
-    timings["evaluate"] = time.perf_counter() - started
+    return recommendations, concrete_fixes(findings, evaluation, matrix, python, recommendations)
+
+
+def _model_features(probe: ProbeRun | None, findings: Sequence[Finding]) -> frozenset[str] | None:
+    """The constructs of the user's model: its scan, or (a pasted log that shows it failing) the failing
+    findings' constructs; None when nothing is known about it."""
+    model = probe.model if probe is not None else None
+    if model is not None and model.ran:
+        return frozenset(c for c, hit in model.constructs.items() if hit.total)
+    shown = {f.construct for f in findings if f.scope is Scope.MODEL and f.failed and f.construct}
+    return frozenset(shown) if shown else None
+
+
+def assemble(
+    inputs: Inputs,
+    evaluation: Evaluation,
+    findings: tuple[Finding, ...],
+    recommendations: tuple[Recommendation, ...],
+    seconds: float,
+) -> Report:
+    """The report, its verdict read from the findings."""
     return Report(
-        command=command,
+        command=inputs.command,
         verdict=verdict_of(findings),
         facts=evaluation.facts,
         findings=findings,
         recommendations=recommendations,
-        matrix=matrix_info(matrix),
-        target=target,
-        probe=probe,
-        timings=timings,
-        notes=tuple(notes),
+        matrix=matrix_info(inputs.matrix),
+        target=inputs.target,
+        probe=inputs.probe,
+        timings={**inputs.timings, "evaluate": seconds},
+        notes=inputs.notes,
     )
 
 

@@ -19,10 +19,12 @@ from qatdoctor.records import (
     ModelRun,
     ProbeCase,
     ProbeRun,
+    Reason,
     Recommendation,
     Report,
     StageResult,
     Status,
+    told,
 )
 
 SCHEMA_VERSION = 1
@@ -53,6 +55,14 @@ def facts_to_dict(facts: Facts) -> dict[str, Any]:
     return out
 
 
+def reason_to_dict(reason: Reason) -> dict[str, Any]:
+    """`{"code": "model-passed", "construct": …, "stages": [...]}`: the code and the parameters it has."""
+    params = {"construct": reason.construct, "stages": list(reason.stages), "needs": list(reason.needs),
+              "runs": reason.runs, "line": reason.line, "how": reason.how, "rule_range": reason.rule_range,
+              "matched": list(reason.matched)}  # fmt: skip
+    return {"code": reason.code.value, **{k: v for k, v in params.items() if v not in (None, [])}}
+
+
 def finding_to_dict(finding: Finding) -> dict[str, Any]:
     return {
         "id": finding.id,
@@ -60,7 +70,9 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "severity": finding.severity.value,
         "status": finding.status.value,
         "origin": finding.origin,
-        "summary": finding.summary,
+        "summary": told(finding),
+        # why it has its status: the judge's reason codes and their parameters (the summary words them)
+        "reasons": [reason_to_dict(r) for r in finding.reasons],
         "evidence": list(finding.evidence),
         "fixes": [
             {

@@ -169,6 +169,81 @@ FAILED = (Status.FAIL, Status.SILENT_FAIL)
 NOT_RUN = (Status.SKIPPED, Status.UNKNOWN, Status.NOT_APPLICABLE)
 
 
+class Why(str, enum.Enum):
+    """Why a rule's finding has its status: the judge's reasons (diagnose/judge.py); renderers word them."""
+
+    UNDECIDED = "undecided"  # the facts cannot decide the rule (`needs`)
+    STAND_IN_REPRODUCED = "stand-in-reproduced"  # the probe's stand-in reproduced a model-scope rule
+    NOT_REPRODUCED = "not-reproduced"  # the probe exercised the prediction and it passed (`runs`)
+    MODEL_LACKS = "model-lacks"  # the user's model has no `construct`
+    MODEL_REPRODUCED = "model-reproduced"
+    MODEL_ONCE_FIXED = "model-once-fixed"  # reproduced once qatdoctor.fixes removed an earlier failure
+    MODEL_PASSED = "model-passed"  # the model has `construct` and passed the `stages` the rule names
+    MODEL_BLOCKED = "model-blocked"  # the `stages` failed in another way first
+    MODEL_NOT_SHOWN = "model-not-shown"  # the run did not reach the stages the rule names
+    MODEL_CANNOT_SHOW = "model-cannot-show"  # the rule names no stage outcome: it rests on the scan
+    LOG_SHOWS = "log-shows"  # a pasted log shows the rule's error (`line`, `how` strictly)
+    LOG_OUTSIDE_RANGE = "log-outside-range"  # ... but the versions it states are outside the rule's range
+    LOG_NOT_AIMET = "log-not-aimet"  # ... but it never mentions AIMET, and the rule is an AIMET failure
+    LOG_APPLIES = "log-applies"  # ... and the versions it states are in the rule's range (`matched`)
+    LOG_ON_MESSAGE = "log-on-message"  # ... and it does not state every version the rule depends on
+    LOG_MODEL_CONTAINS = "log-model-contains"  # ... so the model it ran contains `construct`
+
+
+class Reason(NamedTuple):
+    """One reason code and its parameters."""
+
+    code: Why
+    construct: str | None = None  # the construct's title
+    stages: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()  # the facts an undecided rule needs
+    runs: int | None = None  # stage runs that passed
+    line: int | None = None  # the log's line
+    how: str | None = None  # how strictly the log matched
+    rule_range: str | None = None  # the rule's range, in words
+    matched: tuple[str, ...] = ()  # the stated versions inside it
+
+
+# How each reason reads: the one wording the renderers (doctor, -v, markdown) and the JSON `summary` share.
+REASON_PROSE: Mapping[Why, str] = MappingProxyType({
+    Why.UNDECIDED: "Could not decide (needs {needs}).",
+    Why.STAND_IN_REPRODUCED: "The probe's stand-in model reproduced this in this environment.",
+    Why.NOT_REPRODUCED: "The matrix predicts this, but the probe did not reproduce it here ({runs} stage runs passed).",
+    Why.MODEL_LACKS: "Your model has no {construct}: this does not apply to it.",
+    Why.MODEL_REPRODUCED: "Reproduced on your model.",
+    Why.MODEL_ONCE_FIXED: "Reproduced on your model once qatdoctor.fixes was applied (--with-fixes); as "
+    "given, an earlier failure hid it.",
+    Why.MODEL_PASSED: "Your model has {construct}, but its run passed {stages} here: not reproduced.",
+    Why.MODEL_BLOCKED: "Your model has {construct}, but {stages} failed in another way first, so this could not be "
+    "checked (see the other findings).",
+    Why.MODEL_NOT_SHOWN: "Your model has {construct}; the run did not get as far as showing it.",
+    Why.MODEL_CANNOT_SHOW: "Your model has {construct}; the run cannot show this one (the rule rests on the scan and "
+    "the matrix's measurements).",
+    Why.LOG_SHOWS: "The input shows this error (line {line}, {how}).",
+    Why.LOG_OUTSIDE_RANGE: "But the stated versions are outside this rule's range ({rule_range}): the message "
+    "matches, the versions say otherwise, so no fix is offered.",
+    Why.LOG_NOT_AIMET: "But the input never mentions AIMET, and this is an AIMET failure ({rule_range}): the same "
+    "message may come from other code.",
+    Why.LOG_APPLIES: "It applies to the stated environment: {matched}.",
+    Why.LOG_ON_MESSAGE: "The input does not state everything the rule depends on ({rule_range}), so this rests on the "
+    "message alone.",
+    Why.LOG_MODEL_CONTAINS: "The input's model contains: {construct}.",
+})  # fmt: skip
+
+
+def reason_text(reason: Reason) -> str:
+    """One reason as a sentence."""
+    return REASON_PROSE[reason.code].format(
+        construct=reason.construct, stages=", ".join(reason.stages), needs="; ".join(reason.needs), runs=reason.runs,
+        line=reason.line, how=reason.how, rule_range=reason.rule_range, matched="; ".join(reason.matched),
+    )  # fmt: skip
+
+
+def told(finding: Finding) -> str:
+    """The finding's summary as shown: its reasons in words, then the summary of the rule or check."""
+    return " ".join((*(reason_text(r) for r in finding.reasons), finding.summary))
+
+
 class Finding(NamedTuple):
     """Something qatdoctor has to say about the environment or the user's model."""
 
@@ -197,6 +272,8 @@ class Finding(NamedTuple):
     about: tuple[str, ...] = ()
     # the one line of evidence that shows it (a reproduced error first), for the short view; the rest is in -v
     headline: str | None = None
+    # why it has its status, as data (set by diagnose/judge.py for rule findings); `told()` words them
+    reasons: tuple[Reason, ...] = ()
 
     @property
     def failed(self) -> bool:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from qatdoctor.diagnose.conditions import evaluate_all
+from qatdoctor.diagnose.conditions import Outcome, evaluate_all
+from qatdoctor.diagnose.judge import Evidence, OnModel, StandIns
+from qatdoctor.diagnose.judge import rule_finding as judged
 from qatdoctor.diagnose.requirements import Context, check_requirements
 from qatdoctor.diagnose.rules import match_rules, rule_finding
-from qatdoctor.knowledge.entries import AimetRelease, Matrix, TorchSeries
+from qatdoctor.knowledge.entries import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.knowledge.versions import ParsedVersion, in_range, try_parse_version
 from qatdoctor.records import Fact, Facts, FactState, Finding, Fix, Scope, Severity, Source, Status, Verdict
 
@@ -120,7 +122,7 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
         if not (f.id in covered and f.status is Status.FAIL) and not (f.id in undecided and f.status is Status.UNKNOWN)
     ]
     for m in (m for m in matches if m.rule.kind == "bad"):
-        found = caveat_context(rule_finding(m.rule, m.outcome, python=python, facts=facts), facts, matrix)
+        found = judged(rule_evidence(m.rule, m.outcome, facts, matrix), python)
         if found is not None:
             findings.append(found)
 
@@ -132,19 +134,44 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
     return Evaluation(facts, tuple(findings), tuple(lands_on))
 
 
-def caveat_context(finding: Finding, facts: Facts, matrix: Matrix) -> Finding | None:
-    """A caveat marked as likely when an installed package produces its construct; dropped when the construct
-    cannot occur here (its only source is absent)."""
-    construct = matrix.construct(finding.construct) if finding.construct else None
-    if finding.scope is not Scope.CAVEAT or construct is None:
-        return finding
+def rule_evidence(
+    rule: Rule,
+    outcome: Outcome,
+    facts: Facts,
+    matrix: Matrix,
+    *,
+    stand_ins: StandIns | None = None,
+    model: OnModel | None = None,
+    headline: str | None = None,
+) -> Evidence:
+    """What the judge needs about one rule: the facts' outcome, the construct's context here, and what the probe
+    and the user's model showed."""
+    can_occur, likely = construct_context(rule.model_feature if rule.scope == "model" else None, facts, matrix)
+    return Evidence(rule, outcome, facts, stand_ins, model, can_occur, likely, headline=headline)
+
+
+def construct_context(construct_id: str | None, facts: Facts, matrix: Matrix) -> tuple[bool, str | None]:
+    """Whether a construct can occur here (its only source is not absent), and which installed package makes it
+    likely."""
+    construct = matrix.construct(construct_id) if construct_id else None
+    if construct is None:
+        return True, None
     if construct.only_with and facts.get(construct.only_with).state is FactState.ABSENT:
-        return None
+        return False, None
     producers = [p for p in construct.produced_by if facts.get(p.package).is_known]
-    if not producers:
-        return finding
     likely = "; ".join(f"{p.package} {facts.value(p.package)} is installed: {p.note}" for p in producers)
-    return finding._replace(likely=likely)
+    return True, likely or None
+
+
+def caveat_context(finding: Finding, facts: Facts, matrix: Matrix) -> Finding | None:
+    """A caveat that is not a rule's (a stand-in's unexplained failure) in its context: marked as likely when an
+    installed package produces its construct, dropped when the construct cannot occur here."""
+    if finding.scope is not Scope.CAVEAT:
+        return finding
+    can_occur, likely = construct_context(finding.construct, facts, matrix)
+    if not can_occur:
+        return None
+    return finding._replace(likely=likely) if likely else finding
 
 
 def could_be_good(facts: Facts, matrix: Matrix) -> bool:

@@ -7,8 +7,11 @@ the rule not applicable. Failures of the model's run that no rule explains are f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
+from qatdoctor.diagnose.judge import Evidence, OnModel
+from qatdoctor.diagnose.judge import rule_finding as judged
 from qatdoctor.knowledge.entries import Matrix, ProbeMatch, Rule
 from qatdoctor.knowledge.signatures import error_matches
 from qatdoctor.records import (
@@ -25,8 +28,16 @@ from qatdoctor.records import (
 MAX_LAYERS_SHOWN = 6
 
 
-def model_findings(run: ModelRun, findings: Sequence[Finding], matrix: Matrix) -> list[Finding]:
-    """Replace the caveats in `findings` by findings about the user's model; add what its run showed."""
+def model_findings(
+    run: ModelRun,
+    findings: Sequence[Finding],
+    matrix: Matrix,
+    evidence: Mapping[str, Evidence],
+    *,
+    python: str = "python",
+) -> list[Finding]:
+    """Judge the caveats in `findings` again with what the user's model showed (`evidence`: what was known about
+    each rule before); add what its run showed."""
     if not run.ran:
         return [*findings, _not_examined(run)]
     present = {cid for cid, hit in run.constructs.items() if hit.total}
@@ -40,92 +51,54 @@ def model_findings(run: ModelRun, findings: Sequence[Finding], matrix: Matrix) -
         elif rule is None or finding.construct is None:  # an unexplained stand-in failure: the model's run says more
             continue
         else:
-            # An outcome only counts for a rule whose construct the model has (a baked BN can be a subclass or
-            # an F.batch_norm call: the scan tells which).
-            reproduced = [s for s in run.stages if finding.construct in present and _explains(rule, s, matrix)]
-            explained.update(s.stage for s in reproduced)
-            about.append((matrix.first_stage(rule), _about_model(finding, rule, run, reproduced, present, matrix)))
+            seen = on_model(rule, run, present, matrix)
+            explained.update(seen.explained)
+            judged_here = judged(evidence[rule.id]._replace(model=seen.evidence), python)
+            if judged_here is not None:
+                about.append((matrix.first_stage(rule), judged_here))
     out += [f for _, f in sorted(about, key=lambda pair: pair[0])]  # in pipeline order: the first break first
     out += _unexplained(run, explained)
     out += _fixed(run, matrix, {f.id for f in findings if f.scope is Scope.CAVEAT})
     return out
 
 
-def _about_model(
-    finding: Finding,
-    rule: Rule,
-    run: ModelRun,
-    reproduced: list[StageResult],
-    present: set[str],
-    matrix: Matrix,
-) -> Finding:
-    construct = matrix.construct(rule.model_feature or "")
-    title = construct.title if construct is not None else rule.model_feature
-    hit = run.constructs.get(rule.model_feature or "")
-    base = finding._replace(scope=Scope.MODEL, likely=None, headline=None)
-    if rule.model_feature not in present:
-        return base._replace(
-            status=Status.NOT_APPLICABLE,
-            severity=Severity.INFO,
-            summary=f"Your model has no {title}: this does not apply to it. {rule.summary}",
-            evidence=(f"scan: no {rule.model_feature} in {run.class_name or 'the model'}",),
-        )
+class Seen(NamedTuple):
+    """The model's evidence about one rule, and the stages it explains."""
+
+    evidence: OnModel
+    explained: tuple[str, ...]
+
+
+def on_model(rule: Rule, run: ModelRun, present: set[str], matrix: Matrix) -> Seen:
+    """What the user's model showed about a model-scope rule: its construct (the scan), and its stages."""
+    feature = rule.model_feature or ""
+    construct = matrix.construct(feature)
+    title = construct.title if construct is not None else feature
+    if feature not in present:
+        return Seen(OnModel(False, title, f"scan: no {feature} in {run.class_name or 'the model'}"), ())
+    # An outcome only counts for a rule whose construct the model has (a baked BN can be a subclass or an
+    # F.batch_norm call: the scan tells which).
+    reproduced = [s for s in run.stages if _explains(rule, s, matrix)]
+    hit = run.constructs.get(feature)
     layers = tuple(dict.fromkeys((*(hit.layers if hit else ()), *(n for s in reproduced for n in s.layers))))
     where = f"{hit.total} {_plural(hit.total, 'layer')}" if hit else "the run"
-    evidence = [f"scan: {where} with {title}: {shown(layers)}", *(describe(s) for s in reproduced)]
-    if reproduced:
-        return base._replace(
-            status=Status.FAIL,
-            severity=Severity(rule.severity) if rule.severity != "info" else Severity.WARNING,
-            origin="probe",
-            summary=f"Reproduced on your model. {rule.summary}",
-            evidence=(*evidence, *finding.evidence),
-            layers=layers,
-            headline=_headline(reproduced),
-        )
     fixed = [s for s in (run.fixed.stages if run.fixed else ()) if _explains(rule, s, matrix)]
-    if fixed:
-        return base._replace(
-            status=Status.FAIL,
-            severity=Severity(rule.severity) if rule.severity != "info" else Severity.WARNING,
-            origin="probe",
-            summary=f"Reproduced on your model once qatdoctor.fixes was applied (--with-fixes); as given, an "
-            f"earlier failure hid it. {rule.summary}",
-            evidence=(*evidence, *(f"with fixes: {describe(s)}" for s in fixed)),
-            layers=layers,
-        )
     ran = [s for s in run.stages if s.stage in {p.stage for p in rule.probes} and s.status not in NOT_RUN]
-    if rule.probes and ran and all(s.status is Status.PASS for s in ran):
-        return base._replace(
-            status=Status.PASS,
-            severity=Severity.INFO,
-            summary=f"Your model has {title}, but its run passed "
-            f"{', '.join(sorted({s.stage for s in ran}))} here: not reproduced. {rule.summary}",
-            evidence=tuple(evidence),
-            layers=layers,
-        )
-    if rule.probes and ran:
-        return base._replace(
-            status=Status.UNKNOWN,
-            severity=Severity.INFO,
-            summary=f"Your model has {title}, but {', '.join(sorted({s.stage for s in ran}))} failed in another way "
-            f"first, so this could not be checked (see the other findings). {rule.summary}",
-            evidence=(*evidence, *(describe(s) for s in ran if s.status is not Status.PASS)),
-            layers=layers,
-            headline=_headline([s for s in ran if s.status is not Status.PASS]),
-        )
-    how = (
-        "the run did not get as far as showing it"
-        if rule.probes
-        else "the run cannot show this one (the rule rests on the scan and the matrix's measurements)"
-    )
-    return base._replace(
-        status=Status.FAIL,
-        severity=Severity(rule.severity) if rule.severity != "info" else Severity.WARNING,
-        summary=f"Your model has {title}; {how}. {rule.summary}",
-        evidence=tuple(evidence),
+    failures = [s for s in ran if s.status is not Status.PASS]
+    seen = OnModel(
+        has_construct=True,
+        construct=title,
+        scan=f"scan: {where} with {title}: {shown(layers)}",
+        probed=bool(rule.probes),
+        reproduced=tuple(describe(s) for s in reproduced),
+        with_fixes=tuple(describe(s) for s in fixed),
+        ran=tuple(sorted({s.stage for s in ran})),
+        ran_passed=not failures,
+        ran_failures=tuple(describe(s) for s in failures),
         layers=layers,
+        headline=_headline(reproduced or failures),
     )
+    return Seen(seen, tuple(s.stage for s in reproduced))
 
 
 def _explains(rule: Rule, stage: StageResult, matrix: Matrix) -> bool:

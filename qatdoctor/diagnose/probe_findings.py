@@ -1,13 +1,17 @@
-"""Probe results → findings. Probe evidence outranks the matrix: a reproduced rule becomes an error, an
-unexplained failure is still a failure, and a prediction the probe did not reproduce is said so."""
+"""Probe results → evidence and findings. The stand-ins' evidence about each rule goes to the judge (a reproduced
+rule becomes an error, a prediction the probe did not reproduce is said so); a failure no rule explains is still a
+failure, of unknown cause."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from qatdoctor.diagnose.conditions import evaluate_all
-from qatdoctor.diagnose.rules import rule_finding
+from qatdoctor.diagnose.evaluate import rule_evidence
+from qatdoctor.diagnose.judge import Evidence, StandIns
+from qatdoctor.diagnose.judge import rule_finding as judged
 from qatdoctor.knowledge.entries import Matrix, ProbeMatch, Rule
 from qatdoctor.knowledge.signatures import error_matches
 from qatdoctor.records import (
@@ -86,60 +90,92 @@ def _explains(rule: Rule, seen: Observation, facts: Facts) -> bool:
     return error_matches(rule.signatures, seen.error)
 
 
-def probe_findings(
-    probe: ProbeRun, facts: Facts, matrix: Matrix, static: Sequence[Finding], *, python: str = "python"
-) -> list[Finding]:
-    """Merge the probe into the static findings; returns the full, new list."""
-    if probe.state in ("crashed", "timeout") and probe.model is None:
-        return [*static, _died(probe)]
-    if probe.state == "import-failed" and any(f.id in ("env.aimet-torch-missing", "env.torch-missing") for f in static):
-        return list(static)  # nothing to import: the missing package is the finding, not an unexplained failure
-    seen = observations(probe)
+class StandInView(NamedTuple):
+    """What the stand-ins showed: the failures each rule explains (in the order first seen), and the rest."""
+
+    probe: ProbeRun
+    explained: Mapping[str, tuple[Observation, ...]]
+    unexplained: tuple[Observation, ...]
+
+    def about(self, rule: Rule) -> StandIns:
+        """The stand-ins' evidence about one rule: what reproduced it, and how often its outcomes ran and passed."""
+        items = self.explained.get(rule.id, ())
+        ran = [s for spec in rule.probes for s in _stages(self.probe, spec)] if rule.kind == "bad" else []
+        return StandIns(
+            reproduced=bool(items),
+            seen=tuple(o.describe() for o in items),
+            exercised=len(ran),
+            all_passed=not any(s.status in FAILED for s in ran),
+        )
+
+
+def gather(probe: ProbeRun, facts: Facts, matrix: Matrix) -> StandInView:
+    """Every failed stage, sorted into the rules that explain it and the failures none explains."""
     explained: dict[str, list[Observation]] = {}
     unexplained: list[Observation] = []
-    for item in seen:
+    for item in observations(probe):
         explaining = [r.id for r in matrix.rules if _explains(r, item, facts)]
         for rule_id in explaining:
             explained.setdefault(rule_id, []).append(item)
         if not explaining:
             unexplained.append(item)
-    confirmed: dict[str, Finding] = {}
-    for rule_id, items in explained.items():
+    return StandInView(probe, {k: tuple(v) for k, v in explained.items()}, tuple(unexplained))
+
+
+Judged = tuple[list[Finding], dict[str, Evidence]]
+
+
+def probe_findings(
+    probe: ProbeRun, facts: Facts, matrix: Matrix, static: Sequence[Finding], *, python: str = "python"
+) -> list[Finding]:
+    """Merge the probe into the static findings; returns the full, new list."""
+    return stand_in_findings(probe, facts, matrix, static, python=python)[0]
+
+
+def stand_in_findings(
+    probe: ProbeRun | None, facts: Facts, matrix: Matrix, static: Sequence[Finding], *, python: str = "python"
+) -> Judged:
+    """The findings with the stand-ins' evidence judged in, and the evidence about each rule they come from."""
+    if probe is None:
+        return list(static), {}
+    view = None
+    if not _nothing_to_probe(probe, static):
+        view = gather(probe, facts, matrix)
+    evidence: dict[str, Evidence] = {}
+
+    def judged_rule(rule_id: str) -> Finding | None:
         rule = matrix.rule(rule_id)
         assert rule is not None
-        evidence = tuple(o.describe() for o in items)
-        outcome = evaluate_all(rule.when, facts)
-        confirmed[rule_id] = rule_finding(
-            rule, outcome, confirmed=True, python=python, extra_evidence=evidence, headline=headline(items), facts=facts
+        items = view.explained.get(rule_id, ()) if view is not None else ()
+        stand_ins = view.about(rule) if view is not None else None
+        evidence[rule_id] = rule_evidence(
+            rule, evaluate_all(rule.when, facts), facts, matrix, stand_ins=stand_ins, headline=headline(items)
         )
-    merged = [_not_reproduced(f, probe, matrix) for f in static if f.id not in confirmed]
-    merged += [_as_confirmed(f) for f in confirmed.values()]
-    merged += _unexplained(unexplained, matrix)
-    merged += _eval_mode_note(probe)
-    return merged
+        return judged(evidence[rule_id], python)
+
+    explained = view.explained if view is not None else {}
+    merged = [judged_rule(f.id) if _of_bad_rule(f, matrix) else f for f in static if f.id not in explained]
+    merged += [judged_rule(rule_id) for rule_id in explained]
+    if view is None and probe.state in ("crashed", "timeout"):
+        merged.append(_died(probe))
+    if view is not None:
+        merged += _unexplained(list(view.unexplained), matrix)
+        merged += _eval_mode_note(view.probe)
+    return [f for f in merged if f is not None], evidence
 
 
-def _as_confirmed(finding: Finding) -> Finding:
-    """Reproduced here: an environment rule fails; a model-scope one stays a caveat, now with probe evidence."""
-    if finding.scope is Scope.CAVEAT:
-        return finding._replace(origin="probe")
-    return finding._replace(severity=Severity.ERROR, status=Status.FAIL, origin="probe")
+def _nothing_to_probe(probe: ProbeRun, static: Sequence[Finding]) -> bool:
+    """A probe that died before the stand-ins ran, or found no AIMET to import because none is installed (the
+    missing package is the finding, not an unexplained failure)."""
+    if probe.state in ("crashed", "timeout") and probe.model is None:
+        return True
+    missing = any(f.id in ("env.aimet-torch-missing", "env.torch-missing") for f in static)
+    return probe.state == "import-failed" and missing
 
 
-def _not_reproduced(finding: Finding, probe: ProbeRun, matrix: Matrix) -> Finding:
-    """A matrix prediction whose probe outcome was exercised and passed: keep it, but say the probe disagrees."""
+def _of_bad_rule(finding: Finding, matrix: Matrix) -> bool:
     rule = matrix.rule(finding.id)
-    if rule is None or rule.kind != "bad" or not rule.probes or finding.status is not Status.FAIL:
-        return finding
-    ran = [s for spec in rule.probes for s in _stages(probe, spec)]
-    if not ran or any(s.status in FAILED for s in ran):
-        return finding
-    return finding._replace(
-        severity=Severity.INFO if finding.severity is not Severity.ERROR else Severity.WARNING,
-        summary=f"The matrix predicts this, but the probe did not reproduce it here ({len(ran)} stage runs "
-        f"passed). {finding.summary}",
-        not_reproduced=True,
-    )
+    return finding.origin == "matrix" and rule is not None and rule.kind == "bad"
 
 
 def _stages(probe: ProbeRun, spec: ProbeMatch) -> Iterable[StageResult]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qatdoctor.diagnose.conditions import Outcome, evaluate_all
-from qatdoctor.knowledge.entries import Matrix, Rule, RuleFix
-from qatdoctor.records import Facts, Finding, Fix, Scope, Severity, Status
+from qatdoctor.diagnose.judge import Evidence, StandIns, fix_from_rule
+from qatdoctor.diagnose.judge import rule_finding as judged
+from qatdoctor.knowledge.entries import Matrix, Rule
+from qatdoctor.records import Facts, Finding
+
+__all__ = ["RuleMatch", "fix_from_rule", "match_rules", "rule_finding"]
 
 
 @dataclass(frozen=True)
@@ -29,19 +33,6 @@ def match_rules(facts: Facts, matrix: Matrix) -> list[RuleMatch]:
     return matches
 
 
-PYTHON_PLACEHOLDER = "{python}"
-
-
-def fix_from_rule(fix: RuleFix, python: str = "python") -> Fix:
-    """A matrix fix as a finding fix. A version fix carries its package and range and no command yet: the
-    diagnosis turns it into the whole set it lands on (core.concrete_fixes). Matrix commands name the target
-    interpreter as `{python}`."""
-    commands = tuple(c.replace(PYTHON_PLACEHOLDER, python) for c in fix.commands)
-    if fix.kind in ("upgrade", "pin") and fix.package and fix.spec is not None:
-        return Fix(fix.kind, fix.summary, commands, fix.code, fix.package, str(fix.spec))
-    return Fix(kind=fix.kind, summary=fix.summary, commands=commands, code=fix.code)
-
-
 def rule_finding(
     rule: Rule,
     outcome: Outcome,
@@ -52,45 +43,11 @@ def rule_finding(
     headline: str | None = None,
     facts: Facts | None = None,
 ) -> Finding:
-    """The finding for a matched (or undecided) rule.
-
-    A model-scoped rule is a caveat: it is about models containing its construct, which qatdoctor has not seen
-    here, so its status is unknown and it never counts against the verdict (`--model` turns it into a finding
-    about the user's model). `confirmed`: the probe's stand-in model reproduced it in this environment.
-    Its basis says whether `facts` are versions the rule was measured on, or extrapolated from others.
-    """
-    basis, basis_line = rule.basis_for(facts)
-    if confirmed:
-        basis, basis_line = "measured", f"measured here: the probe reproduced it ({basis_line})"
-    severity = Severity(rule.severity)
-    summary = rule.summary
-    if rule.kind == "good":
-        status = Status.PASS
-    elif outcome.value is None:
-        status = Status.UNKNOWN
-        summary = f"Could not decide (needs {'; '.join(outcome.missing)}). {summary}"
-    else:
-        status = Status.FAIL
-    scope = Scope.ENVIRONMENT
-    if rule.scope == "model" and rule.kind == "bad":
-        scope, status = Scope.CAVEAT, Status.UNKNOWN
-        if confirmed:
-            summary = f"The probe's stand-in model reproduced this in this environment. {summary}"
-    evidence = (*outcome.matched, *outcome.missing, *extra_evidence, basis_line)
-    return Finding(
-        id=rule.id,
-        title=rule.title,
-        severity=severity,
-        status=status,
-        origin="matrix",
-        summary=summary,
-        fixes=tuple(fix_from_rule(f, python) for f in rule.fixes),
-        sources=rule.sources,
-        evidence=evidence,
-        scope=scope,
-        construct=rule.model_feature if rule.scope == "model" else None,
-        basis=basis,
-        measured_on=rule.measured_on,
-        about=tuple(dict.fromkeys(c.fact for c in rule.when)),
-        headline=headline or next(iter(outcome.missing), None),
-    )
+    """The judge's finding for a matched (or undecided) rule, from the facts alone or, `confirmed`, with the
+    probe's stand-in reproducing it (`extra_evidence`: what it showed); otherwise `extra_evidence` is what a pasted
+    log showed (explain)."""
+    stand_ins = StandIns(reproduced=True, seen=extra_evidence) if confirmed else None
+    log = () if confirmed else extra_evidence
+    found = judged(Evidence(rule, outcome, facts, stand_ins=stand_ins, log=log, headline=headline), python)
+    assert found is not None  # only a caveat whose construct cannot occur is dropped
+    return found

@@ -10,13 +10,14 @@ from packaging.specifiers import SpecifierSet
 from qatdoctor.core import diagnose, matrix_info, pip_python
 from qatdoctor.diagnose.conditions import Outcome, evaluate_all
 from qatdoctor.diagnose.evaluate import derive_facts, verdict_of
-from qatdoctor.diagnose.rules import rule_finding
+from qatdoctor.diagnose.judge import Evidence, Logged
+from qatdoctor.diagnose.judge import rule_finding as judged
 from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
 from qatdoctor.explain.scan import Hit
 from qatdoctor.knowledge.entries import Matrix, Rule
 from qatdoctor.knowledge.versions import in_range, try_parse_version
 from qatdoctor.knowledge.vocab import LIBRARY_FACTS, VERSION_FACTS
-from qatdoctor.records import Fact, Facts, Finding, Report, Scope, Severity, Status, Verdict, finding_order
+from qatdoctor.records import Fact, Facts, Finding, Report, Status, Verdict, finding_order
 
 NOT_STATED = "not stated in the input"
 AIMET_FACTS = ("aimet-torch", "aimet-api")
@@ -116,46 +117,22 @@ def log_findings(scan: Scan, facts: Facts, python: str) -> list[Finding]:
 
 
 def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str, facts: Facts | None = None) -> Finding:
+    """What the log shows about the hit's rule, judged (diagnose/judge.py) with the stated versions' outcome."""
     rule = hit.rule
-    seen = f"line {hit.line}: {hit.evidence}"
-    base = rule_finding(
-        rule, Outcome(True, outcome.matched), python=python, extra_evidence=(seen, *outcome.missing), facts=facts
+    logged = Logged(
+        line=hit.line,
+        how=_STRICTNESS[hit.strictness],
+        in_range=outcome.value,
+        rule_range=_range(rule),
+        names_aimet=scan.mentions_aimet or hit.near_aimet,
+        aimet_rule=any(c.fact in AIMET_FACTS for c in rule.when),
     )
-    where = f"The input shows this error (line {hit.line}, {_STRICTNESS[hit.strictness]})."
-    if outcome.value is False:
-        stated = _range(rule)
-        summary = (
-            f"{where} But the stated versions are outside this rule's range ({stated}): the message matches, the "
-            f"versions say otherwise, so no fix is offered. {rule.summary}"
-        )
-        return _unsupported(base, summary)
-    aimet_rule = any(c.fact in AIMET_FACTS for c in rule.when)
-    if outcome.value is None and aimet_rule and not (scan.mentions_aimet or hit.near_aimet):
-        summary = (
-            f"{where} But the input never mentions AIMET, and this is an AIMET failure ({_range(rule)}): the same "
-            f"message may come from other code. {rule.summary}"
-        )
-        return _unsupported(base, summary)
-    if outcome.value:
-        context = f" It applies to the stated environment: {'; '.join(outcome.matched)}."
-    else:
-        context = (
-            f" The input does not state everything the rule depends on ({_range(rule)}), "
-            "so this rests on the message alone."
-        )
-    feature = rule.model_feature if rule.scope == "model" else None
-    model = f" The input's model contains: {feature}." if feature else ""
-    summary = f"{where}{context}{model} {rule.summary}"
-    # the log is the user's model failing: a model-scope rule it shows is about that model, not a caveat
-    scope = Scope.MODEL if feature else Scope.ENVIRONMENT
-    return base._replace(
-        origin="log", status=Status.FAIL, severity=Severity(rule.severity), summary=summary, scope=scope, likely=None
-    )
-
-
-def _unsupported(base: Finding, summary: str) -> Finding:
-    """A matched message that the versions or the context do not support: shown, but with no fix."""
-    return base._replace(origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary, fixes=())
+    # the log decides, not the facts: what the versions leave open is evidence
+    evidence = Evidence(rule, Outcome(True, outcome.matched), facts, log=(f"line {hit.line}: {hit.evidence}",
+                        *outcome.missing), logged=logged)  # fmt: skip
+    found = judged(evidence, python)
+    assert found is not None  # only a caveat whose construct cannot occur is dropped, and a log has no context
+    return found
 
 
 _STRICTNESS = {0: "exception type and message match", 1: "message matches", 2: "pattern matches"}

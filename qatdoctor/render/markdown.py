@@ -4,7 +4,7 @@ from outside (an environment, a model, a matrix, a saved report) and goes in thr
 from __future__ import annotations
 
 from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, report_to_dict
-from qatdoctor.records import FAILED, Finding, Report, Scope, Severity, Status, finding_order
+from qatdoctor.records import FAILED, Finding, Report, Scope, Severity, Status, finding_order, told
 from qatdoctor.render.inert import cell as _cell
 from qatdoctor.render.inert import code, fence, json_line, prose
 from qatdoctor.transform.redact import redact_secrets_data
@@ -118,7 +118,7 @@ def _finding(f: Finding) -> list[str]:
         more = f", … (+{len(f.layers) - 6} more)" if len(f.layers) > 6 else ""
         lines.append(f"  - layers ({len(f.layers)}): " + ", ".join(code(name) for name in f.layers[:6]) + more)
     # nothing from outside can close the <details> below: each value is one line, escaped or in a code span
-    details = [f"  {prose(f.summary)}", ""]
+    details = [f"  {prose(told(f))}", ""]
     details += [f"  - evidence: {prose(e)}" for e in f.evidence[:6]]
     details += [f"  - fix ({prose(fix.kind)}): {prose(fix.summary)}" + "".join(f" {code(c)}" for c in fix.commands)
                 for fix in f.fixes]  # fmt: skip

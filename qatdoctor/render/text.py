@@ -24,6 +24,8 @@ from qatdoctor.records import (
     Status,
     Verdict,
     finding_order,
+    reason_text,
+    told,
 )
 from qatdoctor.render.doctor import chosen_by, summary_line
 from qatdoctor.render.doctor import home as _home
@@ -155,11 +157,12 @@ def _finding(console: Console, finding: Finding) -> None:
     if finding.status in (Status.UNKNOWN, Status.NOT_APPLICABLE) and finding.origin in ("requirements", "matrix") \
             and finding.scope is not Scope.CAVEAT:
         # undecided checks: one line saying what is missing is enough
-        _indented(console, f"[dim]{escape(finding.summary.split(').', 1)[0][:200])}[/]")
+        why = reason_text(finding.reasons[0]) if finding.reasons else finding.summary.split(").", 1)[0]
+        _indented(console, f"[dim]{escape(why[:200])}[/]")
         return
     if finding.likely:
         _indented(console, f"[yellow]likely applies: {escape(finding.likely)}[/]")
-    _indented(console, escape(finding.summary))
+    _indented(console, escape(told(finding)))
     if finding.layers:
         _indented(console, f"layers ({len(finding.layers)}): {escape(_shown(finding.layers))}")
     for line in finding.evidence[:4]:

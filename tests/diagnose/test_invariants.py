@@ -222,13 +222,14 @@ def test_finding_json_keeps_evidence_fixes_and_sources(matrix: Matrix) -> None:
 def test_rule_finding_carries_the_rule(matrix: Matrix) -> None:
     from qatdoctor.diagnose.conditions import evaluate_all
     from qatdoctor.diagnose.rules import rule_finding
+    from qatdoctor.records import told
 
     rule = next(r for r in matrix.rules if r.kind == "bad" and r.scope == "environment" and r.fixes and r.sources)
     the_facts = Facts({c.fact: Fact.unknown("not given") for c in rule.when})
     undecided = rule_finding(rule, evaluate_all(rule.when, the_facts), python="/env/bin/python")
     assert (undecided.id, undecided.title, undecided.origin) == (rule.id, rule.title, "matrix")
-    assert undecided.status is Status.UNKNOWN and undecided.summary.startswith("Could not decide (needs ")
-    assert undecided.summary.endswith(rule.summary) and undecided.sources == rule.sources
+    assert undecided.status is Status.UNKNOWN and told(undecided).startswith("Could not decide (needs ")
+    assert undecided.summary == rule.summary and undecided.sources == rule.sources
     assert undecided.severity.value == rule.severity and undecided.construct is None
     assert undecided.basis == rule.basis_for(the_facts)[0] and undecided.measured_on == rule.measured_on
     assert [f.kind for f in undecided.fixes] == [f.kind for f in rule.fixes]
@@ -261,14 +262,14 @@ def test_fix_from_rule_keeps_version_fixes_whole(matrix: Matrix) -> None:
 def test_model_rules_are_caveats_and_good_rules_pass(matrix: Matrix) -> None:
     from qatdoctor.diagnose.conditions import evaluate_all
     from qatdoctor.diagnose.rules import rule_finding
-    from qatdoctor.records import Scope
+    from qatdoctor.records import Scope, told
 
     model_rule = next(r for r in matrix.rules if r.kind == "bad" and r.scope == "model")
     point = Facts({c.fact: Fact.unknown("x") for c in model_rule.when})
     caveat = rule_finding(model_rule, evaluate_all(model_rule.when, point))
     assert caveat.scope is Scope.CAVEAT and caveat.status is Status.UNKNOWN and caveat.construct == model_rule.model_feature
     confirmed = rule_finding(model_rule, evaluate_all(model_rule.when, point), confirmed=True)
-    assert confirmed.summary.startswith("The probe's stand-in model reproduced this")
+    assert told(confirmed).startswith("The probe's stand-in model reproduced this")
     good = next(r for r in matrix.rules if r.kind == "good")
     passed = rule_finding(good, evaluate_all(good.when, Facts({})))
     assert passed.status is Status.PASS and passed.scope is Scope.ENVIRONMENT

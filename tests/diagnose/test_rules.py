@@ -10,7 +10,7 @@ from qatdoctor.diagnose.rules import fix_from_rule, match_rules, rule_finding
 from qatdoctor.knowledge.entries import Rule, RuleFix
 from qatdoctor.knowledge.load import _condition
 from qatdoctor.knowledge.versions import parse_specifier
-from qatdoctor.records import Fact, Facts, Measurement, Scope, Severity, Source, Status
+from qatdoctor.records import Fact, Facts, Measurement, Reason, Scope, Severity, Source, Status, Why, told
 
 MATRIX = load_matrix(None)
 SOURCE = (Source("issue", "quic/aimet#1", "a report"),)
@@ -79,7 +79,8 @@ def test_rule_finding_status_and_scope(
 
 def test_an_undecided_finding_says_what_it_needs() -> None:
     found = rule_finding(rule(), Outcome(None, ("aimet-torch 2.42.0 in >=2.0",), ("driver unknown: x", "cuda unknown: y")))
-    assert found.summary == "Could not decide (needs driver unknown: x; cuda unknown: y). Summary."
+    assert told(found) == "Could not decide (needs driver unknown: x; cuda unknown: y). Summary."
+    assert found.summary == "Summary." and found.reasons == (Reason(Why.UNDECIDED, needs=found.evidence[1:3]),)
     decided = rule_finding(rule(), Outcome(True, ("aimet-torch 2.42.0 in >=2.0",)))
     assert decided.summary == "Summary."
     assert found.headline == "driver unknown: x" and decided.headline is None
@@ -120,9 +121,9 @@ def test_measured_and_extrapolated_basis() -> None:
 def test_a_confirmed_caveat_says_the_probe_reproduced_it() -> None:
     caveat = rule(scope="model", model_feature="silu-activation")
     confirmed = rule_finding(caveat, Outcome(True), confirmed=True)
-    assert confirmed.summary == "The probe's stand-in model reproduced this in this environment. Summary."
+    assert told(confirmed) == "The probe's stand-in model reproduced this in this environment. Summary."
     assert confirmed.scope is Scope.CAVEAT and confirmed.status is Status.UNKNOWN
-    assert rule_finding(caveat, Outcome(True)).summary == "Summary."
+    assert told(rule_finding(caveat, Outcome(True))) == "Summary."
 
 
 def test_fix_commands_name_the_target_python() -> None:

@@ -14,7 +14,7 @@ from packaging.specifiers import SpecifierSet
 from qatdoctor.explain import explain_stream
 from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.load import load
-from qatdoctor.records import Report, Status, Verdict
+from qatdoctor.records import Report, Status, Verdict, told
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "explain"
 PIP = "python -m pip install"
@@ -171,7 +171,7 @@ def test_the_reporters_versions_pick_the_rule_and_its_fix(matrix: Matrix) -> Non
     assert "aimet-1.32-1.35-libcublas12-unloadable" not in {f.id for f in libcublas.findings}, "2.2.0 is not 1.x"
     syncbn = explain(matrix, "syncbn-cpu-torch-1.13.txt")
     assert "torch-syncbn-cpu-input-with-process-group" not in {f.id for f in syncbn.findings}
-    summary = explain(matrix, "issue-3152-native-bn-conda.md").findings[0].summary
+    summary = told(explain(matrix, "issue-3152-native-bn-conda.md").findings[0])
     assert "aimet-torch 1.32.2 in >=1.26,<2.30" in summary, "the answer names the reporter's environment"
 
 
@@ -241,7 +241,7 @@ def test_versions_outside_the_rules_range_give_no_fix(matrix: Matrix) -> None:
     report = explain_stream(io.BytesIO(text), matrix, target="t")
     (finding,) = [f for f in report.findings if f.origin == "log"]
     assert finding.id == "aimet-1x-liblapacke-missing" and finding.status is Status.UNKNOWN
-    assert "outside this rule's range" in finding.summary and finding.fixes == ()
+    assert "outside this rule's range" in told(finding) and finding.fixes == ()
     assert report.verdict is Verdict.UNKNOWN and not report.recommendations
 
 

@@ -12,10 +12,26 @@ from qatdoctor import core
 from qatdoctor.environment.probe import from_payload
 from qatdoctor.jsonio import facts_from_dict, report_to_dict
 from qatdoctor.knowledge.load import load
-from qatdoctor.records import ApiMove, CudaMove, Fact, ModelRun, ProbeRun, Report, Scope
+from qatdoctor.records import (
+    ApiMove,
+    ConstructHit,
+    CudaMove,
+    ErrorInfo,
+    Fact,
+    ModelRun,
+    ProbeRun,
+    Report,
+    Scope,
+    StageResult,
+    Status,
+    Why,
+    reason_text,
+    told,
+)
 from qatdoctor.render.doctor import group_mark, groups, render
 from qatdoctor.render.markdown import bundle
 from qatdoctor.render.markdown import render as markdown
+from qatdoctor.render.text import render as text_render
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -109,7 +125,7 @@ def test_finding_flags_agree_with_the_prose(name: str) -> None:
     probe = from_payload(json.loads((DATA / "probe" / name).read_text()))
     report = core.diagnose(facts, load(), command="check", target="x", probe=probe)
     for f in report.findings:
-        assert f.not_reproduced == f.summary.startswith("The matrix predicts this, but the probe did not reproduce")
+        assert f.not_reproduced == told(f).startswith("The matrix predicts this, but the probe did not reproduce")
         parts = f.id.split(".")
         expected = parts[2] if f.id.startswith("probe.unexplained.") and parts[2] != "any" else None
         assert f.stand_in == expected, f.id
@@ -209,3 +225,40 @@ def test_a_healthy_run_passes_every_group() -> None:
     marks = _marks(diagnose("aimet-2.42.0"))
     assert marks.pop("cuda") == "n/a"  # recorded on a host with no driver and no GPU: the GPU checks do not apply
     assert set(marks.values()) == {"pass"}, marks
+
+
+# --- the judge's reasons, worded by every view ------------------------------------------------------------------
+
+BLOCKED = ModelRun(
+    "m.py:build", "ran", class_name="Net", constructs={"silu-activation": ConstructHit(1, ("act",))},
+    stages=(StageResult("prepare", Status.PASS), StageResult("quantsim", Status.FAIL, error=ErrorInfo("TypeError", "odd")),
+            StageResult("compute_encodings", Status.SKIPPED)),
+)  # fmt: skip
+ALL_PASS = BLOCKED._replace(stages=tuple(StageResult(s, Status.PASS) for s in ("prepare", "quantsim", "fold")))
+
+
+@pytest.mark.parametrize(
+    ("env", "run", "finding_id", "code", "shown"),
+    [
+        pytest.param("aimet-2.0.0-torch-2.2.2-py310", BLOCKED, "silu-quantsim-valueerror-2.0.0", Why.MODEL_BLOCKED,
+                     True, id="blocked"),
+        pytest.param("aimet-2.0.0-torch-2.2.2-py310", ALL_PASS, "silu-quantsim-valueerror-2.0.0", Why.MODEL_PASSED,
+                     False, id="passed"),
+        pytest.param("aimet-2.42.0", ALL_PASS._replace(constructs={}), "bn-subclass-stats-frozen-v2", Why.MODEL_LACKS,
+                     False, id="lacks"),
+    ],
+)  # fmt: skip
+def test_each_view_words_the_reasons_of_a_finding(
+    env: str, run: ModelRun, finding_id: str, code: Why, shown: bool
+) -> None:
+    """The reason is data on the finding; the JSON summary says it, and so do the -v view and the markdown where
+    they show the finding's summary (a pass is listed by id only)."""
+    facts = facts_from_dict(json.loads((DATA / "verify" / f"{env}.facts.json").read_text()))
+    report = core.diagnose(facts, load(), command="check", target="x", probe=ProbeRun("ran", api="v2", model=run))
+    found = next(f for f in report.findings if f.id == finding_id)
+    assert [r.code for r in found.reasons] == [code]
+    said = reason_text(found.reasons[0])
+    verbose = " ".join(text_render(report).split())
+    assert (said in verbose and said in markdown(report)) is shown
+    encoded = next(f for f in report_to_dict(report)["findings"] if f["id"] == finding_id)
+    assert encoded["summary"] == f"{said} {found.summary}" and encoded["reasons"][0]["code"] == code.value
