@@ -95,6 +95,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 
 PROBE_VERSION = 1
+PROTOCOL = 1  # the request's and the response's shape (the module docstring)
 EVENT_PREFIX = "@qatdoctor-probe "
 STAGES = ("prepare", "quantsim", "compute_encodings", "qat_step", "fold")
 MODES = ("train", "eval")
@@ -144,7 +145,18 @@ _START = time.perf_counter()
 # --- output helpers -----------------------------------------------------------------------------------------
 
 
+# Where the user's model run is (the same places the host reads from the events): "factory", "scan", a stage,
+# "fixes"; None outside the model. A failure that escapes the model's run is reported at this place.
+_WHERE = {"phase": None}
+_PHASES = {"model-start": "factory", "scan-start": "scan", "fixes-start": "fixes", "model-end": None}
+
+
 def _event(**fields):
+    kind = fields.get("event")
+    if kind in _PHASES:
+        _WHERE["phase"] = _PHASES[kind]
+    elif kind == "stage-start" and str(fields.get("model")).startswith("@"):
+        _WHERE["phase"] = fields.get("stage")
     try:
         sys.stderr.write(EVENT_PREFIX + json.dumps(fields, sort_keys=True) + "\n")
         sys.stderr.flush()
@@ -1319,12 +1331,16 @@ def _scan(torch, model, inputs, constructs, load_errors):
 
 
 def _load_constructs(path):
-    """(constructs, errors) from the --constructs file: [{"id": str, "detect": [detector, ...]}, ...]."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except Exception as exc:
-        return [], [f"--constructs {path}: {type(exc).__name__}: {exc}"]
+    """(constructs, errors) from the request's constructs (a list) or a --constructs file:
+    [{"id": str, "detect": [detector, ...]}, ...]."""
+    if isinstance(path, list):
+        data, path = path, "request constructs"
+    else:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except Exception as exc:
+            return [], [f"--constructs {path}: {type(exc).__name__}: {exc}"]
     if isinstance(data, dict):
         data = data.get("constructs")
     if not isinstance(data, list):
@@ -1592,8 +1608,8 @@ def _jsonable(value):
 
 def _run_fixed(torch, api, factory, inputs, fixes_path, scan_plan, api_reason):
     """A fresh model from the factory, fixes.apply_fixes(model, example_input), then the same pipeline."""
-    fixed = {"status": "ran", "error": None, "reason": None, "fixes": None, "scan": None, "stages": [],
-             "fold": None, "bn": None, "timings": {}}  # fmt: skip
+    fixed = {"status": "ran", "stage": None, "error": None, "reason": None, "fixes": None, "scan": None,
+             "stages": [], "fold": None, "bn": None, "timings": {}}  # fmt: skip
     timings = fixed["timings"]
     _event(event="fixes-start", model=FIXED_MODEL)
     try:
@@ -1624,7 +1640,7 @@ def _run_fixed(torch, api, factory, inputs, fixes_path, scan_plan, api_reason):
         fixed["fixes"] = _jsonable(report)
         model.train()
     except _LoadFailure as failure:
-        fixed.update(status=failure.status, error=failure.error, reason=failure.reason)
+        fixed.update(status=failure.status, stage="fixes", error=failure.error, reason=failure.reason)
         _event(event="fixes-end", model=FIXED_MODEL, status=failure.status)
         return fixed
     _event(event="fixes-end", model=FIXED_MODEL, status="ran")
@@ -1632,8 +1648,20 @@ def _run_fixed(torch, api, factory, inputs, fixes_path, scan_plan, api_reason):
     return fixed
 
 
+def _model_failed(out, exc):
+    """Record an exception that escaped the model's run (any class: KeyboardInterrupt, SystemExit, RecursionError)
+    as its outcome, at the place it was running."""
+    where = _WHERE["phase"] or "factory"
+    status = "interrupted" if not isinstance(exc, Exception) else "failed"
+    if status == "failed" and where == "factory":
+        status = "factory-failed"
+    out.update(status=status, stage=where, error=_error(exc), reason=f"{type(exc).__name__} during {where}")
+    _WHERE["phase"] = None
+    _event(event="model-end", status=status)
+
+
 def _new_model_result(spec):
-    return {"spec": spec, "status": "ran", "error": None, "reason": None, "class": None, "modules": None,
+    return {"spec": spec, "status": "ran", "stage": None, "error": None, "reason": None, "class": None, "modules": None,
             "parameters": None, "input": None, "scan": None, "stages": [], "fold": None, "bn": None, "timings": {},
             "fixed": None}  # fmt: skip
 
@@ -1682,9 +1710,20 @@ def _run_user_model(torch, api, options, notes, import_failure, out):
             scan_plan = _load_constructs(options["constructs"])
         out.update(_user_pipeline(torch, api, model, inputs, USER_MODEL, scan_plan, timings, api_reason))
         if options["with_fixes"] is not None:
-            out["fixed"] = _run_fixed(torch, api, factory, inputs, options["with_fixes"], scan_plan, api_reason)
+            out["fixed"] = {"status": "ran", "stage": None, "error": None, "reason": None, "fixes": None, "scan": None,
+                            "stages": [], "fold": None, "bn": None, "timings": {}}  # fmt: skip
+            try:
+                out["fixed"] = _run_fixed(torch, api, factory, inputs, options["with_fixes"], scan_plan, api_reason)
+            except _LoadFailure:
+                raise
+            except BaseException as exc:
+                where = _WHERE["phase"] or "fixes"
+                status = "interrupted" if not isinstance(exc, Exception) else "failed"
+                out["fixed"].update(status=status, stage=where, error=_error(exc),
+                                    reason=f"{type(exc).__name__} during {where}")  # fmt: skip
     except _LoadFailure as failure:
-        out.update(status=failure.status, error=failure.error, reason=failure.reason)
+        out.update(status=failure.status, stage=_WHERE["phase"] or "factory", error=failure.error,
+                   reason=failure.reason)  # fmt: skip
     _event(event="model-end", status=out["status"])
 
 
@@ -1705,9 +1744,63 @@ def _parse_shape(value):
     return shape if shape and all(n > 0 for n in shape) else None
 
 
+def _read_request(path):
+    """The host's request (see the module docstring) -> (models, modes, notes, options), as _parse_args returns."""
+    notes = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            request = json.load(handle)
+    except Exception as exc:
+        request = {}
+        notes.append(f"request {path} unreadable: {type(exc).__name__}: {exc}")
+    if not isinstance(request, dict):
+        request, notes = {}, [*notes, "request ignored: not a JSON object"]
+    if request.get("protocol", PROTOCOL) != PROTOCOL:
+        notes.append("request protocol {!r} is not {}".format(request.get("protocol"), PROTOCOL))
+
+    def names(key, known):
+        given = request.get(key)
+        items = [str(v) for v in given] if isinstance(given, list) else list(known)
+        unknown = [v for v in items if v not in known]
+        if unknown:
+            notes.append("unknown {} ignored: {} (known: {})".format(key, ", ".join(unknown), ", ".join(known)))
+        return [v for v in known if v in items]
+
+    models, modes = names("stand_ins", MODEL_IDS), names("modes", MODES)
+    implemented = {"stages": ("import", *USER_STAGES), "checks": CHECKS, "detectors": DETECTOR_KINDS}
+    unsupported = {}
+    for key, known in implemented.items():
+        asked = request.get(key)
+        missing = [str(v) for v in asked if v not in known] if isinstance(asked, list) else []
+        if missing:
+            unsupported[key] = missing
+    options = {"model": None, "input_shape": None, "input_shape_error": None, "constructs": None, "with_fixes": None,
+               "unsupported": unsupported}  # fmt: skip
+    model = request.get("model")
+    if isinstance(model, dict) and isinstance(model.get("spec"), str) and model["spec"].strip():
+        options["model"] = model["spec"]
+        shape = model.get("input_shape")
+        if shape is not None:
+            options["input_shape"] = _parse_shape(",".join(str(d) for d in shape)) if isinstance(shape, list) else None
+            if options["input_shape"] is None:
+                options["input_shape_error"] = str(shape)
+                notes.append(f"invalid input_shape ignored: {shape!r}")
+        options["with_fixes"] = model.get("with_fixes") or None
+        constructs = request.get("constructs")
+        options["constructs"] = constructs if isinstance(constructs, list) else None
+    elif model is not None:
+        notes.append("model ignored: expected {\"spec\": \"file.py:callable\", ...}")
+    return models, modes, notes, options
+
+
 def _parse_args(argv):
-    """--models a,b, --modes train,eval, --model SPEC, --input-shape N,C,H,W, --constructs FILE, --with-fixes FILE
-    (also --x=y); problems are reported in notes, never fatal. Returns (models, modes, notes, options)."""
+    """--request FILE (what the host sends), or for a person at a shell: --models a,b, --modes train,eval,
+    --model SPEC, --input-shape N,C,H,W, --constructs FILE, --with-fixes FILE (also --x=y); problems are reported in
+    notes, never fatal. Returns (models, modes, notes, options)."""
+    if len(argv) == 2 and argv[0] == "--request":
+        return _read_request(argv[1])
+    if len(argv) == 1 and argv[0].startswith("--request="):
+        return _read_request(argv[0].split("=", 1)[1])
     models, modes, notes = list(MODEL_IDS), list(MODES), []
     options = {"model": None, "input_shape": None, "input_shape_error": None, "constructs": None, "with_fixes": None}
     given = []
@@ -1837,6 +1930,8 @@ def _probe(argv):
     }
     if notes:
         result["notes"] = notes
+    if options.get("unsupported"):
+        result["unsupported"] = options["unsupported"]
     try:
         torch, api = _import_stack(result, timings)
         if torch is None:
@@ -1869,10 +1964,8 @@ def _model_result(result, torch, api, options, notes):
     result["model"] = _new_model_result(options["model"])
     try:
         _run_user_model(torch, api, options, notes, result["import"].get("error"), result["model"])
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # what was measured so far stays
-        result["probe_error"] = _error(exc)
+    except BaseException as exc:  # what was measured so far stays; the model did not finish its run
+        _model_failed(result["model"], exc)
     if notes and "notes" not in result:
         result["notes"] = notes
 
