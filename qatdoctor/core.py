@@ -75,7 +75,7 @@ def target_facts(options: Options) -> tuple[Facts, dict[str, float]]:
     """Collect facts in the target interpreter, then overlay `--assume`."""
     started = time.perf_counter()
     options.progress(f"collecting facts from {options.python or 'the current interpreter'}")
-    facts = collect(options.python, runner=options.runner, timeout=options.collect_timeout)
+    facts = collect(options.python, runner=options.runner, timeout=options.collect_timeout, matrix=options.matrix)
     timings = {"collect": time.perf_counter() - started}
     facts = with_target_driver(apply_assumptions(facts, options.assume), options.target_driver)
     return facts, timings
@@ -349,7 +349,7 @@ def run_probe_only(options: Options) -> Report:
 def run_resolve(options: Options) -> Report:
     """`qatdoctor resolve`: the same diagnosis for a hypothetical environment given with --assume."""
     matrix = load_matrix(options.matrix)
-    facts = infer_missing(what_if_facts(options.assume), matrix)
+    facts = infer_missing(what_if_facts(options.assume, matrix.checked_libraries()), matrix)
     return diagnose(facts, matrix, command="resolve", target="hypothetical environment (--assume)")
 
 
