@@ -323,6 +323,7 @@ def _timed_probe(options: Options, matrix: Matrix | None, *, stand_ins: bool = T
         model=options.model,
         constructs=matrix.constructs if matrix is not None else (),
         stand_ins=stand_ins,
+        vocabulary={k: matrix.probe_vocabulary(k[:-1]) for k in ("stages", "checks", "detectors")} if matrix else None,
     )
     return probe, time.perf_counter() - started
 

@@ -293,8 +293,9 @@ def _stage_from_dict(s: Mapping[str, Any]) -> StageResult:
     )
 
 
-def model_from_dict(data: Any) -> ModelRun | None:
-    """The probe's `"model"` object (the user's model run) as data; raises KeyError/TypeError/ValueError."""
+def model_from_dict(data: Any, *, spec: str | None = None) -> ModelRun | None:
+    """The probe's `"model"` object (the user's model run) as data; raises KeyError/TypeError/ValueError. `spec`:
+    the fixed rerun's (`model.fixed` carries none of its own)."""
     if data is None:
         return None
     if not isinstance(data, Mapping):
@@ -303,8 +304,8 @@ def model_from_dict(data: Any) -> ModelRun | None:
     bn = data.get("bn") or {}
     fixed = data.get("fixed")
     return ModelRun(
-        spec=str(data["spec"]),
-        status=str(data["status"]),
+        spec=spec if spec is not None else str(data["spec"]),
+        status=str(data["status"]) if spec is None else str(data.get("status") or "ran"),
         error=_error_from_dict(data.get("error")),
         reason=_opt_str(data.get("reason")),
         class_name=_opt_str(data.get("class")),
@@ -330,7 +331,7 @@ def model_from_dict(data: Any) -> ModelRun | None:
         frozen_layers=tuple(map(str, bn.get("frozen_layers") or ())),
         timings={str(k): float(v) for k, v in (data.get("timings") or {}).items() if isinstance(v, (int, float))},
         fixes=dict(fixed["fixes"]) if isinstance(fixed, Mapping) and isinstance(fixed.get("fixes"), Mapping) else None,
-        fixed=model_from_dict({"status": "ran", **fixed, "spec": data["spec"]}) if isinstance(fixed, Mapping) else None,
+        fixed=model_from_dict(fixed, spec=str(data["spec"])) if isinstance(fixed, Mapping) else None,
     )
 
 

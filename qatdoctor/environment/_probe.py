@@ -1,51 +1,111 @@
 """qatdoctor probe: tiny models through the real AIMET (aimet-torch) QAT pipeline, run in the *target* interpreter.
 
-Usage: TARGET_PYTHON _probe.py [--models m1,m2] [--modes train,eval]   (with OMP_NUM_THREADS=1)
-         [--model SPEC [--input-shape 1,3,320,320] [--constructs FILE] [--with-fixes FIXES_PY]]
+Usage: TARGET_PYTHON _probe.py --request FILE   (with OMP_NUM_THREADS=1; what qatdoctor runs)
+   or, by hand: _probe.py [--models m1,m2] [--modes train,eval] [--model SPEC [--input-shape 1,3,320,320]
+                [--constructs FILE] [--with-fixes FIXES_PY]]   (the same request, as options)
 
-Contract (qatdoctor/environment/probe.py depends on it):
+This docstring is the protocol, in one place: the request qatdoctor sends, the response it reads
+(qatdoctor/environment/probe.py decodes it; tests/environment/test_probe_protocol.py fails when the script writes
+a field not listed here, or the decoder ignores one that is).
+
+Contract:
 * self-contained: stdlib + torch + aimet_torch only, Python 3.8+; writes no file; never raises; exit status 0;
 * everything torch/AIMET print goes to stderr (fd 1 is pointed at fd 2 first thing); ONE JSON object (one line)
   is written to the real stdout at the very end;
 * progress on stderr, one flushed line each, `@qatdoctor-probe {json}`: {"event": "import-start"|"import-end",
-  "what": "torch"|"aimet_torch"} and {"event": "stage-start"|"stage-end", "model", "mode", "stage", "status"},
-  so that a crash or a hang can be placed exactly.
+  "what"}, {"event": "stage-start"|"stage-end", "model", "mode", "stage", "status"} ("model": "@model" or
+  "@model-fixed" for the user's model), "model-start" (spec), "scan-start"/"scan-end", "fixes-start"/"fixes-end",
+  "model-end", so that a crash or a hang can be placed exactly (in a stage, or in the model's factory, scan, fixes).
 
-Output: {"probe": 1, "versions": {"python", "torch", "aimet-torch", "numpy", "torchvision"} (those found),
-"api": {"selected": "v1"|"v2"|null, "requested": $AIMET_DEFAULT_API|null, "quantsim_module", "reason"},
-"import": {"status": "pass"|"fail", "seconds", "error"}, "cases": [{"model", "mode", "description", "stages":
-[{"stage", "status", "seconds", "error", "check", "measured", "reason"}]}], "timings": {"import_torch",
-"import_aimet", "cases", "stage.<name>", "total"}}, plus "notes" (ignored arguments) and "probe_error" (a bug in
-this script) when there are any. An error is {"type", "message" (at most 2000 chars, package directories cut),
-"frames": the last 8 as "aimet_torch/x.py:12 in forward"}.
+Request fields (a JSON object in the file `--request` names; a field left out takes its default):
+  protocol                 PROTOCOL; another value is noted in the response's notes
+  stand_ins[]              stand-in models to run (default: all of MODELS; [] for none)
+  modes[]                  modes for the stand-ins: train, eval (default: both)
+  stages[]                 the stages the matrix declares ([[probe_term]] stage); any not implemented -> unsupported
+  checks[]                 the silent checks the matrix declares; any not implemented -> unsupported
+  detectors[]              the detector kinds the matrix declares; any not implemented -> unsupported
+  model                    null, or the user's model: {"spec", "input_shape", "with_fixes"}
+  model.spec               `path/to/file.py:callable` or `package.module:callable`
+  model.input_shape[]      the example input's shape when the factory returns only a module
+  model.with_fixes         path of qatdoctor's fixes.py: rerun the pipeline on a fresh model after apply_fixes
+  constructs[]             [{"id", "detect": [detector, ...]}]: the matrix's constructs to scan the model for
 
-Every failure is data: a stage is `pass`, `fail` (it raised), `silent-fail` (no exception, but a check found the
-result wrong: `check` and `measured` say which and by how much), `skipped` (`reason`) or `unknown` (the check
-itself could not run, `reason`). Stages per case: prepare, quantsim, compute_encodings, qat_step (each needs the
-one before), fold (independent: it runs on a fresh copy of the model in eval mode, so its result is computed once
-per model and shared by the modes).
+Response fields (one JSON object; an unset field is null until known):
+  probe                    PROTOCOL
+  versions.*               python, torch, aimet-torch, numpy, torchvision: those found
+  api.selected             v1 | v2 | null: the AIMET API driven
+  api.requested            $AIMET_DEFAULT_API as seen
+  api.quantsim_module      the module QuantizationSimModel came from
+  api.reason               why that API
+  import.status            pass | fail: importing torch and aimet_torch
+  import.seconds           how long the imports took
+  import.error             ERROR
+  cases[].model            a stand-in's id
+  cases[].mode             train | eval
+  cases[].description      what the stand-in is
+  cases[].stages[]         STAGE
+  timings.*                import_torch, import_aimet, cases, stage.<name>, total (seconds)
+  notes[]                  what of the request was ignored, and why
+  unsupported.*            request words (stages, checks, detectors) this script does not implement
+  probe_error              ERROR: a bug of this script (what it measured before stays)
+  model                    MODEL (absent without a model in the request)
+  model.fixed              MODEL without spec/class/modules/parameters/input, plus fixes: the rerun after fixes
+  model.fixed.fixes        fixes.apply_fixes' report (swapped, refused, ...)
+MODEL fields:
+  spec                     as requested
+  status                   ran | bad-spec | factory-failed | bad-input | fixes-failed (the fixed rerun) |
+                           interrupted (a BaseException that is not an Exception) | failed (an exception that
+                           escaped a stage or the scan): anything but ran means the model did not run through
+  stage                    where a run that is not `ran` stopped: factory, scan, fixes or a stage
+  error                    ERROR
+  reason                   one line for a person
+  class                    the model's class path (a model file's private module shown as its stem)
+  modules                  number of modules
+  parameters               number of parameters
+  input.shapes[]           the example input's tensor shapes
+  input.source             factory | --input-shape
+  scan                     null (no constructs requested), else the construct scan of the model as it is (train())
+  scan.constructs.*        per construct id: count, layers (<= 200 qualified names), classes {class path: n},
+                           feeds (shared-module detectors with `feeds`: {shared layer: [BN layers]})
+  scan.errors[]            detectors that could not run, and why
+  stages[]                 STAGE: prepare, quantsim, compute_encodings, qat_step (train mode, each needs the one
+                           before), fold (the original model, eval copy), fold_prepared (the prepared model)
+  fold.original            FOLD
+  fold.prepared            FOLD
+  bn.buffers               BatchNorm running-stat buffers in the QAT step
+  bn.changed               how many the step changed
+  bn.frozen_layers[]       BN layers none of whose buffers changed
+  timings.*                build, scan, fixes, stage.<name> (seconds)
+STAGE fields:
+  stage                    the stage's name
+  status                   pass | fail (it raised) | silent-fail (no exception, a check found the result wrong) |
+                           skipped (reason) | unknown (the check could not run, reason)
+  seconds                  how long it took
+  error                    ERROR
+  check                    the silent check that failed (CHECKS)
+  measured                 what the check measured
+  reason                   why skipped or unknown
+  layers[]                 the user's model only: the layers the check names
+ERROR fields:
+  type                     the exception's class name
+  message                  at most 2000 chars, package directories cut (may be empty)
+  frames[]                 the last 8 frames as "aimet_torch/x.py:12 in forward"
+FOLD fields:
+  pairs                    conv-BN pairs fold_all_batch_norms folded
+  unfolded[]               BN layers left
+  max_abs_diff             output change the fold caused
+  output_scale             the output's max |value|
+  relative                 max_abs_diff / output_scale
+  randomized_stats         BN layers at mean 0 / var 1 given random statistics first (on the fold's own copy), so
+                           a wrong fold is visible
 
-The user's own model (after the stand-ins, same process): `--model path/to/file.py:callable` (the file's directory
-goes first on sys.path; imported under a private module name, shown as the file's stem) or `--model
-package.module:callable` (cwd on sys.path, like `python -m`). The callable takes no argument and returns an
-nn.Module or (module, example_input): a tensor, a tuple/list of positional inputs or a dict of keyword inputs;
-without one, `--input-shape` gives torch.randn(shape). Result key "model" (absent without --model):
-{"spec", "status": "ran"|"bad-spec"|"factory-failed"|"bad-input", "error", "reason", "class", "modules",
-"parameters", "input": {"shapes", "source": "factory"|"--input-shape"}, "scan": null (no --constructs) |
-{"constructs": {id: {"count", "layers" (≤200 qualified names), "classes": {class path: n}, "feeds" (shared-module
-detectors with `feeds`: {shared layer: [BN layers]})}}, "errors"}, "stages": [stage results as above plus "layers",
-the layers the check names], "fold": {"original": FOLD|null, "prepared": FOLD|null}, "bn": {"buffers", "changed",
-"frozen_layers"}|null, "timings": {"build", "scan", "stage.<name>"}, "fixed": null | {"status": "ran"|
-"factory-failed"|"fixes-failed", "error", "reason", "fixes" (fixes.apply_fixes' report), "scan", "stages", "fold",
-"bn", "timings" (+ "fixes")}}. FOLD = {"pairs", "unfolded" (BN layers left), "max_abs_diff", "output_scale",
-"relative", "randomized_stats" (BN layers still at mean 0 / var 1 that got random statistics on the fold's own
-copy, so that a wrong fold is visible)}. Unset fields are null until known (a model that never loaded has
-stages [], fold/bn null). Stages: prepare, quantsim, compute_encodings, qat_step (train mode, each needs the one
-before), fold (the original model, eval copy) and fold_prepared (the prepared model, eval copy). Layers carry the
-user model's qualified names ("<root>" for the model itself). Constructs: `--constructs FILE` is
-[{"id", "detect": [detector, ...]}] with the detector kinds in DETECTOR_KINDS (qatdoctor's matrix); the scan never
-changes the model. Progress events add {"event": "model-start", "spec"}, "scan-start"/"scan-end", "fixes-start"/
-"fixes-end", "model-end", and stage events with "model": "@model" (or "@model-fixed") and "mode": "train".
+Stand-in stages: prepare, quantsim, compute_encodings, qat_step (each needs the one before), fold (independent: it
+runs on a fresh copy of the model in eval mode, so its result is computed once per model and shared by the modes).
+The user's model runs after the stand-ins in the same process: a file spec puts the file's directory first on
+sys.path and imports it under a private module name; a module spec puts cwd on sys.path, like `python -m`. The
+callable takes no argument and returns an nn.Module or (module, example_input): a tensor, a tuple/list of
+positional inputs or a dict of keyword inputs. Layers carry the user model's qualified names ("<root>" for the
+model itself). The scan never changes the model.
 """
 
 import os
@@ -83,7 +143,7 @@ def _redirect_stdout():
     return real
 
 
-_REAL_STDOUT = _redirect_stdout()
+_REAL_STDOUT = _redirect_stdout() if __name__ == "__main__" else None  # imported (tests): leave fd 1 alone
 
 import copy  # noqa: E402
 import inspect  # noqa: E402
@@ -1755,6 +1815,13 @@ def _read_request(path):
         notes.append(f"request {path} unreadable: {type(exc).__name__}: {exc}")
     if not isinstance(request, dict):
         request, notes = {}, [*notes, "request ignored: not a JSON object"]
+    models, modes, more, options = _read_request_object(request)
+    return models, modes, notes + more, options
+
+
+def _read_request_object(request):
+    """The request's fields (the module docstring) -> (models, modes, notes, options)."""
+    notes = []
     if request.get("protocol", PROTOCOL) != PROTOCOL:
         notes.append("request protocol {!r} is not {}".format(request.get("protocol"), PROTOCOL))
 
