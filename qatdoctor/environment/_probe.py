@@ -167,7 +167,6 @@ MAX_MESSAGE = 2000
 MAX_FRAMES = 8
 TRAIN_TOLERANCE = 1e-4  # prepared vs original, train mode
 FOLD_TOLERANCE = 1e-3  # relative to the output scale
-BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 KNOWN_PACKAGES = ("aimet_torch", "aimet_common", "torchvision", "torch", "numpy")
 # The facts the probe reports under "versions" (knowledge/vocab.CELL_FACTS; a test keeps them equal).
 VERSION_FACTS = ("python", "torch", "aimet-torch", "numpy", "torchvision")
@@ -183,19 +182,19 @@ ROOT_NAME = "<root>"
 MAX_LAYERS = 200  # names per list in the JSON (counts stay exact)
 RUNNING_STATS = ("running_mean", "running_var")
 WRAPPER_SEGMENTS = ("_module_to_wrap",)  # AIMET's v1 QuantSim wraps layers: bn -> bn._module_to_wrap
-DETECTOR_KINDS = ("module-subclass", "module-class", "module-attr", "function-call", "shared-module", "eval-in-train")
 # the silent checks a stage reports (its `check`): the matrix's [[probe_term]] kind = "check"
 CHECKS = ("training_false_baked", "train_output_mismatch", "bn_stats_frozen", "not_folded", "fold_output_changed")
 
 # id -> (description, BatchNorm pairs fold_all_batch_norms should fold, has BN that uses batch stats in train mode)
 MODELS = (
-    ("baseline", "Conv2d→BatchNorm2d→ReLU", 1, True),
-    ("bn_subclass", "Conv2d→_BatchNormXd (BatchNorm subclass outside torch.nn, like mmengine's)→SiLU", 1, True),
-    ("functional_bn", "Conv2d→F.batch_norm(x, running_mean, running_var, w, b, self.training) on own buffers", 1, True),
-    ("functional_bn_nostats", "Conv2d→F.batch_norm(x, None, None, w, b, training=True)", 0, True),
-    ("bn_no_stats", "Conv2d→BatchNorm2d(track_running_stats=False)", 0, True),
-    ("conv_silu", "Conv2d→SiLU", 0, False),
-    ("shared_conv", "one Conv2d shared by two levels, a BatchNorm2d per level (RTMDet SepBN head)", 2, True),
+    ("baseline", "Conv2d→BatchNorm2d→ReLU", 1, True, 1),
+    ("bn_subclass", "Conv2d→_BatchNormXd (BatchNorm subclass outside torch.nn, like mmengine's)→SiLU", 1, True, 1),
+    ("functional_bn", "Conv2d→F.batch_norm(x, running_mean, running_var, w, b, self.training) on own buffers",
+     1, True, 1),
+    ("functional_bn_nostats", "Conv2d→F.batch_norm(x, None, None, w, b, training=True)", 0, True, 0),
+    ("bn_no_stats", "Conv2d→BatchNorm2d(track_running_stats=False)", 0, True, 0),
+    ("conv_silu", "Conv2d→SiLU", 0, False, 0),
+    ("shared_conv", "one Conv2d shared by two levels, a BatchNorm2d per level (RTMDet SepBN head)", 2, True, 1),
 )
 MODEL_IDS = tuple(m[0] for m in MODELS)
 
@@ -611,14 +610,6 @@ def _check_prepare(torch, original, prepared, x, uses_batch_stats):
     return "pass", None, None, None
 
 
-def _bn_buffers(model):
-    out = {}
-    for name, buf in model.named_buffers():
-        if buf is not None and name.rsplit(".", 1)[-1] in BN_BUFFERS:
-            out[name] = buf.detach().clone()
-    return out
-
-
 # --- the pipeline -----------------------------------------------------------------------------------------------
 
 
@@ -684,81 +675,143 @@ def _skip(case, stage, reason, with_layers=False):
     _event(event="stage-end", model=case["model"], mode=case["mode"], stage=stage, status="skipped")
 
 
-def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
-    description, expected_folds, uses_batch_stats = next((m[1], m[2], m[3]) for m in MODELS if m[0] == model_id)
-    case = {"model": model_id, "mode": mode, "description": description, "stages": []}
+def _qat_step(torch, sim_model, inputs, frozen_by_design):
+    """One QAT training step on the QuantSim model (forward, backward, SGD step); returns {"buffers", "changed",
+    "frozen_layers"} and raises bn_stats_frozen when a BatchNorm layer's running statistics did not move (layers in
+    eval mode by the model's own design excepted). Only running_mean/running_var count: num_batches_tracked is a
+    step counter, which can move while the statistics stay frozen, so counting it could hide a freeze."""
+    before = {}
+    for name, buf in sim_model.named_buffers():
+        if buf is not None and name.rsplit(".", 1)[-1] in RUNNING_STATS:
+            before[name] = buf.detach().clone()
+    sim_model.train()
+    params = [p for p in sim_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.01) if params else None
+    if optimizer is not None:
+        optimizer.zero_grad()
+    loss = _loss(_call(sim_model, inputs))
+    loss.backward()
+    if optimizer is not None:
+        optimizer.step()
+    after = dict(sim_model.named_buffers())
+    moved_by_layer, changed = {}, 0
+    for name, old in before.items():
+        new = after.get(name)
+        moved = new is None or tuple(new.shape) != tuple(old.shape) or not torch.equal(new.detach(), old)
+        changed += int(moved)
+        layer = _strip_wrappers(name.rpartition(".")[0]) or ROOT_NAME
+        moved_by_layer[layer] = moved_by_layer.get(layer, False) or moved
+    frozen = [layer for layer, moved in moved_by_layer.items() if not moved]
+    bn = {"buffers": len(before), "changed": changed, "frozen_layers": frozen[:MAX_LAYERS]}
+    flagged = [layer for layer in frozen if layer not in frozen_by_design]
+    if flagged:
+        raise _StageOutcome(
+            "silent-fail",
+            "bn_stats_frozen",
+            f"{changed} of {len(before)} BatchNorm running-stat buffers changed during the QAT step; "
+            f"{_count(len(flagged), 'layer')} frozen: {_some(flagged)}",
+            layers=flagged,
+        )
+    return bn
+
+
+class _Subject:
+    """What the pipeline runs on: a stand-in case or the user's model. It holds the model (in the mode it is run
+    in), its example input (as the model takes it, and as AIMET's dummy_input), its layer naming and expectations:
+    the prepare stage's silent checks (`check_prepare`) and the fold stages (`fold`)."""
+
+    with_layers = False  # stage results name the layers a check found (the user's model)
+
+    def __init__(self, case, model, inputs, aimet_input, frozen_by_design=()):
+        self.case, self.model, self.inputs, self.aimet_input = case, model, inputs, aimet_input
+        self.frozen_by_design = set(frozen_by_design)
+        self.bn = None
+
+    def after_prepare(self, prepared, state):
+        pass
+
+    def check_prepare(self, torch, prepared):
+        raise NotImplementedError
+
+    def fold(self, torch, api, state, totals):
+        raise NotImplementedError
+
+    def skip(self, stage, reason):
+        _skip(self.case, stage, reason, with_layers=self.with_layers)
+
+    def run(self, stage, body, totals):
+        return _run_stage(self.case, stage, body, totals, with_layers=self.with_layers)
+
+
+def _run_pipeline(torch, api, subject, totals):
+    """prepare -> quantsim -> compute_encodings -> qat_step (each needs the one before), then the subject's folds;
+    every stage is recorded in subject.case. Returns the state the stages left (prepared, sim)."""
     state = {}
 
-    def build():
-        model = _build(torch, classes, model_id)
-        state["fold_source"] = copy.deepcopy(model).eval()  # untouched by every later stage
-        if mode == "train":
-            model.train()
-        else:
-            model.eval()
-        state["original"] = model
-
-    try:
-        build()
-    except Exception as exc:  # cannot happen with these models; still data
-        error = _error(exc)
-        for stage in STAGES:
-            _skip(case, stage, "model could not be built: {}: {}".format(error["type"], error["message"][:200]))
-        return case
-
     def prepare():
-        prepared = api.prepare_model(state["original"])
+        prepared = api.prepare_model(subject.model)
         state["prepared"] = prepared
-        status, check, measured, reason = _check_prepare(torch, state["original"], prepared, x, uses_batch_stats)
-        if status != "pass":
-            raise _StageOutcome(status, check, measured, reason)
+        subject.after_prepare(prepared, state)
+        subject.check_prepare(torch, prepared)
 
-    ok, _ = _run_stage(case, "prepare", prepare, totals)
+    ok, _ = subject.run("prepare", prepare, totals)
     prepared = state.get("prepared")
 
     def quantsim():
-        state["sim"] = api.sim_class(prepared, dummy_input=x)
+        state["sim"] = api.sim_class(prepared, dummy_input=subject.aimet_input)
 
     def compute_encodings():
         with torch.no_grad():
-            state["sim"].compute_encodings(lambda m, _: m(x), None)
+            state["sim"].compute_encodings(lambda m, _: _call(m, subject.inputs), None)
 
     def qat_step():
-        sim_model = state["sim"].model
-        before = _bn_buffers(sim_model)
-        sim_model.train()
-        optimizer = torch.optim.SGD([p for p in sim_model.parameters() if p.requires_grad], lr=0.01)
-        optimizer.zero_grad()
-        loss = _loss(sim_model(x))
-        loss.backward()
-        optimizer.step()
-        if not before:
-            return  # no BatchNorm running statistics: bn_stats_frozen does not apply
-        after = dict(sim_model.named_buffers())
-        changed = 0
-        for name, old in before.items():
-            new = after.get(name)
-            if new is None or tuple(new.shape) != tuple(old.shape) or not torch.equal(new.detach(), old):
-                changed += 1
-        if changed == 0:
-            raise _StageOutcome(
-                "silent-fail",
-                "bn_stats_frozen",
-                f"0 of {len(before)} BatchNorm buffers changed during the QAT step",
-            )
+        subject.bn = _qat_step(torch, state["sim"].model, subject.inputs, subject.frozen_by_design)
 
     chain = (("quantsim", quantsim), ("compute_encodings", compute_encodings), ("qat_step", qat_step))
     blocker = None if ok and prepared is not None else "prepare failed"
     for stage, body in chain:
         if blocker is not None:
-            _skip(case, stage, blocker)
+            subject.skip(stage, blocker)
             continue
-        ok, _ = _run_stage(case, stage, body, totals)
+        ok, _ = subject.run(stage, body, totals)
         if not ok:
             blocker = f"{stage} failed"
+    subject.fold(torch, api, state, totals)
+    return state
 
-    def fold():
-        model = state["fold_source"]
+
+class _StandIn(_Subject):
+    """A stand-in model (MODELS) in one mode: expected fold counts and whether its BNs use batch statistics."""
+
+    def __init__(self, case, model, x, spec, fold_cache):
+        super().__init__(case, model, x, x)
+        self.model_id, _, self.expected_folds, self.uses_batch_stats, self.min_folds = spec
+        self.fold_source = copy.deepcopy(model).eval()  # untouched by every later stage
+        self.fold_cache = fold_cache
+
+    def check_prepare(self, torch, prepared):
+        status, check, measured, reason = _check_prepare(torch, self.model, prepared, self.inputs,
+                                                         self.uses_batch_stats)  # fmt: skip
+        if status != "pass":
+            raise _StageOutcome(status, check, measured, reason)
+
+    def fold(self, torch, api, state, totals):
+        """Once per model: the fold input does not depend on the mode, the other case reuses the result."""
+        earlier = self.fold_cache.get(self.model_id)
+        if earlier is None:
+            result = self.run("fold", lambda: self._fold(torch, api), totals)[1]
+            self.fold_cache[self.model_id] = (result, self.case["mode"])
+            return
+        _event(event="stage-start", model=self.model_id, mode=self.case["mode"], stage="fold", status=None)
+        reused = dict(earlier[0], seconds=0.0)
+        reused["reason"] = reused["reason"] or (
+            f"same as the {earlier[1]} case: fold always runs on a fresh copy of the model in eval mode"
+        )
+        self.case["stages"].append(reused)
+        _event(event="stage-end", model=self.model_id, mode=self.case["mode"], stage="fold", status=reused["status"])
+
+    def _fold(self, torch, api):
+        model, x = self.fold_source, self.inputs
         with torch.no_grad():
             before = model(x)
         if api.fold_takes_dummy_input:
@@ -776,33 +829,35 @@ def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
         diff = _max_abs_diff(before, after)
         scale = _max_abs(before)
         changed = diff > FOLD_TOLERANCE * max(1.0, scale)
-        # A conv shared by two levels can fold at most one of its BNs: then only the output tells.
-        partial_shared = model_id == "shared_conv" and folded == 1
-        if folded < expected_folds and not partial_shared:
+        # A conv shared by two levels can fold at most one of its BNs (min_folds): then only the output tells.
+        partial = self.min_folds <= folded < self.expected_folds
+        if folded < self.expected_folds and not partial:
             raise _StageOutcome(
                 "silent-fail",
                 "not_folded",
-                f"{_count(folded, 'conv-BN pair')} folded, expected {expected_folds}",
+                f"{_count(folded, 'conv-BN pair')} folded, expected {self.expected_folds}",
             )
         if changed:
-            extra = f" ({folded} of {expected_folds} conv-BN pairs folded)" if partial_shared else ""
+            extra = f" ({folded} of {self.expected_folds} conv-BN pairs folded)" if partial else ""
             raise _StageOutcome(
                 "silent-fail",
                 "fold_output_changed",
                 f"fold changed the output by max|Δ| {_fmt(diff)} (output scale {_fmt(scale)}){extra}",
             )
 
-    earlier = fold_cache.get(model_id)
-    if earlier is None:
-        fold_cache[model_id] = (_run_stage(case, "fold", fold, totals)[1], mode)
-    else:  # the fold input does not depend on the mode: reuse the first case's result
-        _event(event="stage-start", model=model_id, mode=mode, stage="fold", status=None)
-        reused = dict(earlier[0], seconds=0.0)
-        reused["reason"] = reused["reason"] or (
-            f"same as the {earlier[1]} case: fold always runs on a fresh copy of the model in eval mode"
-        )
-        case["stages"].append(reused)
-        _event(event="stage-end", model=model_id, mode=mode, stage="fold", status=reused["status"])
+
+def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
+    spec = next(m for m in MODELS if m[0] == model_id)
+    case = {"model": model_id, "mode": mode, "description": spec[1], "stages": []}
+    try:
+        model = _build(torch, classes, model_id)
+        subject = _StandIn(case, model.train() if mode == "train" else model.eval(), x, spec, fold_cache)
+    except Exception as exc:  # cannot happen with these models; still data
+        error = _error(exc)
+        for stage in STAGES:
+            _skip(case, stage, "model could not be built: {}: {}".format(error["type"], error["message"][:200]))
+        return case
+    _run_pipeline(torch, api, subject, totals)
     return case
 
 
@@ -1102,77 +1157,218 @@ def _resolve_classes(paths, label, errors):
     return tuple(found)
 
 
-def _prepare_detector(detector, label, errors):
-    """A detector of the constructs file, resolved; None (with a note) when it cannot run."""
-    if not isinstance(detector, dict):
-        errors.append(f"{label}: a detector must be an object, got {_describe_value(detector)}")
-        return None
-    kind = detector.get("kind")
-    label = f"{label}/{kind}"
-    if kind not in DETECTOR_KINDS:
-        errors.append("{}: unknown detector kind (known: {})".format(label, ", ".join(DETECTOR_KINDS)))
-        return None
-    prepared = {"kind": kind, "label": label, "hits": {}, "feeds": {}, "ran": False}
-    if kind in ("module-subclass", "eval-in-train"):
-        prepared["base"] = _resolve_classes(detector.get("base"), label, errors)
-        if prepared["base"] is None:
+def _int_or(value, default):
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+class _Detector:
+    """One detector of the request's constructs, resolved in the target; after the scan, `hits` maps the layers it
+    found to their modules. A static kind matches modules one by one (`match`); a dynamic kind reads the record of
+    one forward (`detect`). A subclass per kind, registered in _DETECTORS by its `kind`."""
+
+    kind = None
+    dynamic = False
+
+    def __init__(self, label):
+        self.label = label
+        self.hits = {}
+        self.feeds = {}
+        self.ran = False
+
+    @classmethod
+    def build(cls, spec, label, errors):
+        """The detector for `spec` (a dict of the request), or None (with a note in `errors`) when it cannot run."""
+        if not isinstance(spec, dict):
+            errors.append(f"{label}: a detector must be an object, got {_describe_value(spec)}")
             return None
-        outside = detector.get("outside", "torch.nn" if kind == "module-subclass" else [])
-        prepared["outside"] = [outside] if isinstance(outside, str) else [str(o) for o in outside or []]
-    elif kind == "module-class":
-        prepared["classes"] = _resolve_classes(detector.get("classes"), label, errors)
-        if prepared["classes"] is None:
+        kind = spec.get("kind")
+        label = f"{label}/{kind}"
+        chosen = _DETECTORS.get(kind) if isinstance(kind, str) else None
+        if chosen is None:
+            errors.append("{}: unknown detector kind (known: {})".format(label, ", ".join(DETECTOR_KINDS)))
             return None
-    elif kind == "module-attr":
-        attr = detector.get("attr")
+        detector = chosen(label)
+        return detector if detector.configure(spec, errors) else None
+
+    def configure(self, spec, errors):
+        raise NotImplementedError
+
+    def match(self, module):
+        return False
+
+    def detect(self, record, names):
+        pass
+
+
+class _ModuleSubclass(_Detector):
+    """An instance of `base` whose class is defined outside the `outside` packages (default torch.nn)."""
+
+    kind = "module-subclass"
+    default_outside = "torch.nn"
+
+    def configure(self, spec, errors):
+        self.base = _resolve_classes(spec.get("base"), self.label, errors)
+        outside = spec.get("outside", self.default_outside)
+        self.outside = [outside] if isinstance(outside, str) else [str(o) for o in outside or []]
+        return self.base is not None
+
+    def match(self, module):
+        return isinstance(module, self.base) and _outside(type(module), self.outside)
+
+
+class _EvalInTrain(_ModuleSubclass):
+    """An instance of `base` left in eval mode while the model is in train mode (norm_eval, frozen stages)."""
+
+    kind = "eval-in-train"
+    default_outside = ()
+
+    def match(self, module):
+        return isinstance(module, self.base) and not module.training
+
+
+class _ModuleClass(_Detector):
+    """An instance of one of `classes`."""
+
+    kind = "module-class"
+
+    def configure(self, spec, errors):
+        self.classes = _resolve_classes(spec.get("classes"), self.label, errors)
+        return self.classes is not None
+
+    def match(self, module):
+        return isinstance(module, self.classes)
+
+
+class _ModuleAttr(_Detector):
+    """A module (of `base`, if given) with attribute `attr`: present, `not_none`, or `equals` a value."""
+
+    kind = "module-attr"
+
+    def configure(self, spec, errors):
+        attr = spec.get("attr")
         if not isinstance(attr, str) or not attr:
-            errors.append(f"{label}: no attr given")
-            return None
-        prepared["attr"] = attr
-        prepared["base"] = None
-        if detector.get("base") is not None:
-            prepared["base"] = _resolve_classes(detector.get("base"), label, errors)
-            if prepared["base"] is None:
-                return None
-        prepared["test"] = "equals" if "equals" in detector else ("not_none" if detector.get("not_none") else "has")
-        prepared["equals"] = detector.get("equals")
-    elif kind == "function-call":
-        path = detector.get("function")
+            errors.append(f"{self.label}: no attr given")
+            return False
+        self.attr = attr
+        self.base = None
+        if spec.get("base") is not None:
+            self.base = _resolve_classes(spec.get("base"), self.label, errors)
+            if self.base is None:
+                return False
+        self.test = "equals" if "equals" in spec else ("not_none" if spec.get("not_none") else "has")
+        self.equals = spec.get("equals")
+        return True
+
+    def match(self, module):
+        if self.base is not None and not isinstance(module, self.base):
+            return False
+        try:
+            if not hasattr(module, self.attr):
+                return False
+            value = getattr(module, self.attr)
+        except Exception:
+            return False
+        if self.test == "not_none":
+            return value is not None
+        if self.test == "equals":
+            if isinstance(self.equals, bool) or self.equals is None:
+                return value is self.equals
+            try:
+                return bool(value == self.equals)
+            except Exception:
+                return False
+        return True
+
+
+class _FunctionCall(_Detector):
+    """A call of `function` during the forward (attributed to the innermost named module), optionally only when its
+    argument `arg` / `arg_index` is a tensor or None, and not from inside `exclude_inside` modules."""
+
+    kind = "function-call"
+    dynamic = True
+
+    def configure(self, spec, errors):
+        path = spec.get("function")
         owner_path, _, attr = str(path or "").rpartition(".")
         owner, why, absent = _resolve(owner_path) if owner_path else (None, "not a dotted path", False)
         function = getattr(owner, attr, None) if owner is not None else None
+        self.owner = self.function = None
         if function is None or not callable(function):
-            why = why or f"{path} is not a function"
-            errors.append(f"{label}: {path} skipped: {why}")
+            errors.append("{}: {} skipped: {}".format(self.label, path, why or f"{path} is not a function"))
             if not absent:
-                return None
-            prepared["owner"] = None  # its package is not loaded: nothing can call it
+                return False  # its package is loaded, the function is not there: the detector cannot run
         else:
-            prepared["owner"], prepared["attr"], prepared["function"] = owner, attr, function
-            prepared["path"] = path
-        prepared["arg"] = detector.get("arg")
-        index = detector.get("arg_index")
-        prepared["arg_index"] = index if isinstance(index, int) and not isinstance(index, bool) else None
-        prepared["arg_is"] = detector.get("arg_is")
-        if prepared["arg_is"] not in ("tensor", "none", None):
-            errors.append("{}: unknown arg_is {!r} (known: tensor, none, null)".format(label, prepared["arg_is"]))
-            return None
-        excluded = detector.get("exclude_inside") or []
-        prepared["exclude"] = _resolve_classes(excluded, label, errors) if excluded else ()
-        if prepared["exclude"] is None:
-            return None
-    else:  # shared-module
-        prepared["classes"] = _resolve_classes(detector.get("classes"), label, errors)
-        if prepared["classes"] is None:
-            return None
-        min_calls = detector.get("min_calls", 2)
-        prepared["min_calls"] = min_calls if isinstance(min_calls, int) and not isinstance(min_calls, bool) else 2
-        prepared["feeds_into"] = None
-        if detector.get("feeds") is not None:
-            prepared["feeds_into"] = _resolve_classes(detector.get("feeds"), label, errors)
-            if prepared["feeds_into"] is None:
-                return None
-    return prepared
+            self.owner, self.attr, self.function = owner, attr, function
+        self.arg = spec.get("arg")
+        self.arg_index = _int_or(spec.get("arg_index"), None)
+        self.arg_is = spec.get("arg_is")
+        if self.arg_is not in ("tensor", "none", None):
+            errors.append(f"{self.label}: unknown arg_is {self.arg_is!r} (known: tensor, none, null)")
+            return False
+        excluded = spec.get("exclude_inside") or []
+        self.exclude = _resolve_classes(excluded, self.label, errors) if excluded else ()
+        return self.exclude is not None
+
+    def argument(self, args, kwargs):
+        if self.arg in kwargs:
+            return kwargs[self.arg]
+        if self.arg_index is not None and len(args) > self.arg_index:
+            return args[self.arg_index]
+        return None
+
+    def detect(self, record, names):
+        if self.owner is None:
+            return
+        for call in record.function_calls.get((id(self.owner), self.attr), ()):
+            if self.exclude and isinstance(call.inner, self.exclude):
+                continue
+            if self.arg_is is not None:
+                kind = call.arguments.get((self.arg, self.arg_index))
+                if kind != self.arg_is:
+                    continue
+            self.hits.setdefault(call.name, call.caller)
+
+
+class _SharedModule(_Detector):
+    """A module of `classes` called at least `min_calls` times in one forward; with `feeds`, only one whose outputs
+    reach modules of those classes (recorded in `feeds`: {shared layer: [layers it feeds]})."""
+
+    kind = "shared-module"
+    dynamic = True
+
+    def configure(self, spec, errors):
+        self.classes = _resolve_classes(spec.get("classes"), self.label, errors)
+        if self.classes is None:
+            return False
+        self.min_calls = _int_or(spec.get("min_calls", 2), 2)
+        self.feeds_into = None
+        if spec.get("feeds") is not None:
+            self.feeds_into = _resolve_classes(spec.get("feeds"), self.label, errors)
+            if self.feeds_into is None:
+                return False
+        return True
+
+    def detect(self, record, names):
+        for key, count in record.calls.items():
+            module = record.modules[key]
+            name = names.get(key)
+            if name is None or count < self.min_calls or not isinstance(module, self.classes):
+                continue
+            if self.feeds_into is not None:
+                fed_names = []
+                for consumer in record.consumers.get(key, []):
+                    consumer_name = names.get(id(consumer)) if isinstance(consumer, self.feeds_into) else None
+                    if consumer_name is not None and consumer_name not in fed_names:
+                        fed_names.append(consumer_name)
+                if not fed_names:
+                    continue
+                self.feeds[name] = fed_names
+            self.hits.setdefault(name, module)
+
+
+_DETECTORS = {cls.kind: cls for cls in (_ModuleSubclass, _ModuleClass, _ModuleAttr, _FunctionCall, _SharedModule,
+                                          _EvalInTrain)}  # fmt: skip
+DETECTOR_KINDS = tuple(_DETECTORS)
 
 
 def _outside(cls, prefixes):
@@ -1180,45 +1376,32 @@ def _outside(cls, prefixes):
     return not any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
-def _static_match(detector, module):
-    kind = detector["kind"]
-    if kind == "module-subclass":
-        return isinstance(module, detector["base"]) and _outside(type(module), detector["outside"])
-    if kind == "module-class":
-        return isinstance(module, detector["classes"])
-    if kind == "eval-in-train":
-        return isinstance(module, detector["base"]) and not module.training
-    # module-attr
-    if detector["base"] is not None and not isinstance(module, detector["base"]):
-        return False
-    try:
-        if not hasattr(module, detector["attr"]):
-            return False
-        value = getattr(module, detector["attr"])
-    except Exception:
-        return False
-    if detector["test"] == "not_none":
-        return value is not None
-    if detector["test"] == "equals":
-        wanted = detector["equals"]
-        if isinstance(wanted, bool) or wanted is None:
-            return value is wanted
-        try:
-            return bool(value == wanted)
-        except Exception:
-            return False
-    return True
+class _Call:
+    """One call of a watched function: the innermost named module (name, module), the innermost module of any kind,
+    and the kind ("tensor", "none", "other") of each argument a detector asks about, by (name, index)."""
+
+    __slots__ = ("arguments", "caller", "inner", "name")
+
+    def __init__(self, name, caller, inner, arguments):
+        self.name, self.caller, self.inner, self.arguments = name, caller, inner, arguments
 
 
-def _scan_forward(torch, model, inputs, detectors, names, errors):
-    """One eval-mode, no_grad forward for the function-call and shared-module detectors.
+class _CallRecord:
+    """What one forward did: calls per module (by id), the modules, which consumer modules took a producer's output,
+    and the calls of each watched function ((id(owner), attr) -> [_Call])."""
 
-    A module call stack is kept with global module forward hooks (per-module hooks where torch has none); the
-    functions are patched in their modules; everything is restored afterwards, whatever happens."""
-    calls, keep, produced, consumers, stack = {}, {}, {}, {}, []
-    shared = [d for d in detectors if d["kind"] == "shared-module"]
-    producer_classes = tuple(c for d in shared if d["feeds_into"] is not None for c in d["classes"])
-    consumer_classes = tuple(c for d in shared if d["feeds_into"] is not None for c in d["feeds_into"])
+    def __init__(self):
+        self.calls, self.modules, self.consumers, self.function_calls = {}, {}, {}, {}
+
+
+@contextlib.contextmanager
+def _recording(torch, model, names, detectors):
+    """Install global module forward hooks (per-module hooks where torch has none) and the watched functions'
+    wrappers for `detectors`, yield the _CallRecord they fill, and remove every one of them afterwards."""
+    record, stack, produced = _CallRecord(), [], {}
+    shared = [d for d in detectors if isinstance(d, _SharedModule) and d.feeds_into is not None]
+    producer_classes = tuple(c for d in shared for c in d.classes)
+    consumer_classes = tuple(c for d in shared for c in d.feeds_into)
 
     def named_caller():
         for module in reversed(stack):
@@ -1230,13 +1413,13 @@ def _scan_forward(torch, model, inputs, detectors, names, errors):
     def pre_hook(module, args):
         stack.append(module)
         key = id(module)
-        calls[key] = calls.get(key, 0) + 1
-        keep[key] = module
+        record.calls[key] = record.calls.get(key, 0) + 1
+        record.modules[key] = module
         if consumer_classes and isinstance(module, consumer_classes):
             for tensor in _tensors(args):
                 hit = produced.get(id(tensor))
                 if hit is not None and hit[0] is tensor:
-                    consumers.setdefault(id(hit[1]), []).append(module)
+                    record.consumers.setdefault(id(hit[1]), []).append(module)
 
     def post_hook(module, args, output):
         for index in range(len(stack) - 1, -1, -1):
@@ -1247,41 +1430,30 @@ def _scan_forward(torch, model, inputs, detectors, names, errors):
             for tensor in _tensors(output):  # the tensor is kept: its id cannot be reused during the forward
                 produced[id(tensor)] = (tensor, module)
 
-    def wrap(original, users):
+    def kind_of(value):
+        return "none" if value is None else ("tensor" if isinstance(value, torch.Tensor) else "other")
+
+    def wrap(original, calls, users):
         def patched(*args, **kwargs):
             try:
-                inner = stack[-1] if stack else model
                 name, caller = named_caller()
-                for detector in users:
-                    if detector["exclude"] and isinstance(inner, detector["exclude"]):
-                        continue
-                    if detector["arg_is"] is not None:
-                        value = None
-                        if detector["arg"] in kwargs:
-                            value = kwargs[detector["arg"]]
-                        elif detector["arg_index"] is not None and len(args) > detector["arg_index"]:
-                            value = args[detector["arg_index"]]
-                        if (detector["arg_is"] == "tensor") != isinstance(value, torch.Tensor):
-                            continue
-                        if detector["arg_is"] == "none" and value is not None:
-                            continue
-                    detector["hits"].setdefault(name, caller)
+                arguments = {(d.arg, d.arg_index): kind_of(d.argument(args, kwargs)) for d in users if d.arg_is}
+                calls.append(_Call(name, caller, stack[-1] if stack else model, arguments))
             except Exception:
                 pass
             return original(*args, **kwargs)
 
         return patched
 
-    patches = {}
+    watched = {}
     for detector in detectors:
-        if detector["kind"] == "function-call" and detector["owner"] is not None:
-            key = (id(detector["owner"]), detector["attr"])
-            patches.setdefault(key, (detector["owner"], detector["attr"], detector["function"], []))[3].append(detector)
-    flags = [(module, module.training) for module in model.modules()]
+        if isinstance(detector, _FunctionCall) and detector.owner is not None:
+            key = (id(detector.owner), detector.attr)
+            watched.setdefault(key, (detector.owner, detector.attr, detector.function, []))[3].append(detector)
     installed, handles = [], []
     try:
-        for owner, attr, function, users in patches.values():
-            setattr(owner, attr, wrap(function, users))
+        for key, (owner, attr, function, users) in watched.items():
+            setattr(owner, attr, wrap(function, record.function_calls.setdefault(key, []), users))
             installed.append((owner, attr, function))
         hooks = torch.nn.modules.module
         register_pre = getattr(hooks, "register_module_forward_pre_hook", None)
@@ -1293,13 +1465,7 @@ def _scan_forward(torch, model, inputs, detectors, names, errors):
             for module in model.modules():
                 handles.append(module.register_forward_pre_hook(pre_hook))
                 handles.append(module.register_forward_hook(post_hook))
-        model.eval()
-        with torch.no_grad():
-            _call(model, inputs)
-        ok = True
-    except Exception as exc:
-        errors.append("the scan's forward raised {}: {}".format(type(exc).__name__, _error(exc)["message"][:300]))
-        ok = False
+        yield record
     finally:
         for owner, attr, function in reversed(installed):
             with contextlib.suppress(Exception):
@@ -1307,28 +1473,26 @@ def _scan_forward(torch, model, inputs, detectors, names, errors):
         for handle in handles:
             with contextlib.suppress(Exception):
                 handle.remove()
+        produced.clear()
+
+
+def _scan_forward(torch, model, inputs, detectors, names, errors):
+    """One eval-mode, no_grad forward under _recording, then each dynamic detector reads the record; every module's
+    training flag is restored. False (with a note) when the forward raised."""
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        with _recording(torch, model, names, detectors) as record:
+            model.eval()
+            with torch.no_grad():
+                _call(model, inputs)
+    except Exception as exc:
+        errors.append("the scan's forward raised {}: {}".format(type(exc).__name__, _error(exc)["message"][:300]))
+        return False
+    finally:
         for module, flag in flags:
             module.training = flag
-    if not ok:
-        return False
-    for detector in shared:
-        for key, count in calls.items():
-            module = keep[key]
-            name = names.get(key)
-            if name is None or count < detector["min_calls"] or not isinstance(module, detector["classes"]):
-                continue
-            if detector["feeds_into"] is not None:
-                fed = [c for c in consumers.get(key, []) if isinstance(c, detector["feeds_into"])]
-                fed_names = []
-                for consumer in fed:
-                    consumer_name = names.get(id(consumer))
-                    if consumer_name is not None and consumer_name not in fed_names:
-                        fed_names.append(consumer_name)
-                if not fed_names:
-                    continue
-                detector["feeds"][name] = fed_names
-            detector["hits"].setdefault(name, module)
-    produced.clear()
+    for detector in detectors:
+        detector.detect(record, names)
     return True
 
 
@@ -1350,32 +1514,32 @@ def _scan(torch, model, inputs, constructs, load_errors):
         seen.add(cid)
         detectors = []
         for index, raw in enumerate(construct["detect"]):
-            detector = _prepare_detector(raw, f"{cid}[{index}]", errors)
+            detector = _Detector.build(raw, f"{cid}[{index}]", errors)
             if detector is not None:
                 detectors.append(detector)
         plan.append((cid, construct["detect"], detectors))
     every = [d for _, _, ds in plan for d in ds]
     for detector in every:
-        if detector["kind"] in ("module-subclass", "module-class", "module-attr", "eval-in-train"):
+        if not detector.dynamic:
             for name, module in named:
-                if _static_match(detector, module):
-                    detector["hits"].setdefault(name or ROOT_NAME, module)
-            detector["ran"] = True
-    dynamic = [d for d in every if d["kind"] in ("function-call", "shared-module")]
+                if detector.match(module):
+                    detector.hits.setdefault(name or ROOT_NAME, module)
+            detector.ran = True
+    dynamic = [d for d in every if d.dynamic]
     if dynamic and _scan_forward(torch, model, inputs, dynamic, names, errors):
         for detector in dynamic:
-            detector["ran"] = True
+            detector.ran = True
     found = {}
     for cid, raw, detectors in plan:
-        ran = [d for d in detectors if d["ran"]]
+        ran = [d for d in detectors if d.ran]
         if not ran:
             errors.append(f"{cid}: not checked (none of its {_count(len(raw), 'detector')} could run)")
             continue
         hits, feeds = {}, {}
         for detector in ran:
-            for name, module in detector["hits"].items():
+            for name, module in detector.hits.items():
                 hits.setdefault(name, module)
-            for name, fed in detector["feeds"].items():
+            for name, fed in detector.feeds.items():
                 merged = feeds.setdefault(name, [])
                 merged.extend(f for f in fed if f not in merged)
         layers = sorted(hits, key=lambda n: (order.get(n, len(order)), n))
@@ -1384,7 +1548,7 @@ def _scan(torch, model, inputs, constructs, load_errors):
             path = _class_path(type(hits[name]))
             classes[path] = classes.get(path, 0) + 1
         entry = {"count": len(layers), "layers": layers[:MAX_LAYERS], "classes": classes}
-        if any(d["kind"] == "shared-module" and d["feeds_into"] is not None for d in detectors):
+        if any(isinstance(d, _SharedModule) and d.feeds_into is not None for d in detectors):
             entry["feeds"] = {name: feeds[name] for name in layers if name in feeds}
         found[cid] = entry
     return {"constructs": found, "errors": errors}
@@ -1521,111 +1685,69 @@ def _user_fold(torch, api, model, inputs, aimet_input, layer_of, into, key):
         raise _StageOutcome("silent-fail", "not_folded", left, layers=unfolded)
 
 
-def _user_stages(torch, api, model, inputs, label, timings, frozen_by_design, api_reason):
-    """prepare -> quantsim -> compute_encodings -> qat_step, then fold and fold_prepared: (stages, fold, bn)."""
-    case = {"model": label, "mode": "train", "stages": []}
-    fold = {"original": None, "prepared": None}
-    if api is None:
-        for stage in USER_STAGES:
-            _skip(case, stage, api_reason, with_layers=True)
-        return case["stages"], fold, None
-    totals, state = {}, {"bn": None}
-    try:
-        pristine = copy.deepcopy(model)  # prepare_model shares the user's layers; QuantSim and QAT change them
-    except Exception as exc:
-        pristine, state["copy_error"] = None, exc
-    aimet_input = _aimet_input(model, inputs)
+class _UserModel(_Subject):
+    """The user's model (or its fixed rerun), in train mode; layers by their qualified names. Folds: the original
+    model (a pristine copy taken before prepare_model, which shares its layers) and the prepared one."""
 
-    def prepare():
-        prepared = api.prepare_model(model)
-        state["prepared"] = prepared
+    with_layers = True
+
+    def __init__(self, case, model, inputs, frozen_by_design):
+        super().__init__(case, model, inputs, _aimet_input(model, inputs), frozen_by_design)
+        self.fold_outcomes = {"original": None, "prepared": None}
+        self.copy_error = None
+        try:
+            self.pristine = copy.deepcopy(model)  # QuantSim and QAT change the layers prepare_model shares
+        except Exception as exc:
+            self.pristine, self.copy_error = None, exc
+
+    def after_prepare(self, prepared, state):
         try:
             state["prepared_copy"] = copy.deepcopy(prepared)  # for fold_prepared, before QuantSim wraps it
         except Exception as exc:
             state["prepared_copy_error"] = exc
+
+    def check_prepare(self, torch, prepared):
         status, check, measured, reason, layers = _check_user_prepare(
-            torch, pristine, prepared, inputs, frozen_by_design
+            torch, self.pristine, prepared, self.inputs, self.frozen_by_design
         )
         if status != "pass":
             raise _StageOutcome(status, check, measured, reason, layers)
 
-    ok, _ = _run_stage(case, "prepare", prepare, totals, with_layers=True)
-    prepared = state.get("prepared")
+    def fold(self, torch, api, state, totals):
+        def fold_original():
+            if self.pristine is None:
+                raise self.copy_error
+            source = copy.deepcopy(self.pristine).eval()
+            _user_fold(torch, api, source, self.inputs, self.aimet_input, {}, self.fold_outcomes, "original")
 
-    def quantsim():
-        state["sim"] = api.sim_class(prepared, dummy_input=aimet_input)
+        def fold_prepared():
+            if "prepared_copy" not in state:
+                raise state["prepared_copy_error"]
+            source = copy.deepcopy(state["prepared_copy"]).eval()
+            layer_of = {target: layer for target, layer, _ in _bn_nodes(torch, source) if target is not None}
+            _user_fold(torch, api, source, self.inputs, self.aimet_input, layer_of, self.fold_outcomes, "prepared")
 
-    def compute_encodings():
-        with torch.no_grad():
-            state["sim"].compute_encodings(lambda m, _: _call(m, inputs), None)
+        self.run("fold", fold_original, totals)
+        if state.get("prepared") is None:
+            self.skip("fold_prepared", "prepare failed")
+        else:
+            self.run("fold_prepared", fold_prepared, totals)
 
-    def qat_step():
-        sim_model = state["sim"].model
-        before = {}
-        for name, buf in sim_model.named_buffers():
-            if buf is not None and name.rsplit(".", 1)[-1] in RUNNING_STATS:
-                before[name] = buf.detach().clone()
-        sim_model.train()
-        params = [p for p in sim_model.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=0.01) if params else None
-        if optimizer is not None:
-            optimizer.zero_grad()
-        loss = _loss(_call(sim_model, inputs))
-        loss.backward()
-        if optimizer is not None:
-            optimizer.step()
-        after = dict(sim_model.named_buffers())
-        moved_by_layer, changed = {}, 0
-        for name, old in before.items():
-            new = after.get(name)
-            moved = new is None or tuple(new.shape) != tuple(old.shape) or not torch.equal(new.detach(), old)
-            changed += int(moved)
-            layer = _strip_wrappers(name.rpartition(".")[0]) or ROOT_NAME
-            moved_by_layer[layer] = moved_by_layer.get(layer, False) or moved
-        frozen = [layer for layer, moved in moved_by_layer.items() if not moved]
-        state["bn"] = {"buffers": len(before), "changed": changed, "frozen_layers": frozen[:MAX_LAYERS]}
-        flagged = [layer for layer in frozen if layer not in frozen_by_design]
-        if flagged:
-            raise _StageOutcome(
-                "silent-fail",
-                "bn_stats_frozen",
-                f"{changed} of {len(before)} BatchNorm running-stat buffers changed during the QAT step; "
-                f"{_count(len(flagged), 'layer')} frozen: {_some(flagged)}",
-                layers=flagged,
-            )
 
-    chain = (("quantsim", quantsim), ("compute_encodings", compute_encodings), ("qat_step", qat_step))
-    blocker = None if ok and prepared is not None else "prepare failed"
-    for stage, body in chain:
-        if blocker is not None:
-            _skip(case, stage, blocker, with_layers=True)
-            continue
-        ok, _ = _run_stage(case, stage, body, totals, with_layers=True)
-        if not ok:
-            blocker = f"{stage} failed"
-
-    def fold_original():
-        if pristine is None:
-            raise state["copy_error"]
-        source = copy.deepcopy(pristine).eval()
-        _user_fold(torch, api, source, inputs, aimet_input, {}, fold, "original")
-
-    def fold_prepared():
-        if "prepared_copy" not in state:
-            raise state["prepared_copy_error"]
-        source = copy.deepcopy(state["prepared_copy"]).eval()
-        layer_of = {target: layer for target, layer, _ in _bn_nodes(torch, source) if target is not None}
-        _user_fold(torch, api, source, inputs, aimet_input, layer_of, fold, "prepared")
-
-    _run_stage(case, "fold", fold_original, totals, with_layers=True)
-    if prepared is None:
-        _skip(case, "fold_prepared", "prepare failed", with_layers=True)
-    else:
-        _run_stage(case, "fold_prepared", fold_prepared, totals, with_layers=True)
+def _user_stages(torch, api, model, inputs, label, timings, frozen_by_design, api_reason):
+    """The pipeline on the user's model: (stages, fold, bn)."""
+    case = {"model": label, "mode": "train", "stages": []}
+    if api is None:
+        for stage in USER_STAGES:
+            _skip(case, stage, api_reason, with_layers=True)
+        return case["stages"], {"original": None, "prepared": None}, None
+    totals = {}
+    subject = _UserModel(case, model, inputs, frozen_by_design)
+    _run_pipeline(torch, api, subject, totals)
     for stage in USER_STAGES:
         if stage in totals:
             timings["stage." + stage] = _rounded(totals[stage])
-    return case["stages"], fold, state["bn"]
+    return case["stages"], subject.fold_outcomes, subject.bn
 
 
 def _user_pipeline(torch, api, model, inputs, label, scan_plan, timings, api_reason):
