@@ -675,11 +675,11 @@ def _skip(case, stage, reason, with_layers=False):
     _event(event="stage-end", model=case["model"], mode=case["mode"], stage=stage, status="skipped")
 
 
-def _qat_step(torch, sim_model, inputs, frozen_by_design):
-    """One QAT training step on the QuantSim model (forward, backward, SGD step); returns {"buffers", "changed",
-    "frozen_layers"} and raises bn_stats_frozen when a BatchNorm layer's running statistics did not move (layers in
-    eval mode by the model's own design excepted). Only running_mean/running_var count: num_batches_tracked is a
-    step counter, which can move while the statistics stay frozen, so counting it could hide a freeze."""
+def _qat_step(torch, sim_model, subject):
+    """One QAT training step on the QuantSim model (forward, backward, SGD step); sets subject.bn to {"buffers",
+    "changed", "frozen_layers"} and raises bn_stats_frozen when a BatchNorm layer's running statistics did not move
+    (layers in eval mode by the model's own design excepted). Only running_mean/running_var count:
+    num_batches_tracked is a step counter, which can move while the statistics stay frozen (it could hide a freeze)."""
     before = {}
     for name, buf in sim_model.named_buffers():
         if buf is not None and name.rsplit(".", 1)[-1] in RUNNING_STATS:
@@ -689,7 +689,7 @@ def _qat_step(torch, sim_model, inputs, frozen_by_design):
     optimizer = torch.optim.SGD(params, lr=0.01) if params else None
     if optimizer is not None:
         optimizer.zero_grad()
-    loss = _loss(_call(sim_model, inputs))
+    loss = _loss(_call(sim_model, subject.inputs))
     loss.backward()
     if optimizer is not None:
         optimizer.step()
@@ -702,8 +702,8 @@ def _qat_step(torch, sim_model, inputs, frozen_by_design):
         layer = _strip_wrappers(name.rpartition(".")[0]) or ROOT_NAME
         moved_by_layer[layer] = moved_by_layer.get(layer, False) or moved
     frozen = [layer for layer, moved in moved_by_layer.items() if not moved]
-    bn = {"buffers": len(before), "changed": changed, "frozen_layers": frozen[:MAX_LAYERS]}
-    flagged = [layer for layer in frozen if layer not in frozen_by_design]
+    subject.bn = {"buffers": len(before), "changed": changed, "frozen_layers": frozen[:MAX_LAYERS]}
+    flagged = [layer for layer in frozen if layer not in subject.frozen_by_design]
     if flagged:
         raise _StageOutcome(
             "silent-fail",
@@ -712,7 +712,6 @@ def _qat_step(torch, sim_model, inputs, frozen_by_design):
             f"{_count(len(flagged), 'layer')} frozen: {_some(flagged)}",
             layers=flagged,
         )
-    return bn
 
 
 class _Subject:
@@ -765,7 +764,7 @@ def _run_pipeline(torch, api, subject, totals):
             state["sim"].compute_encodings(lambda m, _: _call(m, subject.inputs), None)
 
     def qat_step():
-        subject.bn = _qat_step(torch, state["sim"].model, subject.inputs, subject.frozen_by_design)
+        _qat_step(torch, state["sim"].model, subject)
 
     chain = (("quantsim", quantsim), ("compute_encodings", compute_encodings), ("qat_step", qat_step))
     blocker = None if ok and prepared is not None else "prepare failed"
