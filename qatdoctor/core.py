@@ -76,7 +76,7 @@ def target_facts(options: Options) -> tuple[Facts, dict[str, float]]:
     """Collect facts in the target interpreter, then overlay `--assume`."""
     started = time.perf_counter()
     options.progress(f"collecting facts from {options.python or 'the current interpreter'}")
-    facts = collect(options.python, runner=options.runner, timeout=options.collect_timeout)
+    facts = collect(options.python, runner=options.runner, timeout=options.collect_timeout, matrix=options.matrix)
     timings = {"collect": time.perf_counter() - started}
     facts = with_target_driver(apply_assumptions(facts, options.assume), options.target_driver)
     return facts, timings
@@ -397,6 +397,7 @@ def _timed_probe(options: Options, matrix: Matrix | None, *, stand_ins: bool = T
         model=options.model,
         constructs=matrix.constructs if matrix is not None else (),
         stand_ins=stand_ins,
+        vocabulary={k: matrix.probe_vocabulary(k[:-1]) for k in ("stages", "checks", "detectors")} if matrix else None,
     )
     return probe, time.perf_counter() - started
 
@@ -423,7 +424,7 @@ def run_probe_only(options: Options) -> Report:
 def run_resolve(options: Options) -> Report:
     """`qatdoctor resolve`: the same diagnosis for a hypothetical environment given with --assume."""
     matrix = load_matrix(options.matrix)
-    facts = infer_missing(what_if_facts(options.assume), matrix)
+    facts = infer_missing(what_if_facts(options.assume, matrix.checked_libraries()), matrix)
     return diagnose(facts, matrix, command="resolve", target="hypothetical environment (--assume)")
 
 

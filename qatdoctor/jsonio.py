@@ -143,7 +143,8 @@ def model_to_dict(run: ModelRun) -> dict[str, Any]:
         "class": run.class_name,
         "modules": run.modules,
         "parameters": run.parameters,
-        "input": {"shapes": [list(s) for s in run.input_shapes]},
+        "stage": run.ended_at,
+        "input": {"shapes": [list(s) for s in run.input_shapes], "source": run.input_source},
         "scan": {
             "constructs": {
                 cid: {"count": hit.total, "layers": list(hit.layers), "classes": dict(hit.classes),
@@ -178,6 +179,10 @@ def probe_to_dict(probe: ProbeRun) -> dict[str, Any]:
         "versions": dict(probe.versions),
         "timings": dict(probe.timings),
         "stderr_tail": probe.stderr_tail,
+        "probe_error": _error_to_dict(probe.probe_error),
+        "notes": list(probe.notes),
+        "quantsim_module": probe.quantsim_module,
+        "api_requested": probe.api_requested,
         "cases": [
             {
                 "model": case.model,
@@ -279,6 +284,10 @@ def probe_from_dict(data: Mapping[str, Any] | None) -> ProbeRun | None:
             timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
             reason=_opt_str(data.get("reason")),
             model=model_from_dict(data.get("model")),
+            probe_error=_error_from_dict(data.get("probe_error")),
+            notes=tuple(map(str, data.get("notes") or ())),
+            quantsim_module=_opt_str(data.get("quantsim_module")),
+            api_requested=_opt_str(data.get("api_requested")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"report JSON: `probe` is malformed ({type(exc).__name__}: {exc})") from None
@@ -297,8 +306,9 @@ def _stage_from_dict(s: Mapping[str, Any]) -> StageResult:
     )
 
 
-def model_from_dict(data: Any) -> ModelRun | None:
-    """The probe's `"model"` object (the user's model run) as data; raises KeyError/TypeError/ValueError."""
+def model_from_dict(data: Any, *, spec: str | None = None) -> ModelRun | None:
+    """The probe's `"model"` object (the user's model run) as data; raises KeyError/TypeError/ValueError. `spec`:
+    the fixed rerun's (`model.fixed` carries none of its own)."""
     if data is None:
         return None
     if not isinstance(data, Mapping):
@@ -307,14 +317,16 @@ def model_from_dict(data: Any) -> ModelRun | None:
     bn = data.get("bn") or {}
     fixed = data.get("fixed")
     return ModelRun(
-        spec=str(data["spec"]),
-        status=str(data["status"]),
+        spec=spec if spec is not None else str(data["spec"]),
+        status=str(data["status"]) if spec is None else str(data.get("status") or "ran"),
         error=_error_from_dict(data.get("error")),
         reason=_opt_str(data.get("reason")),
         class_name=_opt_str(data.get("class")),
         modules=int(data.get("modules") or 0),
         parameters=int(data.get("parameters") or 0),
         input_shapes=tuple(tuple(int(d) for d in shape) for shape in (data.get("input") or {}).get("shapes") or ()),
+        input_source=_opt_str((data.get("input") or {}).get("source")),
+        ended_at=_opt_str(data.get("stage")),
         constructs={
             str(cid): ConstructHit(
                 total=int(hit.get("count") or 0),
@@ -332,7 +344,7 @@ def model_from_dict(data: Any) -> ModelRun | None:
         frozen_layers=tuple(map(str, bn.get("frozen_layers") or ())),
         timings={str(k): float(v) for k, v in (data.get("timings") or {}).items() if isinstance(v, (int, float))},
         fixes=dict(fixed["fixes"]) if isinstance(fixed, Mapping) and isinstance(fixed.get("fixes"), Mapping) else None,
-        fixed=model_from_dict({"status": "ran", **fixed, "spec": data["spec"]}) if isinstance(fixed, Mapping) else None,
+        fixed=model_from_dict(fixed, spec=str(data["spec"])) if isinstance(fixed, Mapping) else None,
     )
 
 
@@ -345,6 +357,7 @@ def _fold_from_dict(data: Any) -> FoldOutcome | None:
         max_abs_diff=_opt_float(data.get("max_abs_diff")),
         output_scale=_opt_float(data.get("output_scale")),
         relative=_opt_float(data.get("relative")),
+        randomized_stats=_opt_int(data.get("randomized_stats")),
     )
 
 

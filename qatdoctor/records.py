@@ -382,6 +382,11 @@ class ErrorInfo(NamedTuple):
     message: str
     frames: tuple[str, ...] = ()
 
+    def first_line(self, limit: int = 240) -> str:
+        """`Type: the message's first non-blank line` (cut at `limit`); just `Type` for an empty message."""
+        line = next((text.strip() for text in self.message.splitlines() if text.strip()), "")
+        return f"{self.type}: {line[:limit]}" if line else self.type
+
 
 class StageResult(NamedTuple):
     """One stage of one probe case; `layers` names the user's layers a check found (with --model)."""
@@ -425,6 +430,7 @@ class FoldOutcome(NamedTuple):
     max_abs_diff: float | None = None
     output_scale: float | None = None
     relative: float | None = None
+    randomized_stats: int | None = None  # BN layers at identity statistics given random ones first (fold visible)
 
 
 class ModelSpec(NamedTuple):
@@ -456,6 +462,8 @@ class ModelRun(NamedTuple):
     timings: Mapping[str, float] = MappingProxyType({})
     fixes: Mapping[str, object] | None = None
     fixed: ModelRun | None = None
+    ended_at: str | None = None  # where a run that did not finish ended: factory, scan, a stage, fixes
+    input_source: str | None = None  # "factory" or "--input-shape"
 
     @property
     def ran(self) -> bool:
@@ -481,6 +489,10 @@ class ProbeRun(NamedTuple):
     timings: Mapping[str, float] = MappingProxyType({})
     reason: str | None = None
     model: ModelRun | None = None
+    probe_error: ErrorInfo | None = None  # a failure of the probe script itself (not of AIMET or the model)
+    notes: tuple[str, ...] = ()  # what the probe ignored of its request, or could not do with it
+    quantsim_module: str | None = None  # the module QuantizationSimModel came from
+    api_requested: str | None = None  # AIMET_DEFAULT_API as the probe saw it
 
 
 class MatrixInfo(NamedTuple):

@@ -213,23 +213,31 @@ def _listed(report: object, key: str) -> list[str]:
 
 
 def _not_examined(run: ModelRun) -> Finding:
-    """The factory failed, the spec did not resolve, or the process died in the model: no verdict about it."""
+    """The model did not run through the pipeline (its spec, factory or input failed; it raised, was interrupted,
+    crashed or hung somewhere; the run stopped early): a failure about the model, at the place it stopped."""
     what = {
         "bad-spec": "could not be loaded",
         "factory-failed": "factory failed",
         "bad-input": "has no example input",
         "crashed": "crashed the process",
+        "timeout": "did not finish within the probe's time limit",
+        "interrupted": "was interrupted",
+        "failed": "could not be run",
+        "incomplete": "did not run through every stage",
     }.get(run.status, run.status)
-    error = f"{run.error.type}: {run.error.message.splitlines()[0][:300]}" if run.error else None
+    loading = run.status in ("bad-spec", "factory-failed", "bad-input")  # the title says where already
+    where = f" during {run.ended_at}" if run.ended_at and not loading else ""
+    error = run.error.first_line(300) if run.error else None
     return Finding(
         id=f"model.{run.status}",
-        title=f"Your model {what}: {error or run.reason or run.spec}",
+        title=f"Your model {what}{where}: {error or run.reason or run.spec}",
         severity=Severity.ERROR,
         status=Status.FAIL,
         origin="probe",
         summary=f"qatdoctor could not examine {run.spec} in the target environment, so the caveats below stay "
         "caveats. Fix the factory (it runs in the target interpreter, with its file's directory on sys.path), "
-        "or pass --input-shape when it returns only a module.",
+        "or pass --input-shape when it returns only a module."
+        + (" A larger --probe-timeout helps when it is only slow." if run.status == "timeout" else ""),
         evidence=tuple(x for x in (run.reason, *(run.error.frames if run.error else ())) if x),
         headline=run.reason,
         scope=Scope.MODEL,
@@ -245,7 +253,7 @@ def _headline(stages: Sequence[StageResult]) -> str | None:
 def describe(stage: StageResult) -> str:
     """One line for a stage of the user's model: the error, or the check and what it measured."""
     if stage.error is not None:
-        text = f"{stage.stage}: {stage.error.type}: {stage.error.message.splitlines()[0][:240]}"
+        text = f"{stage.stage}: {stage.error.first_line(240)}"
     else:
         text = f"{stage.stage}: {stage.check or stage.status.value}: {stage.measured or stage.reason or ''}".rstrip()
     return text + (f" ({shown(stage.layers)})" if stage.layers and stage.error is not None else "")

@@ -46,7 +46,7 @@ class Observation:
     def describe(self) -> str:
         where = "import" if self.stage == "import" else f"{self.model}/{self.mode} {self.stage}"
         if self.error is not None:
-            return f"{where}: {self.error.type}: {self.error.message.splitlines()[0][:240]}"
+            return f"{where}: {self.error.first_line(240)}"
         return f"{where}: {self.check}: {self.measured}"
 
 

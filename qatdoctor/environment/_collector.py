@@ -1,4 +1,10 @@
-"""Stdlib-only environment collector, run as a script inside the target interpreter; prints one JSON object."""
+"""Stdlib-only environment collector, run as a script inside the target interpreter; prints one JSON object.
+
+Usage: TARGET_PYTHON _collector.py --request '{"packages": [...], "libraries": [...]}'
+The request says what to look for: the distributions to read the versions of (qatdoctor's package facts) and the
+shared libraries to find (every soname the matrix tests: [[aimet]] system_libs and the `lib:` facts of its rules).
+Without one, no package or library is looked for. The response's sections are described in environment/facts.py.
+"""
 
 # Runs under the *target* Python, 3.8 or newer: Python 3.8 syntax and stdlib only. Annotations are never
 # evaluated (the __future__ import), so builtin generics are fine there, but nowhere else. It must never
@@ -21,26 +27,12 @@ from typing import Any
 
 COLLECTOR_VERSION = 1
 MIN_PYTHON = (3, 8)
-PACKAGES = (
-    "aimet-torch",
-    "aimet-common",
-    "aimet-onnx",
-    "torch",
-    "torchvision",
-    "numpy",
-    "onnx",
-    "mmengine",
-    "mmcv",
-    "mmcv-lite",
-    "timm",
-)
 # (top-level package, file inside it): the first one found records the torch aimet was built against.
 AIMET_BUILD_FILES = (
     ("aimet_torch", "_version.py"),
     ("aimet_common", "_deps.py"),
     ("aimet_torch", "common/_deps.py"),
 )
-LIBRARIES = ("liblapacke.so.3", "libcublas.so.12")
 ENV_VARS = ("AIMET_DEFAULT_API", "CUDA_VISIBLE_DEVICES")
 DRIVER_FILES = ("/sys/module/nvidia/version", "/proc/driver/nvidia/version")
 NVIDIA_SMI_FALLBACKS = ("/usr/bin/nvidia-smi", "/usr/lib/wsl/lib/nvidia-smi")
@@ -260,9 +252,9 @@ def scan_distributions(wanted: list[str]) -> tuple[dict[str, str], list[str]]:
     return found, missing
 
 
-def probe_packages(unknown: dict[str, str]) -> dict[str, Any]:
-    result: dict[str, Any] = dict.fromkeys(PACKAGES)
-    found, slow = scan_distributions(list(PACKAGES))
+def probe_packages(unknown: dict[str, str], packages: list[str]) -> dict[str, Any]:
+    result: dict[str, Any] = dict.fromkeys(packages)
+    found, slow = scan_distributions(list(packages))
     result.update(found)
     if slow:
         from importlib import metadata
@@ -279,7 +271,7 @@ def probe_packages(unknown: dict[str, str]) -> dict[str, Any]:
                 result[name] = str(version)
             else:
                 unknown[f"packages.{name}"] = "installed, but its metadata has no version"
-    if result["mmcv"] is None and result["mmcv-lite"]:  # mmcv-lite installs the same `mmcv` package, minus ops
+    if "mmcv" in result and result["mmcv"] is None and result.get("mmcv-lite"):  # mmcv-lite: `mmcv`, minus ops
         result["mmcv"] = result["mmcv-lite"]
     return result
 
@@ -428,27 +420,31 @@ def loader_cache(machine: str) -> tuple[dict[str, str] | None, str | None]:
 
 
 def nvidia_wheel_lib(soname: str) -> str | None:
-    """pip's nvidia-cublas-cu12 (which torch preloads) puts it in site-packages/nvidia/cublas/lib."""
+    """pip's nvidia-* wheels (which torch preloads) put their libraries in site-packages/nvidia/<name>/lib."""
     try:
         roots = package_dirs("nvidia")  # a namespace package: nothing is executed
+        for root in roots:
+            for sub in sorted(os.listdir(root)):
+                if (root / sub / "lib" / soname).is_file():
+                    return f"site-packages nvidia/{sub}/lib"
     except Exception:
         return None
-    if any((root / "cublas" / "lib" / soname).is_file() for root in roots):
-        return "site-packages nvidia/cublas/lib"
     return None
 
 
-def probe_libraries(unknown: dict[str, str], machine: str) -> dict[str, Any]:
+def probe_libraries(unknown: dict[str, str], machine: str, libraries: list[str]) -> dict[str, Any]:
+    if not libraries:
+        return {}
     cache, cache_error = loader_cache(machine)
     ld_dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     default_dirs = ["/lib64", "/usr/lib64", "/lib", "/usr/lib", f"/lib/{machine}-linux-gnu"]
     default_dirs.append(f"/usr/lib/{machine}-linux-gnu")
     result: dict[str, Any] = {}
-    for soname in LIBRARIES:
+    for soname in libraries:
         where = cache.get(soname) if cache is not None else None
         if where is None:
             where = next((str(Path(d, soname)) for d in ld_dirs if Path(d, soname).is_file()), None)
-        if where is None and soname.startswith("libcublas."):
+        if where is None:
             where = nvidia_wheel_lib(soname)
         if where is None and cache is None:  # no loader cache to ask: try the loader's default directories
             where = next((str(Path(d, soname)) for d in default_dirs if Path(d, soname).is_file()), None)
@@ -511,7 +507,19 @@ class Redactor:
         return value
 
 
-def collect() -> dict[str, Any]:
+def read_request(argv: list[str]) -> dict[str, list[str]]:
+    """`--request JSON` -> {"packages": [...], "libraries": [...]} (names only; anything else is ignored)."""
+    request: Any = {}
+    if len(argv) == 2 and argv[0] == "--request":
+        with contextlib.suppress(ValueError):
+            request = json.loads(argv[1])
+    if not isinstance(request, dict):
+        request = {}
+    lists = {key: request.get(key) for key in ("packages", "libraries")}
+    return {key: [str(v) for v in value] if isinstance(value, list) else [] for key, value in lists.items()}
+
+
+def collect(request: dict[str, list[str]]) -> dict[str, Any]:
     unknown: dict[str, str] = {}
     payload: dict[str, Any] = {"collector": COLLECTOR_VERSION}
 
@@ -525,11 +533,11 @@ def collect() -> dict[str, Any]:
 
     section("python", probe_python)
     machine = section("platform", probe_platform).get("machine") or ""
-    packages = section("packages", probe_packages)
+    packages = section("packages", probe_packages, request["packages"])
     section("torch_build", probe_torch_build, bool(packages.get("torch")))
     section("aimet_build", probe_aimet_build)
     section("nvidia", probe_nvidia)
-    section("libraries", probe_libraries, machine)
+    section("libraries", probe_libraries, machine, request["libraries"])
     payload["env"] = {name: os.environ.get(name) for name in ENV_VARS}
     payload["unknown"] = unknown
     return payload
@@ -540,7 +548,7 @@ def main() -> int:
         found = ".".join(str(part) for part in sys.version_info[:3])
         sys.stderr.write(f"qatdoctor collector: Python {found} is too old: qatdoctor needs 3.8+ in the target\n")
         return 3
-    payload = collect()
+    payload = collect(read_request(sys.argv[1:]))
     try:
         payload = Redactor(home_dirs(), host_names()).walk(payload)
     except Exception as exc:  # never let anything out unredacted

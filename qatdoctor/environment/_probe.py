@@ -1,51 +1,111 @@
 """qatdoctor probe: tiny models through the real AIMET (aimet-torch) QAT pipeline, run in the *target* interpreter.
 
-Usage: TARGET_PYTHON _probe.py [--models m1,m2] [--modes train,eval]   (with OMP_NUM_THREADS=1)
-         [--model SPEC [--input-shape 1,3,320,320] [--constructs FILE] [--with-fixes FIXES_PY]]
+Usage: TARGET_PYTHON _probe.py --request FILE   (with OMP_NUM_THREADS=1; what qatdoctor runs)
+   or, by hand: _probe.py [--models m1,m2] [--modes train,eval] [--model SPEC [--input-shape 1,3,320,320]
+                [--constructs FILE] [--with-fixes FIXES_PY]]   (the same request, as options)
 
-Contract (qatdoctor/environment/probe.py depends on it):
+This docstring is the protocol, in one place: the request qatdoctor sends, the response it reads
+(qatdoctor/environment/probe.py decodes it; tests/environment/test_probe_protocol.py fails when the script writes
+a field not listed here, or the decoder ignores one that is).
+
+Contract:
 * self-contained: stdlib + torch + aimet_torch only, Python 3.8+; writes no file; never raises; exit status 0;
 * everything torch/AIMET print goes to stderr (fd 1 is pointed at fd 2 first thing); ONE JSON object (one line)
   is written to the real stdout at the very end;
 * progress on stderr, one flushed line each, `@qatdoctor-probe {json}`: {"event": "import-start"|"import-end",
-  "what": "torch"|"aimet_torch"} and {"event": "stage-start"|"stage-end", "model", "mode", "stage", "status"},
-  so that a crash or a hang can be placed exactly.
+  "what"}, {"event": "stage-start"|"stage-end", "model", "mode", "stage", "status"} ("model": "@model" or
+  "@model-fixed" for the user's model), "model-start" (spec), "scan-start"/"scan-end", "fixes-start"/"fixes-end",
+  "model-end", so that a crash or a hang can be placed exactly (in a stage, or in the model's factory, scan, fixes).
 
-Output: {"probe": 1, "versions": {"python", "torch", "aimet-torch", "numpy", "torchvision"} (those found),
-"api": {"selected": "v1"|"v2"|null, "requested": $AIMET_DEFAULT_API|null, "quantsim_module", "reason"},
-"import": {"status": "pass"|"fail", "seconds", "error"}, "cases": [{"model", "mode", "description", "stages":
-[{"stage", "status", "seconds", "error", "check", "measured", "reason"}]}], "timings": {"import_torch",
-"import_aimet", "cases", "stage.<name>", "total"}}, plus "notes" (ignored arguments) and "probe_error" (a bug in
-this script) when there are any. An error is {"type", "message" (at most 2000 chars, package directories cut),
-"frames": the last 8 as "aimet_torch/x.py:12 in forward"}.
+Request fields (a JSON object in the file `--request` names; a field left out takes its default):
+  protocol                 PROTOCOL; another value is noted in the response's notes
+  stand_ins[]              stand-in models to run (default: all of MODELS; [] for none)
+  modes[]                  modes for the stand-ins: train, eval (default: both)
+  stages[]                 the stages the matrix declares ([[probe_term]] stage); any not implemented -> unsupported
+  checks[]                 the silent checks the matrix declares; any not implemented -> unsupported
+  detectors[]              the detector kinds the matrix declares; any not implemented -> unsupported
+  model                    null, or the user's model: {"spec", "input_shape", "with_fixes"}
+  model.spec               `path/to/file.py:callable` or `package.module:callable`
+  model.input_shape[]      the example input's shape when the factory returns only a module
+  model.with_fixes         path of qatdoctor's fixes.py: rerun the pipeline on a fresh model after apply_fixes
+  constructs[]             [{"id", "detect": [detector, ...]}]: the matrix's constructs to scan the model for
 
-Every failure is data: a stage is `pass`, `fail` (it raised), `silent-fail` (no exception, but a check found the
-result wrong: `check` and `measured` say which and by how much), `skipped` (`reason`) or `unknown` (the check
-itself could not run, `reason`). Stages per case: prepare, quantsim, compute_encodings, qat_step (each needs the
-one before), fold (independent: it runs on a fresh copy of the model in eval mode, so its result is computed once
-per model and shared by the modes).
+Response fields (one JSON object; an unset field is null until known):
+  probe                    PROTOCOL
+  versions.*               python, torch, aimet-torch, numpy, torchvision: those found
+  api.selected             v1 | v2 | null: the AIMET API driven
+  api.requested            $AIMET_DEFAULT_API as seen
+  api.quantsim_module      the module QuantizationSimModel came from
+  api.reason               why that API
+  import.status            pass | fail: importing torch and aimet_torch
+  import.seconds           how long the imports took
+  import.error             ERROR
+  cases[].model            a stand-in's id
+  cases[].mode             train | eval
+  cases[].description      what the stand-in is
+  cases[].stages[]         STAGE
+  timings.*                import_torch, import_aimet, cases, stage.<name>, total (seconds)
+  notes[]                  what of the request was ignored, and why
+  unsupported.*            request words (stages, checks, detectors) this script does not implement
+  probe_error              ERROR: a bug of this script (what it measured before stays)
+  model                    MODEL (absent without a model in the request)
+  model.fixed              MODEL without spec/class/modules/parameters/input, plus fixes: the rerun after fixes
+  model.fixed.fixes        fixes.apply_fixes' report (swapped, refused, ...)
+MODEL fields:
+  spec                     as requested
+  status                   ran | bad-spec | factory-failed | bad-input | fixes-failed (the fixed rerun) |
+                           interrupted (a BaseException that is not an Exception) | failed (an exception that
+                           escaped a stage or the scan): anything but ran means the model did not run through
+  stage                    where a run that is not `ran` stopped: factory, scan, fixes or a stage
+  error                    ERROR
+  reason                   one line for a person
+  class                    the model's class path (a model file's private module shown as its stem)
+  modules                  number of modules
+  parameters               number of parameters
+  input.shapes[]           the example input's tensor shapes
+  input.source             factory | --input-shape
+  scan                     null (no constructs requested), else the construct scan of the model as it is (train())
+  scan.constructs.*        per construct id: count, layers (<= 200 qualified names), classes {class path: n},
+                           feeds (shared-module detectors with `feeds`: {shared layer: [BN layers]})
+  scan.errors[]            detectors that could not run, and why
+  stages[]                 STAGE: prepare, quantsim, compute_encodings, qat_step (train mode, each needs the one
+                           before), fold (the original model, eval copy), fold_prepared (the prepared model)
+  fold.original            FOLD
+  fold.prepared            FOLD
+  bn.buffers               BatchNorm running-stat buffers in the QAT step
+  bn.changed               how many the step changed
+  bn.frozen_layers[]       BN layers none of whose buffers changed
+  timings.*                build, scan, fixes, stage.<name> (seconds)
+STAGE fields:
+  stage                    the stage's name
+  status                   pass | fail (it raised) | silent-fail (no exception, a check found the result wrong) |
+                           skipped (reason) | unknown (the check could not run, reason)
+  seconds                  how long it took
+  error                    ERROR
+  check                    the silent check that failed (CHECKS)
+  measured                 what the check measured
+  reason                   why skipped or unknown
+  layers[]                 the user's model only: the layers the check names
+ERROR fields:
+  type                     the exception's class name
+  message                  at most 2000 chars, package directories cut (may be empty)
+  frames[]                 the last 8 frames as "aimet_torch/x.py:12 in forward"
+FOLD fields:
+  pairs                    conv-BN pairs fold_all_batch_norms folded
+  unfolded[]               BN layers left
+  max_abs_diff             output change the fold caused
+  output_scale             the output's max |value|
+  relative                 max_abs_diff / output_scale
+  randomized_stats         BN layers at mean 0 / var 1 given random statistics first (on the fold's own copy), so
+                           a wrong fold is visible
 
-The user's own model (after the stand-ins, same process): `--model path/to/file.py:callable` (the file's directory
-goes first on sys.path; imported under a private module name, shown as the file's stem) or `--model
-package.module:callable` (cwd on sys.path, like `python -m`). The callable takes no argument and returns an
-nn.Module or (module, example_input): a tensor, a tuple/list of positional inputs or a dict of keyword inputs;
-without one, `--input-shape` gives torch.randn(shape). Result key "model" (absent without --model):
-{"spec", "status": "ran"|"bad-spec"|"factory-failed"|"bad-input", "error", "reason", "class", "modules",
-"parameters", "input": {"shapes", "source": "factory"|"--input-shape"}, "scan": null (no --constructs) |
-{"constructs": {id: {"count", "layers" (≤200 qualified names), "classes": {class path: n}, "feeds" (shared-module
-detectors with `feeds`: {shared layer: [BN layers]})}}, "errors"}, "stages": [stage results as above plus "layers",
-the layers the check names], "fold": {"original": FOLD|null, "prepared": FOLD|null}, "bn": {"buffers", "changed",
-"frozen_layers"}|null, "timings": {"build", "scan", "stage.<name>"}, "fixed": null | {"status": "ran"|
-"factory-failed"|"fixes-failed", "error", "reason", "fixes" (fixes.apply_fixes' report), "scan", "stages", "fold",
-"bn", "timings" (+ "fixes")}}. FOLD = {"pairs", "unfolded" (BN layers left), "max_abs_diff", "output_scale",
-"relative", "randomized_stats" (BN layers still at mean 0 / var 1 that got random statistics on the fold's own
-copy, so that a wrong fold is visible)}. Unset fields are null until known (a model that never loaded has
-stages [], fold/bn null). Stages: prepare, quantsim, compute_encodings, qat_step (train mode, each needs the one
-before), fold (the original model, eval copy) and fold_prepared (the prepared model, eval copy). Layers carry the
-user model's qualified names ("<root>" for the model itself). Constructs: `--constructs FILE` is
-[{"id", "detect": [detector, ...]}] with the detector kinds in DETECTOR_KINDS (qatdoctor's matrix); the scan never
-changes the model. Progress events add {"event": "model-start", "spec"}, "scan-start"/"scan-end", "fixes-start"/
-"fixes-end", "model-end", and stage events with "model": "@model" (or "@model-fixed") and "mode": "train".
+Stand-in stages: prepare, quantsim, compute_encodings, qat_step (each needs the one before), fold (independent: it
+runs on a fresh copy of the model in eval mode, so its result is computed once per model and shared by the modes).
+The user's model runs after the stand-ins in the same process: a file spec puts the file's directory first on
+sys.path and imports it under a private module name; a module spec puts cwd on sys.path, like `python -m`. The
+callable takes no argument and returns an nn.Module or (module, example_input): a tensor, a tuple/list of
+positional inputs or a dict of keyword inputs. Layers carry the user model's qualified names ("<root>" for the
+model itself). The scan never changes the model.
 """
 
 import os
@@ -83,7 +143,7 @@ def _redirect_stdout():
     return real
 
 
-_REAL_STDOUT = _redirect_stdout()
+_REAL_STDOUT = _redirect_stdout() if __name__ == "__main__" else None  # imported (tests): leave fd 1 alone
 
 import copy  # noqa: E402
 import inspect  # noqa: E402
@@ -95,6 +155,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 
 PROBE_VERSION = 1
+PROTOCOL = 1  # the request's and the response's shape (the module docstring)
 EVENT_PREFIX = "@qatdoctor-probe "
 STAGES = ("prepare", "quantsim", "compute_encodings", "qat_step", "fold")
 MODES = ("train", "eval")
@@ -106,7 +167,6 @@ MAX_MESSAGE = 2000
 MAX_FRAMES = 8
 TRAIN_TOLERANCE = 1e-4  # prepared vs original, train mode
 FOLD_TOLERANCE = 1e-3  # relative to the output scale
-BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 KNOWN_PACKAGES = ("aimet_torch", "aimet_common", "torchvision", "torch", "numpy")
 # The facts the probe reports under "versions" (knowledge/vocab.CELL_FACTS; a test keeps them equal).
 VERSION_FACTS = ("python", "torch", "aimet-torch", "numpy", "torchvision")
@@ -122,19 +182,19 @@ ROOT_NAME = "<root>"
 MAX_LAYERS = 200  # names per list in the JSON (counts stay exact)
 RUNNING_STATS = ("running_mean", "running_var")
 WRAPPER_SEGMENTS = ("_module_to_wrap",)  # AIMET's v1 QuantSim wraps layers: bn -> bn._module_to_wrap
-DETECTOR_KINDS = ("module-subclass", "module-class", "module-attr", "function-call", "shared-module", "eval-in-train")
 # the silent checks a stage reports (its `check`): the matrix's [[probe_term]] kind = "check"
 CHECKS = ("training_false_baked", "train_output_mismatch", "bn_stats_frozen", "not_folded", "fold_output_changed")
 
 # id -> (description, BatchNorm pairs fold_all_batch_norms should fold, has BN that uses batch stats in train mode)
 MODELS = (
-    ("baseline", "Conv2d→BatchNorm2d→ReLU", 1, True),
-    ("bn_subclass", "Conv2d→_BatchNormXd (BatchNorm subclass outside torch.nn, like mmengine's)→SiLU", 1, True),
-    ("functional_bn", "Conv2d→F.batch_norm(x, running_mean, running_var, w, b, self.training) on own buffers", 1, True),
-    ("functional_bn_nostats", "Conv2d→F.batch_norm(x, None, None, w, b, training=True)", 0, True),
-    ("bn_no_stats", "Conv2d→BatchNorm2d(track_running_stats=False)", 0, True),
-    ("conv_silu", "Conv2d→SiLU", 0, False),
-    ("shared_conv", "one Conv2d shared by two levels, a BatchNorm2d per level (RTMDet SepBN head)", 2, True),
+    ("baseline", "Conv2d→BatchNorm2d→ReLU", 1, True, 1),
+    ("bn_subclass", "Conv2d→_BatchNormXd (BatchNorm subclass outside torch.nn, like mmengine's)→SiLU", 1, True, 1),
+    ("functional_bn", "Conv2d→F.batch_norm(x, running_mean, running_var, w, b, self.training) on own buffers",
+     1, True, 1),
+    ("functional_bn_nostats", "Conv2d→F.batch_norm(x, None, None, w, b, training=True)", 0, True, 0),
+    ("bn_no_stats", "Conv2d→BatchNorm2d(track_running_stats=False)", 0, True, 0),
+    ("conv_silu", "Conv2d→SiLU", 0, False, 0),
+    ("shared_conv", "one Conv2d shared by two levels, a BatchNorm2d per level (RTMDet SepBN head)", 2, True, 1),
 )
 MODEL_IDS = tuple(m[0] for m in MODELS)
 
@@ -144,7 +204,18 @@ _START = time.perf_counter()
 # --- output helpers -----------------------------------------------------------------------------------------
 
 
+# Where the user's model run is (the same places the host reads from the events): "factory", "scan", a stage,
+# "fixes"; None outside the model. A failure that escapes the model's run is reported at this place.
+_WHERE = {"phase": None}
+_PHASES = {"model-start": "factory", "scan-start": "scan", "fixes-start": "fixes", "model-end": None}
+
+
 def _event(**fields):
+    kind = fields.get("event")
+    if kind in _PHASES:
+        _WHERE["phase"] = _PHASES[kind]
+    elif kind == "stage-start" and str(fields.get("model")).startswith("@"):
+        _WHERE["phase"] = fields.get("stage")
     try:
         sys.stderr.write(EVENT_PREFIX + json.dumps(fields, sort_keys=True) + "\n")
         sys.stderr.flush()
@@ -539,14 +610,6 @@ def _check_prepare(torch, original, prepared, x, uses_batch_stats):
     return "pass", None, None, None
 
 
-def _bn_buffers(model):
-    out = {}
-    for name, buf in model.named_buffers():
-        if buf is not None and name.rsplit(".", 1)[-1] in BN_BUFFERS:
-            out[name] = buf.detach().clone()
-    return out
-
-
 # --- the pipeline -----------------------------------------------------------------------------------------------
 
 
@@ -612,81 +675,142 @@ def _skip(case, stage, reason, with_layers=False):
     _event(event="stage-end", model=case["model"], mode=case["mode"], stage=stage, status="skipped")
 
 
-def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
-    description, expected_folds, uses_batch_stats = next((m[1], m[2], m[3]) for m in MODELS if m[0] == model_id)
-    case = {"model": model_id, "mode": mode, "description": description, "stages": []}
+def _qat_step(torch, sim_model, subject):
+    """One QAT training step on the QuantSim model (forward, backward, SGD step); sets subject.bn to {"buffers",
+    "changed", "frozen_layers"} and raises bn_stats_frozen when a BatchNorm layer's running statistics did not move
+    (layers in eval mode by the model's own design excepted). Only running_mean/running_var count:
+    num_batches_tracked is a step counter, which can move while the statistics stay frozen (it could hide a freeze)."""
+    before = {}
+    for name, buf in sim_model.named_buffers():
+        if buf is not None and name.rsplit(".", 1)[-1] in RUNNING_STATS:
+            before[name] = buf.detach().clone()
+    sim_model.train()
+    params = [p for p in sim_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.01) if params else None
+    if optimizer is not None:
+        optimizer.zero_grad()
+    loss = _loss(_call(sim_model, subject.inputs))
+    loss.backward()
+    if optimizer is not None:
+        optimizer.step()
+    after = dict(sim_model.named_buffers())
+    moved_by_layer, changed = {}, 0
+    for name, old in before.items():
+        new = after.get(name)
+        moved = new is None or tuple(new.shape) != tuple(old.shape) or not torch.equal(new.detach(), old)
+        changed += int(moved)
+        layer = _strip_wrappers(name.rpartition(".")[0]) or ROOT_NAME
+        moved_by_layer[layer] = moved_by_layer.get(layer, False) or moved
+    frozen = [layer for layer, moved in moved_by_layer.items() if not moved]
+    subject.bn = {"buffers": len(before), "changed": changed, "frozen_layers": frozen[:MAX_LAYERS]}
+    flagged = [layer for layer in frozen if layer not in subject.frozen_by_design]
+    if flagged:
+        raise _StageOutcome(
+            "silent-fail",
+            "bn_stats_frozen",
+            f"{changed} of {len(before)} BatchNorm running-stat buffers changed during the QAT step; "
+            f"{_count(len(flagged), 'layer')} frozen: {_some(flagged)}",
+            layers=flagged,
+        )
+
+
+class _Subject:
+    """What the pipeline runs on: a stand-in case or the user's model. It holds the model (in the mode it is run
+    in), its example input (as the model takes it, and as AIMET's dummy_input), its layer naming and expectations:
+    the prepare stage's silent checks (`check_prepare`) and the fold stages (`fold`)."""
+
+    with_layers = False  # stage results name the layers a check found (the user's model)
+
+    def __init__(self, case, model, inputs, aimet_input, frozen_by_design=()):
+        self.case, self.model, self.inputs, self.aimet_input = case, model, inputs, aimet_input
+        self.frozen_by_design = set(frozen_by_design)
+        self.bn = None
+
+    def after_prepare(self, prepared, state):
+        pass
+
+    def check_prepare(self, torch, prepared):
+        raise NotImplementedError
+
+    def fold(self, torch, api, state, totals):
+        raise NotImplementedError
+
+    def skip(self, stage, reason):
+        _skip(self.case, stage, reason, with_layers=self.with_layers)
+
+    def run(self, stage, body, totals):
+        return _run_stage(self.case, stage, body, totals, with_layers=self.with_layers)
+
+
+def _run_pipeline(torch, api, subject, totals):
+    """prepare -> quantsim -> compute_encodings -> qat_step (each needs the one before), then the subject's folds;
+    every stage is recorded in subject.case. Returns the state the stages left (prepared, sim)."""
     state = {}
 
-    def build():
-        model = _build(torch, classes, model_id)
-        state["fold_source"] = copy.deepcopy(model).eval()  # untouched by every later stage
-        if mode == "train":
-            model.train()
-        else:
-            model.eval()
-        state["original"] = model
-
-    try:
-        build()
-    except Exception as exc:  # cannot happen with these models; still data
-        error = _error(exc)
-        for stage in STAGES:
-            _skip(case, stage, "model could not be built: {}: {}".format(error["type"], error["message"][:200]))
-        return case
-
     def prepare():
-        prepared = api.prepare_model(state["original"])
+        prepared = api.prepare_model(subject.model)
         state["prepared"] = prepared
-        status, check, measured, reason = _check_prepare(torch, state["original"], prepared, x, uses_batch_stats)
-        if status != "pass":
-            raise _StageOutcome(status, check, measured, reason)
+        subject.after_prepare(prepared, state)
+        subject.check_prepare(torch, prepared)
 
-    ok, _ = _run_stage(case, "prepare", prepare, totals)
+    ok, _ = subject.run("prepare", prepare, totals)
     prepared = state.get("prepared")
 
     def quantsim():
-        state["sim"] = api.sim_class(prepared, dummy_input=x)
+        state["sim"] = api.sim_class(prepared, dummy_input=subject.aimet_input)
 
     def compute_encodings():
         with torch.no_grad():
-            state["sim"].compute_encodings(lambda m, _: m(x), None)
+            state["sim"].compute_encodings(lambda m, _: _call(m, subject.inputs), None)
 
     def qat_step():
-        sim_model = state["sim"].model
-        before = _bn_buffers(sim_model)
-        sim_model.train()
-        optimizer = torch.optim.SGD([p for p in sim_model.parameters() if p.requires_grad], lr=0.01)
-        optimizer.zero_grad()
-        loss = _loss(sim_model(x))
-        loss.backward()
-        optimizer.step()
-        if not before:
-            return  # no BatchNorm running statistics: bn_stats_frozen does not apply
-        after = dict(sim_model.named_buffers())
-        changed = 0
-        for name, old in before.items():
-            new = after.get(name)
-            if new is None or tuple(new.shape) != tuple(old.shape) or not torch.equal(new.detach(), old):
-                changed += 1
-        if changed == 0:
-            raise _StageOutcome(
-                "silent-fail",
-                "bn_stats_frozen",
-                f"0 of {len(before)} BatchNorm buffers changed during the QAT step",
-            )
+        _qat_step(torch, state["sim"].model, subject)
 
     chain = (("quantsim", quantsim), ("compute_encodings", compute_encodings), ("qat_step", qat_step))
     blocker = None if ok and prepared is not None else "prepare failed"
     for stage, body in chain:
         if blocker is not None:
-            _skip(case, stage, blocker)
+            subject.skip(stage, blocker)
             continue
-        ok, _ = _run_stage(case, stage, body, totals)
+        ok, _ = subject.run(stage, body, totals)
         if not ok:
             blocker = f"{stage} failed"
+    subject.fold(torch, api, state, totals)
+    return state
 
-    def fold():
-        model = state["fold_source"]
+
+class _StandIn(_Subject):
+    """A stand-in model (MODELS) in one mode: expected fold counts and whether its BNs use batch statistics."""
+
+    def __init__(self, case, model, x, spec, fold_cache):
+        super().__init__(case, model, x, x)
+        self.model_id, _, self.expected_folds, self.uses_batch_stats, self.min_folds = spec
+        self.fold_source = copy.deepcopy(model).eval()  # untouched by every later stage
+        self.fold_cache = fold_cache
+
+    def check_prepare(self, torch, prepared):
+        status, check, measured, reason = _check_prepare(torch, self.model, prepared, self.inputs,
+                                                         self.uses_batch_stats)  # fmt: skip
+        if status != "pass":
+            raise _StageOutcome(status, check, measured, reason)
+
+    def fold(self, torch, api, state, totals):
+        """Once per model: the fold input does not depend on the mode, the other case reuses the result."""
+        earlier = self.fold_cache.get(self.model_id)
+        if earlier is None:
+            result = self.run("fold", lambda: self._fold(torch, api), totals)[1]
+            self.fold_cache[self.model_id] = (result, self.case["mode"])
+            return
+        _event(event="stage-start", model=self.model_id, mode=self.case["mode"], stage="fold", status=None)
+        reused = dict(earlier[0], seconds=0.0)
+        reused["reason"] = reused["reason"] or (
+            f"same as the {earlier[1]} case: fold always runs on a fresh copy of the model in eval mode"
+        )
+        self.case["stages"].append(reused)
+        _event(event="stage-end", model=self.model_id, mode=self.case["mode"], stage="fold", status=reused["status"])
+
+    def _fold(self, torch, api):
+        model, x = self.fold_source, self.inputs
         with torch.no_grad():
             before = model(x)
         if api.fold_takes_dummy_input:
@@ -704,33 +828,35 @@ def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
         diff = _max_abs_diff(before, after)
         scale = _max_abs(before)
         changed = diff > FOLD_TOLERANCE * max(1.0, scale)
-        # A conv shared by two levels can fold at most one of its BNs: then only the output tells.
-        partial_shared = model_id == "shared_conv" and folded == 1
-        if folded < expected_folds and not partial_shared:
+        # A conv shared by two levels can fold at most one of its BNs (min_folds): then only the output tells.
+        partial = self.min_folds <= folded < self.expected_folds
+        if folded < self.expected_folds and not partial:
             raise _StageOutcome(
                 "silent-fail",
                 "not_folded",
-                f"{_count(folded, 'conv-BN pair')} folded, expected {expected_folds}",
+                f"{_count(folded, 'conv-BN pair')} folded, expected {self.expected_folds}",
             )
         if changed:
-            extra = f" ({folded} of {expected_folds} conv-BN pairs folded)" if partial_shared else ""
+            extra = f" ({folded} of {self.expected_folds} conv-BN pairs folded)" if partial else ""
             raise _StageOutcome(
                 "silent-fail",
                 "fold_output_changed",
                 f"fold changed the output by max|Δ| {_fmt(diff)} (output scale {_fmt(scale)}){extra}",
             )
 
-    earlier = fold_cache.get(model_id)
-    if earlier is None:
-        fold_cache[model_id] = (_run_stage(case, "fold", fold, totals)[1], mode)
-    else:  # the fold input does not depend on the mode: reuse the first case's result
-        _event(event="stage-start", model=model_id, mode=mode, stage="fold", status=None)
-        reused = dict(earlier[0], seconds=0.0)
-        reused["reason"] = reused["reason"] or (
-            f"same as the {earlier[1]} case: fold always runs on a fresh copy of the model in eval mode"
-        )
-        case["stages"].append(reused)
-        _event(event="stage-end", model=model_id, mode=mode, stage="fold", status=reused["status"])
+
+def _run_case(torch, api, classes, model_id, mode, x, totals, fold_cache):
+    spec = next(m for m in MODELS if m[0] == model_id)
+    case = {"model": model_id, "mode": mode, "description": spec[1], "stages": []}
+    try:
+        model = _build(torch, classes, model_id)
+        subject = _StandIn(case, model.train() if mode == "train" else model.eval(), x, spec, fold_cache)
+    except Exception as exc:  # cannot happen with these models; still data
+        error = _error(exc)
+        for stage in STAGES:
+            _skip(case, stage, "model could not be built: {}: {}".format(error["type"], error["message"][:200]))
+        return case
+    _run_pipeline(torch, api, subject, totals)
     return case
 
 
@@ -1030,77 +1156,218 @@ def _resolve_classes(paths, label, errors):
     return tuple(found)
 
 
-def _prepare_detector(detector, label, errors):
-    """A detector of the constructs file, resolved; None (with a note) when it cannot run."""
-    if not isinstance(detector, dict):
-        errors.append(f"{label}: a detector must be an object, got {_describe_value(detector)}")
-        return None
-    kind = detector.get("kind")
-    label = f"{label}/{kind}"
-    if kind not in DETECTOR_KINDS:
-        errors.append("{}: unknown detector kind (known: {})".format(label, ", ".join(DETECTOR_KINDS)))
-        return None
-    prepared = {"kind": kind, "label": label, "hits": {}, "feeds": {}, "ran": False}
-    if kind in ("module-subclass", "eval-in-train"):
-        prepared["base"] = _resolve_classes(detector.get("base"), label, errors)
-        if prepared["base"] is None:
+def _int_or(value, default):
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+class _Detector:
+    """One detector of the request's constructs, resolved in the target; after the scan, `hits` maps the layers it
+    found to their modules. A static kind matches modules one by one (`match`); a dynamic kind reads the record of
+    one forward (`detect`). A subclass per kind, registered in _DETECTORS by its `kind`."""
+
+    kind = None
+    dynamic = False
+
+    def __init__(self, label):
+        self.label = label
+        self.hits = {}
+        self.feeds = {}
+        self.ran = False
+
+    @classmethod
+    def build(cls, spec, label, errors):
+        """The detector for `spec` (a dict of the request), or None (with a note in `errors`) when it cannot run."""
+        if not isinstance(spec, dict):
+            errors.append(f"{label}: a detector must be an object, got {_describe_value(spec)}")
             return None
-        outside = detector.get("outside", "torch.nn" if kind == "module-subclass" else [])
-        prepared["outside"] = [outside] if isinstance(outside, str) else [str(o) for o in outside or []]
-    elif kind == "module-class":
-        prepared["classes"] = _resolve_classes(detector.get("classes"), label, errors)
-        if prepared["classes"] is None:
+        kind = spec.get("kind")
+        label = f"{label}/{kind}"
+        chosen = _DETECTORS.get(kind) if isinstance(kind, str) else None
+        if chosen is None:
+            errors.append("{}: unknown detector kind (known: {})".format(label, ", ".join(DETECTOR_KINDS)))
             return None
-    elif kind == "module-attr":
-        attr = detector.get("attr")
+        detector = chosen(label)
+        return detector if detector.configure(spec, errors) else None
+
+    def configure(self, spec, errors):
+        raise NotImplementedError
+
+    def match(self, module):
+        return False
+
+    def detect(self, record, names):
+        pass
+
+
+class _ModuleSubclass(_Detector):
+    """An instance of `base` whose class is defined outside the `outside` packages (default torch.nn)."""
+
+    kind = "module-subclass"
+    default_outside = "torch.nn"
+
+    def configure(self, spec, errors):
+        self.base = _resolve_classes(spec.get("base"), self.label, errors)
+        outside = spec.get("outside", self.default_outside)
+        self.outside = [outside] if isinstance(outside, str) else [str(o) for o in outside or []]
+        return self.base is not None
+
+    def match(self, module):
+        return isinstance(module, self.base) and _outside(type(module), self.outside)
+
+
+class _EvalInTrain(_ModuleSubclass):
+    """An instance of `base` left in eval mode while the model is in train mode (norm_eval, frozen stages)."""
+
+    kind = "eval-in-train"
+    default_outside = ()
+
+    def match(self, module):
+        return isinstance(module, self.base) and not module.training
+
+
+class _ModuleClass(_Detector):
+    """An instance of one of `classes`."""
+
+    kind = "module-class"
+
+    def configure(self, spec, errors):
+        self.classes = _resolve_classes(spec.get("classes"), self.label, errors)
+        return self.classes is not None
+
+    def match(self, module):
+        return isinstance(module, self.classes)
+
+
+class _ModuleAttr(_Detector):
+    """A module (of `base`, if given) with attribute `attr`: present, `not_none`, or `equals` a value."""
+
+    kind = "module-attr"
+
+    def configure(self, spec, errors):
+        attr = spec.get("attr")
         if not isinstance(attr, str) or not attr:
-            errors.append(f"{label}: no attr given")
-            return None
-        prepared["attr"] = attr
-        prepared["base"] = None
-        if detector.get("base") is not None:
-            prepared["base"] = _resolve_classes(detector.get("base"), label, errors)
-            if prepared["base"] is None:
-                return None
-        prepared["test"] = "equals" if "equals" in detector else ("not_none" if detector.get("not_none") else "has")
-        prepared["equals"] = detector.get("equals")
-    elif kind == "function-call":
-        path = detector.get("function")
+            errors.append(f"{self.label}: no attr given")
+            return False
+        self.attr = attr
+        self.base = None
+        if spec.get("base") is not None:
+            self.base = _resolve_classes(spec.get("base"), self.label, errors)
+            if self.base is None:
+                return False
+        self.test = "equals" if "equals" in spec else ("not_none" if spec.get("not_none") else "has")
+        self.equals = spec.get("equals")
+        return True
+
+    def match(self, module):
+        if self.base is not None and not isinstance(module, self.base):
+            return False
+        try:
+            if not hasattr(module, self.attr):
+                return False
+            value = getattr(module, self.attr)
+        except Exception:
+            return False
+        if self.test == "not_none":
+            return value is not None
+        if self.test == "equals":
+            if isinstance(self.equals, bool) or self.equals is None:
+                return value is self.equals
+            try:
+                return bool(value == self.equals)
+            except Exception:
+                return False
+        return True
+
+
+class _FunctionCall(_Detector):
+    """A call of `function` during the forward (attributed to the innermost named module), optionally only when its
+    argument `arg` / `arg_index` is a tensor or None, and not from inside `exclude_inside` modules."""
+
+    kind = "function-call"
+    dynamic = True
+
+    def configure(self, spec, errors):
+        path = spec.get("function")
         owner_path, _, attr = str(path or "").rpartition(".")
         owner, why, absent = _resolve(owner_path) if owner_path else (None, "not a dotted path", False)
         function = getattr(owner, attr, None) if owner is not None else None
+        self.owner = self.function = None
         if function is None or not callable(function):
-            why = why or f"{path} is not a function"
-            errors.append(f"{label}: {path} skipped: {why}")
+            errors.append("{}: {} skipped: {}".format(self.label, path, why or f"{path} is not a function"))
             if not absent:
-                return None
-            prepared["owner"] = None  # its package is not loaded: nothing can call it
+                return False  # its package is loaded, the function is not there: the detector cannot run
         else:
-            prepared["owner"], prepared["attr"], prepared["function"] = owner, attr, function
-            prepared["path"] = path
-        prepared["arg"] = detector.get("arg")
-        index = detector.get("arg_index")
-        prepared["arg_index"] = index if isinstance(index, int) and not isinstance(index, bool) else None
-        prepared["arg_is"] = detector.get("arg_is")
-        if prepared["arg_is"] not in ("tensor", "none", None):
-            errors.append("{}: unknown arg_is {!r} (known: tensor, none, null)".format(label, prepared["arg_is"]))
-            return None
-        excluded = detector.get("exclude_inside") or []
-        prepared["exclude"] = _resolve_classes(excluded, label, errors) if excluded else ()
-        if prepared["exclude"] is None:
-            return None
-    else:  # shared-module
-        prepared["classes"] = _resolve_classes(detector.get("classes"), label, errors)
-        if prepared["classes"] is None:
-            return None
-        min_calls = detector.get("min_calls", 2)
-        prepared["min_calls"] = min_calls if isinstance(min_calls, int) and not isinstance(min_calls, bool) else 2
-        prepared["feeds_into"] = None
-        if detector.get("feeds") is not None:
-            prepared["feeds_into"] = _resolve_classes(detector.get("feeds"), label, errors)
-            if prepared["feeds_into"] is None:
-                return None
-    return prepared
+            self.owner, self.attr, self.function = owner, attr, function
+        self.arg = spec.get("arg")
+        self.arg_index = _int_or(spec.get("arg_index"), None)
+        self.arg_is = spec.get("arg_is")
+        if self.arg_is not in ("tensor", "none", None):
+            errors.append(f"{self.label}: unknown arg_is {self.arg_is!r} (known: tensor, none, null)")
+            return False
+        excluded = spec.get("exclude_inside") or []
+        self.exclude = _resolve_classes(excluded, self.label, errors) if excluded else ()
+        return self.exclude is not None
+
+    def argument(self, args, kwargs):
+        if self.arg in kwargs:
+            return kwargs[self.arg]
+        if self.arg_index is not None and len(args) > self.arg_index:
+            return args[self.arg_index]
+        return None
+
+    def detect(self, record, names):
+        if self.owner is None:
+            return
+        for call in record.function_calls.get((id(self.owner), self.attr), ()):
+            if self.exclude and isinstance(call.inner, self.exclude):
+                continue
+            if self.arg_is is not None:
+                kind = call.arguments.get((self.arg, self.arg_index))
+                if kind != self.arg_is:
+                    continue
+            self.hits.setdefault(call.name, call.caller)
+
+
+class _SharedModule(_Detector):
+    """A module of `classes` called at least `min_calls` times in one forward; with `feeds`, only one whose outputs
+    reach modules of those classes (recorded in `feeds`: {shared layer: [layers it feeds]})."""
+
+    kind = "shared-module"
+    dynamic = True
+
+    def configure(self, spec, errors):
+        self.classes = _resolve_classes(spec.get("classes"), self.label, errors)
+        if self.classes is None:
+            return False
+        self.min_calls = _int_or(spec.get("min_calls", 2), 2)
+        self.feeds_into = None
+        if spec.get("feeds") is not None:
+            self.feeds_into = _resolve_classes(spec.get("feeds"), self.label, errors)
+            if self.feeds_into is None:
+                return False
+        return True
+
+    def detect(self, record, names):
+        for key, count in record.calls.items():
+            module = record.modules[key]
+            name = names.get(key)
+            if name is None or count < self.min_calls or not isinstance(module, self.classes):
+                continue
+            if self.feeds_into is not None:
+                fed_names = []
+                for consumer in record.consumers.get(key, []):
+                    consumer_name = names.get(id(consumer)) if isinstance(consumer, self.feeds_into) else None
+                    if consumer_name is not None and consumer_name not in fed_names:
+                        fed_names.append(consumer_name)
+                if not fed_names:
+                    continue
+                self.feeds[name] = fed_names
+            self.hits.setdefault(name, module)
+
+
+_DETECTORS = {cls.kind: cls for cls in (_ModuleSubclass, _ModuleClass, _ModuleAttr, _FunctionCall, _SharedModule,
+                                          _EvalInTrain)}  # fmt: skip
+DETECTOR_KINDS = tuple(_DETECTORS)
 
 
 def _outside(cls, prefixes):
@@ -1108,45 +1375,32 @@ def _outside(cls, prefixes):
     return not any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
-def _static_match(detector, module):
-    kind = detector["kind"]
-    if kind == "module-subclass":
-        return isinstance(module, detector["base"]) and _outside(type(module), detector["outside"])
-    if kind == "module-class":
-        return isinstance(module, detector["classes"])
-    if kind == "eval-in-train":
-        return isinstance(module, detector["base"]) and not module.training
-    # module-attr
-    if detector["base"] is not None and not isinstance(module, detector["base"]):
-        return False
-    try:
-        if not hasattr(module, detector["attr"]):
-            return False
-        value = getattr(module, detector["attr"])
-    except Exception:
-        return False
-    if detector["test"] == "not_none":
-        return value is not None
-    if detector["test"] == "equals":
-        wanted = detector["equals"]
-        if isinstance(wanted, bool) or wanted is None:
-            return value is wanted
-        try:
-            return bool(value == wanted)
-        except Exception:
-            return False
-    return True
+class _Call:
+    """One call of a watched function: the innermost named module (name, module), the innermost module of any kind,
+    and the kind ("tensor", "none", "other") of each argument a detector asks about, by (name, index)."""
+
+    __slots__ = ("arguments", "caller", "inner", "name")
+
+    def __init__(self, name, caller, inner, arguments):
+        self.name, self.caller, self.inner, self.arguments = name, caller, inner, arguments
 
 
-def _scan_forward(torch, model, inputs, detectors, names, errors):
-    """One eval-mode, no_grad forward for the function-call and shared-module detectors.
+class _CallRecord:
+    """What one forward did: calls per module (by id), the modules, which consumer modules took a producer's output,
+    and the calls of each watched function ((id(owner), attr) -> [_Call])."""
 
-    A module call stack is kept with global module forward hooks (per-module hooks where torch has none); the
-    functions are patched in their modules; everything is restored afterwards, whatever happens."""
-    calls, keep, produced, consumers, stack = {}, {}, {}, {}, []
-    shared = [d for d in detectors if d["kind"] == "shared-module"]
-    producer_classes = tuple(c for d in shared if d["feeds_into"] is not None for c in d["classes"])
-    consumer_classes = tuple(c for d in shared if d["feeds_into"] is not None for c in d["feeds_into"])
+    def __init__(self):
+        self.calls, self.modules, self.consumers, self.function_calls = {}, {}, {}, {}
+
+
+@contextlib.contextmanager
+def _recording(torch, model, names, detectors):
+    """Install global module forward hooks (per-module hooks where torch has none) and the watched functions'
+    wrappers for `detectors`, yield the _CallRecord they fill, and remove every one of them afterwards."""
+    record, stack, produced = _CallRecord(), [], {}
+    shared = [d for d in detectors if isinstance(d, _SharedModule) and d.feeds_into is not None]
+    producer_classes = tuple(c for d in shared for c in d.classes)
+    consumer_classes = tuple(c for d in shared for c in d.feeds_into)
 
     def named_caller():
         for module in reversed(stack):
@@ -1158,13 +1412,13 @@ def _scan_forward(torch, model, inputs, detectors, names, errors):
     def pre_hook(module, args):
         stack.append(module)
         key = id(module)
-        calls[key] = calls.get(key, 0) + 1
-        keep[key] = module
+        record.calls[key] = record.calls.get(key, 0) + 1
+        record.modules[key] = module
         if consumer_classes and isinstance(module, consumer_classes):
             for tensor in _tensors(args):
                 hit = produced.get(id(tensor))
                 if hit is not None and hit[0] is tensor:
-                    consumers.setdefault(id(hit[1]), []).append(module)
+                    record.consumers.setdefault(id(hit[1]), []).append(module)
 
     def post_hook(module, args, output):
         for index in range(len(stack) - 1, -1, -1):
@@ -1175,41 +1429,30 @@ def _scan_forward(torch, model, inputs, detectors, names, errors):
             for tensor in _tensors(output):  # the tensor is kept: its id cannot be reused during the forward
                 produced[id(tensor)] = (tensor, module)
 
-    def wrap(original, users):
+    def kind_of(value):
+        return "none" if value is None else ("tensor" if isinstance(value, torch.Tensor) else "other")
+
+    def wrap(original, calls, users):
         def patched(*args, **kwargs):
             try:
-                inner = stack[-1] if stack else model
                 name, caller = named_caller()
-                for detector in users:
-                    if detector["exclude"] and isinstance(inner, detector["exclude"]):
-                        continue
-                    if detector["arg_is"] is not None:
-                        value = None
-                        if detector["arg"] in kwargs:
-                            value = kwargs[detector["arg"]]
-                        elif detector["arg_index"] is not None and len(args) > detector["arg_index"]:
-                            value = args[detector["arg_index"]]
-                        if (detector["arg_is"] == "tensor") != isinstance(value, torch.Tensor):
-                            continue
-                        if detector["arg_is"] == "none" and value is not None:
-                            continue
-                    detector["hits"].setdefault(name, caller)
+                arguments = {(d.arg, d.arg_index): kind_of(d.argument(args, kwargs)) for d in users if d.arg_is}
+                calls.append(_Call(name, caller, stack[-1] if stack else model, arguments))
             except Exception:
                 pass
             return original(*args, **kwargs)
 
         return patched
 
-    patches = {}
+    watched = {}
     for detector in detectors:
-        if detector["kind"] == "function-call" and detector["owner"] is not None:
-            key = (id(detector["owner"]), detector["attr"])
-            patches.setdefault(key, (detector["owner"], detector["attr"], detector["function"], []))[3].append(detector)
-    flags = [(module, module.training) for module in model.modules()]
+        if isinstance(detector, _FunctionCall) and detector.owner is not None:
+            key = (id(detector.owner), detector.attr)
+            watched.setdefault(key, (detector.owner, detector.attr, detector.function, []))[3].append(detector)
     installed, handles = [], []
     try:
-        for owner, attr, function, users in patches.values():
-            setattr(owner, attr, wrap(function, users))
+        for key, (owner, attr, function, users) in watched.items():
+            setattr(owner, attr, wrap(function, record.function_calls.setdefault(key, []), users))
             installed.append((owner, attr, function))
         hooks = torch.nn.modules.module
         register_pre = getattr(hooks, "register_module_forward_pre_hook", None)
@@ -1221,13 +1464,7 @@ def _scan_forward(torch, model, inputs, detectors, names, errors):
             for module in model.modules():
                 handles.append(module.register_forward_pre_hook(pre_hook))
                 handles.append(module.register_forward_hook(post_hook))
-        model.eval()
-        with torch.no_grad():
-            _call(model, inputs)
-        ok = True
-    except Exception as exc:
-        errors.append("the scan's forward raised {}: {}".format(type(exc).__name__, _error(exc)["message"][:300]))
-        ok = False
+        yield record
     finally:
         for owner, attr, function in reversed(installed):
             with contextlib.suppress(Exception):
@@ -1235,28 +1472,26 @@ def _scan_forward(torch, model, inputs, detectors, names, errors):
         for handle in handles:
             with contextlib.suppress(Exception):
                 handle.remove()
+        produced.clear()
+
+
+def _scan_forward(torch, model, inputs, detectors, names, errors):
+    """One eval-mode, no_grad forward under _recording, then each dynamic detector reads the record; every module's
+    training flag is restored. False (with a note) when the forward raised."""
+    flags = [(module, module.training) for module in model.modules()]
+    try:
+        with _recording(torch, model, names, detectors) as record:
+            model.eval()
+            with torch.no_grad():
+                _call(model, inputs)
+    except Exception as exc:
+        errors.append("the scan's forward raised {}: {}".format(type(exc).__name__, _error(exc)["message"][:300]))
+        return False
+    finally:
         for module, flag in flags:
             module.training = flag
-    if not ok:
-        return False
-    for detector in shared:
-        for key, count in calls.items():
-            module = keep[key]
-            name = names.get(key)
-            if name is None or count < detector["min_calls"] or not isinstance(module, detector["classes"]):
-                continue
-            if detector["feeds_into"] is not None:
-                fed = [c for c in consumers.get(key, []) if isinstance(c, detector["feeds_into"])]
-                fed_names = []
-                for consumer in fed:
-                    consumer_name = names.get(id(consumer))
-                    if consumer_name is not None and consumer_name not in fed_names:
-                        fed_names.append(consumer_name)
-                if not fed_names:
-                    continue
-                detector["feeds"][name] = fed_names
-            detector["hits"].setdefault(name, module)
-    produced.clear()
+    for detector in detectors:
+        detector.detect(record, names)
     return True
 
 
@@ -1278,32 +1513,32 @@ def _scan(torch, model, inputs, constructs, load_errors):
         seen.add(cid)
         detectors = []
         for index, raw in enumerate(construct["detect"]):
-            detector = _prepare_detector(raw, f"{cid}[{index}]", errors)
+            detector = _Detector.build(raw, f"{cid}[{index}]", errors)
             if detector is not None:
                 detectors.append(detector)
         plan.append((cid, construct["detect"], detectors))
     every = [d for _, _, ds in plan for d in ds]
     for detector in every:
-        if detector["kind"] in ("module-subclass", "module-class", "module-attr", "eval-in-train"):
+        if not detector.dynamic:
             for name, module in named:
-                if _static_match(detector, module):
-                    detector["hits"].setdefault(name or ROOT_NAME, module)
-            detector["ran"] = True
-    dynamic = [d for d in every if d["kind"] in ("function-call", "shared-module")]
+                if detector.match(module):
+                    detector.hits.setdefault(name or ROOT_NAME, module)
+            detector.ran = True
+    dynamic = [d for d in every if d.dynamic]
     if dynamic and _scan_forward(torch, model, inputs, dynamic, names, errors):
         for detector in dynamic:
-            detector["ran"] = True
+            detector.ran = True
     found = {}
     for cid, raw, detectors in plan:
-        ran = [d for d in detectors if d["ran"]]
+        ran = [d for d in detectors if d.ran]
         if not ran:
             errors.append(f"{cid}: not checked (none of its {_count(len(raw), 'detector')} could run)")
             continue
         hits, feeds = {}, {}
         for detector in ran:
-            for name, module in detector["hits"].items():
+            for name, module in detector.hits.items():
                 hits.setdefault(name, module)
-            for name, fed in detector["feeds"].items():
+            for name, fed in detector.feeds.items():
                 merged = feeds.setdefault(name, [])
                 merged.extend(f for f in fed if f not in merged)
         layers = sorted(hits, key=lambda n: (order.get(n, len(order)), n))
@@ -1312,19 +1547,23 @@ def _scan(torch, model, inputs, constructs, load_errors):
             path = _class_path(type(hits[name]))
             classes[path] = classes.get(path, 0) + 1
         entry = {"count": len(layers), "layers": layers[:MAX_LAYERS], "classes": classes}
-        if any(d["kind"] == "shared-module" and d["feeds_into"] is not None for d in detectors):
+        if any(isinstance(d, _SharedModule) and d.feeds_into is not None for d in detectors):
             entry["feeds"] = {name: feeds[name] for name in layers if name in feeds}
         found[cid] = entry
     return {"constructs": found, "errors": errors}
 
 
 def _load_constructs(path):
-    """(constructs, errors) from the --constructs file: [{"id": str, "detect": [detector, ...]}, ...]."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except Exception as exc:
-        return [], [f"--constructs {path}: {type(exc).__name__}: {exc}"]
+    """(constructs, errors) from the request's constructs (a list) or a --constructs file:
+    [{"id": str, "detect": [detector, ...]}, ...]."""
+    if isinstance(path, list):
+        data, path = path, "request constructs"
+    else:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except Exception as exc:
+            return [], [f"--constructs {path}: {type(exc).__name__}: {exc}"]
     if isinstance(data, dict):
         data = data.get("constructs")
     if not isinstance(data, list):
@@ -1445,111 +1684,69 @@ def _user_fold(torch, api, model, inputs, aimet_input, layer_of, into, key):
         raise _StageOutcome("silent-fail", "not_folded", left, layers=unfolded)
 
 
-def _user_stages(torch, api, model, inputs, label, timings, frozen_by_design, api_reason):
-    """prepare -> quantsim -> compute_encodings -> qat_step, then fold and fold_prepared: (stages, fold, bn)."""
-    case = {"model": label, "mode": "train", "stages": []}
-    fold = {"original": None, "prepared": None}
-    if api is None:
-        for stage in USER_STAGES:
-            _skip(case, stage, api_reason, with_layers=True)
-        return case["stages"], fold, None
-    totals, state = {}, {"bn": None}
-    try:
-        pristine = copy.deepcopy(model)  # prepare_model shares the user's layers; QuantSim and QAT change them
-    except Exception as exc:
-        pristine, state["copy_error"] = None, exc
-    aimet_input = _aimet_input(model, inputs)
+class _UserModel(_Subject):
+    """The user's model (or its fixed rerun), in train mode; layers by their qualified names. Folds: the original
+    model (a pristine copy taken before prepare_model, which shares its layers) and the prepared one."""
 
-    def prepare():
-        prepared = api.prepare_model(model)
-        state["prepared"] = prepared
+    with_layers = True
+
+    def __init__(self, case, model, inputs, frozen_by_design):
+        super().__init__(case, model, inputs, _aimet_input(model, inputs), frozen_by_design)
+        self.fold_outcomes = {"original": None, "prepared": None}
+        self.copy_error = None
+        try:
+            self.pristine = copy.deepcopy(model)  # QuantSim and QAT change the layers prepare_model shares
+        except Exception as exc:
+            self.pristine, self.copy_error = None, exc
+
+    def after_prepare(self, prepared, state):
         try:
             state["prepared_copy"] = copy.deepcopy(prepared)  # for fold_prepared, before QuantSim wraps it
         except Exception as exc:
             state["prepared_copy_error"] = exc
+
+    def check_prepare(self, torch, prepared):
         status, check, measured, reason, layers = _check_user_prepare(
-            torch, pristine, prepared, inputs, frozen_by_design
+            torch, self.pristine, prepared, self.inputs, self.frozen_by_design
         )
         if status != "pass":
             raise _StageOutcome(status, check, measured, reason, layers)
 
-    ok, _ = _run_stage(case, "prepare", prepare, totals, with_layers=True)
-    prepared = state.get("prepared")
+    def fold(self, torch, api, state, totals):
+        def fold_original():
+            if self.pristine is None:
+                raise self.copy_error
+            source = copy.deepcopy(self.pristine).eval()
+            _user_fold(torch, api, source, self.inputs, self.aimet_input, {}, self.fold_outcomes, "original")
 
-    def quantsim():
-        state["sim"] = api.sim_class(prepared, dummy_input=aimet_input)
+        def fold_prepared():
+            if "prepared_copy" not in state:
+                raise state["prepared_copy_error"]
+            source = copy.deepcopy(state["prepared_copy"]).eval()
+            layer_of = {target: layer for target, layer, _ in _bn_nodes(torch, source) if target is not None}
+            _user_fold(torch, api, source, self.inputs, self.aimet_input, layer_of, self.fold_outcomes, "prepared")
 
-    def compute_encodings():
-        with torch.no_grad():
-            state["sim"].compute_encodings(lambda m, _: _call(m, inputs), None)
+        self.run("fold", fold_original, totals)
+        if state.get("prepared") is None:
+            self.skip("fold_prepared", "prepare failed")
+        else:
+            self.run("fold_prepared", fold_prepared, totals)
 
-    def qat_step():
-        sim_model = state["sim"].model
-        before = {}
-        for name, buf in sim_model.named_buffers():
-            if buf is not None and name.rsplit(".", 1)[-1] in RUNNING_STATS:
-                before[name] = buf.detach().clone()
-        sim_model.train()
-        params = [p for p in sim_model.parameters() if p.requires_grad]
-        optimizer = torch.optim.SGD(params, lr=0.01) if params else None
-        if optimizer is not None:
-            optimizer.zero_grad()
-        loss = _loss(_call(sim_model, inputs))
-        loss.backward()
-        if optimizer is not None:
-            optimizer.step()
-        after = dict(sim_model.named_buffers())
-        moved_by_layer, changed = {}, 0
-        for name, old in before.items():
-            new = after.get(name)
-            moved = new is None or tuple(new.shape) != tuple(old.shape) or not torch.equal(new.detach(), old)
-            changed += int(moved)
-            layer = _strip_wrappers(name.rpartition(".")[0]) or ROOT_NAME
-            moved_by_layer[layer] = moved_by_layer.get(layer, False) or moved
-        frozen = [layer for layer, moved in moved_by_layer.items() if not moved]
-        state["bn"] = {"buffers": len(before), "changed": changed, "frozen_layers": frozen[:MAX_LAYERS]}
-        flagged = [layer for layer in frozen if layer not in frozen_by_design]
-        if flagged:
-            raise _StageOutcome(
-                "silent-fail",
-                "bn_stats_frozen",
-                f"{changed} of {len(before)} BatchNorm running-stat buffers changed during the QAT step; "
-                f"{_count(len(flagged), 'layer')} frozen: {_some(flagged)}",
-                layers=flagged,
-            )
 
-    chain = (("quantsim", quantsim), ("compute_encodings", compute_encodings), ("qat_step", qat_step))
-    blocker = None if ok and prepared is not None else "prepare failed"
-    for stage, body in chain:
-        if blocker is not None:
-            _skip(case, stage, blocker, with_layers=True)
-            continue
-        ok, _ = _run_stage(case, stage, body, totals, with_layers=True)
-        if not ok:
-            blocker = f"{stage} failed"
-
-    def fold_original():
-        if pristine is None:
-            raise state["copy_error"]
-        source = copy.deepcopy(pristine).eval()
-        _user_fold(torch, api, source, inputs, aimet_input, {}, fold, "original")
-
-    def fold_prepared():
-        if "prepared_copy" not in state:
-            raise state["prepared_copy_error"]
-        source = copy.deepcopy(state["prepared_copy"]).eval()
-        layer_of = {target: layer for target, layer, _ in _bn_nodes(torch, source) if target is not None}
-        _user_fold(torch, api, source, inputs, aimet_input, layer_of, fold, "prepared")
-
-    _run_stage(case, "fold", fold_original, totals, with_layers=True)
-    if prepared is None:
-        _skip(case, "fold_prepared", "prepare failed", with_layers=True)
-    else:
-        _run_stage(case, "fold_prepared", fold_prepared, totals, with_layers=True)
+def _user_stages(torch, api, model, inputs, label, timings, frozen_by_design, api_reason):
+    """The pipeline on the user's model: (stages, fold, bn)."""
+    case = {"model": label, "mode": "train", "stages": []}
+    if api is None:
+        for stage in USER_STAGES:
+            _skip(case, stage, api_reason, with_layers=True)
+        return case["stages"], {"original": None, "prepared": None}, None
+    totals = {}
+    subject = _UserModel(case, model, inputs, frozen_by_design)
+    _run_pipeline(torch, api, subject, totals)
     for stage in USER_STAGES:
         if stage in totals:
             timings["stage." + stage] = _rounded(totals[stage])
-    return case["stages"], fold, state["bn"]
+    return case["stages"], subject.fold_outcomes, subject.bn
 
 
 def _user_pipeline(torch, api, model, inputs, label, scan_plan, timings, api_reason):
@@ -1592,8 +1789,8 @@ def _jsonable(value):
 
 def _run_fixed(torch, api, factory, inputs, fixes_path, scan_plan, api_reason):
     """A fresh model from the factory, fixes.apply_fixes(model, example_input), then the same pipeline."""
-    fixed = {"status": "ran", "error": None, "reason": None, "fixes": None, "scan": None, "stages": [],
-             "fold": None, "bn": None, "timings": {}}  # fmt: skip
+    fixed = {"status": "ran", "stage": None, "error": None, "reason": None, "fixes": None, "scan": None,
+             "stages": [], "fold": None, "bn": None, "timings": {}}  # fmt: skip
     timings = fixed["timings"]
     _event(event="fixes-start", model=FIXED_MODEL)
     try:
@@ -1624,7 +1821,7 @@ def _run_fixed(torch, api, factory, inputs, fixes_path, scan_plan, api_reason):
         fixed["fixes"] = _jsonable(report)
         model.train()
     except _LoadFailure as failure:
-        fixed.update(status=failure.status, error=failure.error, reason=failure.reason)
+        fixed.update(status=failure.status, stage="fixes", error=failure.error, reason=failure.reason)
         _event(event="fixes-end", model=FIXED_MODEL, status=failure.status)
         return fixed
     _event(event="fixes-end", model=FIXED_MODEL, status="ran")
@@ -1632,8 +1829,20 @@ def _run_fixed(torch, api, factory, inputs, fixes_path, scan_plan, api_reason):
     return fixed
 
 
+def _model_failed(out, exc):
+    """Record an exception that escaped the model's run (any class: KeyboardInterrupt, SystemExit, RecursionError)
+    as its outcome, at the place it was running."""
+    where = _WHERE["phase"] or "factory"
+    status = "interrupted" if not isinstance(exc, Exception) else "failed"
+    if status == "failed" and where == "factory":
+        status = "factory-failed"
+    out.update(status=status, stage=where, error=_error(exc), reason=f"{type(exc).__name__} during {where}")
+    _WHERE["phase"] = None
+    _event(event="model-end", status=status)
+
+
 def _new_model_result(spec):
-    return {"spec": spec, "status": "ran", "error": None, "reason": None, "class": None, "modules": None,
+    return {"spec": spec, "status": "ran", "stage": None, "error": None, "reason": None, "class": None, "modules": None,
             "parameters": None, "input": None, "scan": None, "stages": [], "fold": None, "bn": None, "timings": {},
             "fixed": None}  # fmt: skip
 
@@ -1682,9 +1891,20 @@ def _run_user_model(torch, api, options, notes, import_failure, out):
             scan_plan = _load_constructs(options["constructs"])
         out.update(_user_pipeline(torch, api, model, inputs, USER_MODEL, scan_plan, timings, api_reason))
         if options["with_fixes"] is not None:
-            out["fixed"] = _run_fixed(torch, api, factory, inputs, options["with_fixes"], scan_plan, api_reason)
+            out["fixed"] = {"status": "ran", "stage": None, "error": None, "reason": None, "fixes": None, "scan": None,
+                            "stages": [], "fold": None, "bn": None, "timings": {}}  # fmt: skip
+            try:
+                out["fixed"] = _run_fixed(torch, api, factory, inputs, options["with_fixes"], scan_plan, api_reason)
+            except _LoadFailure:
+                raise
+            except BaseException as exc:
+                where = _WHERE["phase"] or "fixes"
+                status = "interrupted" if not isinstance(exc, Exception) else "failed"
+                out["fixed"].update(status=status, stage=where, error=_error(exc),
+                                    reason=f"{type(exc).__name__} during {where}")  # fmt: skip
     except _LoadFailure as failure:
-        out.update(status=failure.status, error=failure.error, reason=failure.reason)
+        out.update(status=failure.status, stage=_WHERE["phase"] or "factory", error=failure.error,
+                   reason=failure.reason)  # fmt: skip
     _event(event="model-end", status=out["status"])
 
 
@@ -1705,9 +1925,70 @@ def _parse_shape(value):
     return shape if shape and all(n > 0 for n in shape) else None
 
 
+def _read_request(path):
+    """The host's request (see the module docstring) -> (models, modes, notes, options), as _parse_args returns."""
+    notes = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            request = json.load(handle)
+    except Exception as exc:
+        request = {}
+        notes.append(f"request {path} unreadable: {type(exc).__name__}: {exc}")
+    if not isinstance(request, dict):
+        request, notes = {}, [*notes, "request ignored: not a JSON object"]
+    models, modes, more, options = _read_request_object(request)
+    return models, modes, notes + more, options
+
+
+def _read_request_object(request):
+    """The request's fields (the module docstring) -> (models, modes, notes, options)."""
+    notes = []
+    if request.get("protocol", PROTOCOL) != PROTOCOL:
+        notes.append("request protocol {!r} is not {}".format(request.get("protocol"), PROTOCOL))
+
+    def names(key, known):
+        given = request.get(key)
+        items = [str(v) for v in given] if isinstance(given, list) else list(known)
+        unknown = [v for v in items if v not in known]
+        if unknown:
+            notes.append("unknown {} ignored: {} (known: {})".format(key, ", ".join(unknown), ", ".join(known)))
+        return [v for v in known if v in items]
+
+    models, modes = names("stand_ins", MODEL_IDS), names("modes", MODES)
+    implemented = {"stages": ("import", *USER_STAGES), "checks": CHECKS, "detectors": DETECTOR_KINDS}
+    unsupported = {}
+    for key, known in implemented.items():
+        asked = request.get(key)
+        missing = [str(v) for v in asked if v not in known] if isinstance(asked, list) else []
+        if missing:
+            unsupported[key] = missing
+    options = {"model": None, "input_shape": None, "input_shape_error": None, "constructs": None, "with_fixes": None,
+               "unsupported": unsupported}  # fmt: skip
+    model = request.get("model")
+    if isinstance(model, dict) and isinstance(model.get("spec"), str) and model["spec"].strip():
+        options["model"] = model["spec"]
+        shape = model.get("input_shape")
+        if shape is not None:
+            options["input_shape"] = _parse_shape(",".join(str(d) for d in shape)) if isinstance(shape, list) else None
+            if options["input_shape"] is None:
+                options["input_shape_error"] = str(shape)
+                notes.append(f"invalid input_shape ignored: {shape!r}")
+        options["with_fixes"] = model.get("with_fixes") or None
+        constructs = request.get("constructs")
+        options["constructs"] = constructs if isinstance(constructs, list) else None
+    elif model is not None:
+        notes.append("model ignored: expected {\"spec\": \"file.py:callable\", ...}")
+    return models, modes, notes, options
+
+
 def _parse_args(argv):
-    """--models a,b, --modes train,eval, --model SPEC, --input-shape N,C,H,W, --constructs FILE, --with-fixes FILE
-    (also --x=y); problems are reported in notes, never fatal. Returns (models, modes, notes, options)."""
+    """--request FILE (what the host sends), or for a person at a shell: --models a,b, --modes train,eval,
+    --model SPEC, --input-shape N,C,H,W, --constructs FILE, --with-fixes FILE (also --x=y); problems are reported in
+    notes, never fatal. Returns (models, modes, notes, options)."""
+    if len(argv) == 2 and argv[0] == "--request":
+        return _read_request(argv[1])
+    if len(argv) == 1 and argv[0].startswith("--request="):
+        return _read_request(argv[0].split("=", 1)[1])
     models, modes, notes = list(MODEL_IDS), list(MODES), []
     options = {"model": None, "input_shape": None, "input_shape_error": None, "constructs": None, "with_fixes": None}
     given = []
@@ -1837,6 +2118,8 @@ def _probe(argv):
     }
     if notes:
         result["notes"] = notes
+    if options.get("unsupported"):
+        result["unsupported"] = options["unsupported"]
     try:
         torch, api = _import_stack(result, timings)
         if torch is None:
@@ -1869,10 +2152,8 @@ def _model_result(result, torch, api, options, notes):
     result["model"] = _new_model_result(options["model"])
     try:
         _run_user_model(torch, api, options, notes, result["import"].get("error"), result["model"])
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # what was measured so far stays
-        result["probe_error"] = _error(exc)
+    except BaseException as exc:  # what was measured so far stays; the model did not finish its run
+        _model_failed(result["model"], exc)
     if notes and "notes" not in result:
         result["notes"] = notes
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from qatdoctor.errors import InputError
 from qatdoctor.knowledge.versions import parse_version
-from qatdoctor.knowledge.vocab import CHOICE_FACTS, GPU, LIBRARY_FACTS, VERSION_FACTS
+from qatdoctor.knowledge.vocab import CHOICE_FACTS, GPU, VERSION_FACTS, is_library_fact, library_fact
 from qatdoctor.records import Fact, Facts, Gpu
 
 ALIASES = {
@@ -15,7 +15,7 @@ ALIASES = {
     "liblapacke": "lib:liblapacke.so.3", "lapacke": "lib:liblapacke.so.3",
     "libcublas": "lib:libcublas.so.12", "libcublas12": "lib:libcublas.so.12", "cublas": "lib:libcublas.so.12",
 }  # fmt: skip
-OTHER_NAMES = (*CHOICE_FACTS, *LIBRARY_FACTS, GPU)
+OTHER_NAMES = (*CHOICE_FACTS, GPU)
 ABSENT_WORDS = ("absent", "none", "no", "missing", "not-installed")
 PRESENT_WORDS = ("present", "yes", "installed")
 ASSUMED = "assumed"
@@ -23,10 +23,12 @@ ASSUMED = "assumed"
 
 def canonical_name(raw: str) -> str:
     """`aimet_torch` → `aimet-torch`, aliases resolved; raise InputError for names qatdoctor does not know."""
+    if is_library_fact(raw.strip()) or is_library_fact(library_fact(raw.strip())):  # lib:<soname> or <soname>
+        return raw.strip() if raw.strip().startswith("lib:") else library_fact(raw.strip())
     name = raw.strip().lower().replace("_", "-")
     name = ALIASES.get(name, name)
-    if name not in VERSION_FACTS and name not in OTHER_NAMES:
-        known = ", ".join((*VERSION_FACTS, *CHOICE_FACTS, "liblapacke", "libcublas12", GPU))
+    if name not in VERSION_FACTS and name not in OTHER_NAMES and not is_library_fact(name):
+        known = ", ".join((*VERSION_FACTS, *CHOICE_FACTS, "liblapacke", "libcublas12", "lib:<soname>", GPU))
         raise InputError(f"--assume: unknown name {raw!r} (known: {known})")
     return name
 
@@ -98,13 +100,14 @@ def apply_assumptions(facts: Facts, items: Iterable[str]) -> Facts:
     return result
 
 
-def what_if_facts(items: Iterable[str]) -> Facts:
-    """Facts for a hypothetical environment: only what `--assume` states; everything else is unknown."""
+def what_if_facts(items: Iterable[str], libraries: Iterable[str] = ()) -> Facts:
+    """Facts for a hypothetical environment: only what `--assume` states; everything else (the versions and the
+    `libraries` the matrix checks) is unknown."""
     items = list(items)
     if not items:
         raise InputError("resolve needs at least one --assume NAME=VALUE (e.g. --assume aimet-torch=1.32.2)")
     base = Facts(
-        {name: Fact.unknown("not given (add --assume)") for name in (*VERSION_FACTS, *LIBRARY_FACTS)
+        {name: Fact.unknown("not given (add --assume)") for name in (*VERSION_FACTS, *map(library_fact, libraries))
          if name != "cuda"},
         gpus=None,
         gpus_reason="not given (add --assume gpu=9.0)",

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from qatdoctor.environment import active, prefetch
 from qatdoctor.environment.active import Choice
 from qatdoctor.environment.runner import Completed, Runner, run
 from qatdoctor.errors import CollectError, TargetError
+from qatdoctor.knowledge.vocab import collector_request
 from qatdoctor.records import Facts
 
 __all__ = ["Choice", "CollectError", "TargetError", "choose_python", "collect", "collector_path", "resolve_python"]
@@ -59,15 +61,27 @@ def _checked(python: str) -> str:
     return str(path)
 
 
-def collect(python: str | None = None, *, runner: Runner = run, timeout: float = 30.0) -> Facts:
-    """Run the collector in the target interpreter and map its JSON to facts."""
+def collect(
+    python: str | None = None,
+    *,
+    runner: Runner = run,
+    timeout: float = 30.0,
+    libraries: Sequence[str] | None = None,
+    matrix: Path | None = None,
+) -> Facts:
+    """Run the collector in the target interpreter and map its JSON to facts; it looks for the package facts and
+    `libraries` (default: those `matrix`, or the default one, checks: `knowledge.load.checked_libraries`)."""
     from qatdoctor.environment.facts import facts_from_collector
 
     target = resolve_python(python)
-    argv = [target, str(collector_path())]
+    if libraries is None:
+        from qatdoctor.knowledge.load import checked_libraries, default_path
+
+        libraries = checked_libraries(matrix or default_path())
+    argv = list(prefetch.collector_argv(target, collector_request(list(libraries))))
     prefetched = prefetch.take(argv) if runner is run else None
     completed = prefetched.wait() if prefetched is not None else runner(argv, timeout=timeout, env=dict(os.environ))
-    return facts_from_collector(parse_output(target, completed, timeout))
+    return facts_from_collector(parse_output(target, completed, timeout), libraries=tuple(libraries))
 
 
 def parse_output(target: str, completed: Completed, timeout: float) -> dict[str, Any]:

@@ -6,12 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from qatdoctor.errors import CollectError
-from qatdoctor.knowledge.vocab import LIBRARIES, PACKAGES
+from qatdoctor.knowledge.vocab import PACKAGES, library_fact
 from qatdoctor.records import Fact, Facts, Gpu
 
-# The collector's protocol. `_collector.py` runs in the target and cannot import qatdoctor, and importing
-# it here would cost its module body on every run: tests/environment/test_facts.py keeps its copy (of these and of
-# the fact names in knowledge/vocab.py) equal.
+# The collector's protocol. `_collector.py` runs in the target and cannot import qatdoctor; what it looks for
+# (packages, libraries) comes in its request (collect.py), the rest of its shape is checked here.
 COLLECTOR_VERSION = 1
 ENV_VARS = ("AIMET_DEFAULT_API", "CUDA_VISIBLE_DEVICES")
 
@@ -41,8 +40,6 @@ _FEEDS: dict[str, tuple[str, ...]] = {
     "nvidia": ("driver", "gpus"),
     "nvidia.driver": ("driver",),
     "nvidia.gpus": ("gpus",),
-    "libraries": tuple(f"lib:{soname}" for soname in LIBRARIES),
-    **{f"libraries.{soname}": (f"lib:{soname}",) for soname in LIBRARIES},
     "env": tuple(f"env:{name}" for name in ENV_VARS),
     **{f"env.{name}": (f"env:{name}",) for name in ENV_VARS},
 }
@@ -75,8 +72,9 @@ class _Payload:
         return value
 
 
-def facts_from_collector(payload: Mapping[str, Any]) -> Facts:
-    """Map the collector's JSON object to canonical facts; raise CollectError on a malformed payload."""
+def facts_from_collector(payload: Mapping[str, Any], *, libraries: tuple[str, ...] = ()) -> Facts:
+    """Map the collector's JSON object to canonical facts (`libraries`: the sonames it was asked to find, by default
+    those its `libraries` section reports); raise CollectError on a malformed payload."""
     if not isinstance(payload, Mapping):
         raise CollectError(f"collector output is a {type(payload).__name__}, not a JSON object")
     if "error" in payload and "python" not in payload:
@@ -105,8 +103,12 @@ def facts_from_collector(payload: Mapping[str, Any]) -> Facts:
             values["torch"] = local
     if (aimet_build := sections["aimet_build"]) is not None:
         values.update(_aimet_facts(data, aimet_build, packages))
-    if (libraries := sections["libraries"]) is not None:
-        values.update(_library_facts(libraries))
+    reported = sections["libraries"]
+    asked = libraries or (tuple(str(k) for k in reported) if reported is not None else ())
+    feeds = {**_FEEDS, "libraries": tuple(map(library_fact, asked)),
+             **{f"libraries.{soname}": (library_fact(soname),) for soname in asked}}  # fmt: skip
+    if (found := sections["libraries"]) is not None:
+        values.update(_library_facts(found, asked))
     if (env := sections["env"]) is not None:
         values.update(_env_facts(data, env))
     gpus: tuple[Gpu, ...] | None = None
@@ -114,7 +116,7 @@ def facts_from_collector(payload: Mapping[str, Any]) -> Facts:
     if (nvidia := sections["nvidia"]) is not None:
         values["driver"], gpus = _nvidia_facts(data, nvidia)
     for key, reason in unknown.items():
-        for fact in _FEEDS.get(key, ()):
+        for fact in feeds.get(key, ()):
             if fact == "gpus":
                 gpus, gpus_reason = None, reason
             else:
@@ -216,9 +218,9 @@ def _aimet_facts(data: _Payload, section: Mapping[str, Any], packages: Mapping[s
     return facts
 
 
-def _library_facts(section: Mapping[str, Any]) -> dict[str, Fact]:
+def _library_facts(section: Mapping[str, Any], asked: tuple[str, ...]) -> dict[str, Fact]:
     facts: dict[str, Fact] = {}
-    for soname in LIBRARIES:
+    for soname in asked:
         if soname not in section:
             raise CollectError(f"collector output has no 'libraries.{soname}'")
         entry = section[soname]
@@ -229,7 +231,7 @@ def _library_facts(section: Mapping[str, Any]) -> dict[str, Fact]:
         where = entry.get("where")
         if where is not None and not isinstance(where, str):
             raise CollectError(f"collector output: 'libraries.{soname}.where' is not a string")
-        facts[f"lib:{soname}"] = (
+        facts[library_fact(soname)] = (
             Fact.known("present", detail=where) if entry["found"] else Fact.absent("not found by the dynamic loader")
         )
     return facts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,9 @@ DEFAULT_TIMEOUT = 240.0
 EVENT_PREFIX = "@qatdoctor-probe "
 # The probe's event names for the user's own model (`--model`) and its fixed rerun (`--with-fixes`).
 USER_MODELS = {"@model": "your model", "@model-fixed": "your model, fixed"}
+# The stages the probe runs on the user's model; a run without all of them did not pass (`_finished`).
+MODEL_STAGES = ("prepare", "quantsim", "compute_encodings", "qat_step", "fold", "fold_prepared")
+PROTOCOL = 1  # `_probe.py`'s PROTOCOL: the request and response shape its docstring documents
 
 
 class ProbeError(QatdoctorError):
@@ -43,6 +46,8 @@ class _Events:
     finished: list[tuple[str, str, str, str]] = field(default_factory=list)
     current: tuple[str, str, str] | None = None
     importing: str | None = None
+    model_phase: str | None = None  # where the user's model run is: factory, scan, a stage, fixes (None: outside)
+    model_label: str = "@model"
 
     def __call__(self, line: str) -> None:
         if not line.startswith(EVENT_PREFIX):
@@ -58,12 +63,20 @@ class _Events:
         elif kind == "import-end":
             self.importing = None
         elif kind == "model-start":
+            self.model_phase = "factory"
             self.progress(f"your model: building {event.get('spec')}")
+        elif kind == "model-end":
+            self.model_phase = None
         elif kind == "scan-start":
+            self.model_phase = "scan"
+            self.model_label = str(event.get("model") or self.model_label)
             self.progress("your model: scanning its layers")
+        elif kind == "fixes-start":
+            self.model_phase, self.model_label = "fixes", "@model-fixed"
         elif kind == "stage-start":
             self.current = (str(event.get("model")), str(event.get("mode")), str(event.get("stage")))
             if self.current[0] in USER_MODELS:
+                self.model_phase, self.model_label = self.current[2], self.current[0]
                 self.progress(f"{USER_MODELS[self.current[0]]}: {self.current[2]}")
             elif not any(f[:2] == self.current[:2] for f in self.finished):
                 self.progress(f"probe: {self.current[0]} ({self.current[1]} mode)")
@@ -79,6 +92,8 @@ class _Events:
     def where(self) -> str:
         if self.current is not None:
             return "during {}/{} stage {}".format(*self.current)
+        if self.model_phase is not None:
+            return f"while running {USER_MODELS.get(self.model_label, 'your model')} ({self.model_phase})"
         if self.importing is not None:
             return f"while importing {self.importing}"
         return "outside any stage"
@@ -105,13 +120,15 @@ class _Events:
             ProbeCase(model, mode, tuple(stages)) for (model, mode), stages in order.items() if model not in USER_MODELS
         )
 
-    def partial_model(self, spec: ModelSpec | None, death: str) -> ModelRun | None:
-        """The user's model when the process died while running it (a crash or hang of *their* model)."""
-        if spec is None or self.current is None or self.current[0] not in USER_MODELS:
+    def partial_model(self, spec: ModelSpec | None, death: str, status: str = "crashed") -> ModelRun | None:
+        """The user's model when the process died or hung while running it (a crash or hang of *their* model:
+        in its factory, its scan, a stage or the fixes), with the stages it finished; `status` crashed/timeout."""
+        if spec is None or self.model_phase is None:
             return None
-        stages = self._stages(death).get((self.current[0], self.current[1]), [])
-        return ModelRun(spec.spec, status="crashed", reason=f"the process {death} during {self.current[2]}",
-                        stages=tuple(stages))  # fmt: skip
+        stages = self._stages(death).get((self.model_label, "train"), [])
+        where = self.model_phase
+        return ModelRun(spec.spec, status=status, reason=f"the process {death} during {where}",
+                        stages=tuple(stages), ended_at=where)  # fmt: skip
 
 
 def probe_env() -> dict[str, str]:
@@ -143,37 +160,48 @@ def run_probe(
     model: ModelSpec | None = None,
     constructs: Sequence[Construct] = (),
     stand_ins: bool = True,
+    vocabulary: Mapping[str, Sequence[str]] | None = None,
 ) -> ProbeRun:
     """Run the probe in `python`; always returns a ProbeRun (state ran / import-failed / crashed / timeout).
 
     With `model`, the user's model runs after the stand-ins in the same process (one AIMET import); without
     `stand_ins` (their result is cached) only the model runs."""
-    argv = [python, str(probe_script())]
-    if not stand_ins:
-        argv += ["--models="]
-    elif models:
-        argv += ["--models", ",".join(models)]
     events = _Events(progress)
     progress("probe: starting (tiny models through the real AIMET pipeline)")
     # torch._dynamo (imported by aimet-torch 2.x) creates its cache dir on import: keep it in a temp dir.
     # The runner owns the directory: removed when the probe ends, or at shutdown (Ctrl-C, SIGTERM) at the latest.
     with scratch_dir("qatdoctor-probe-") as scratch:
-        if model is not None:
-            argv += _model_args(model, constructs, scratch)
+        request = scratch / "request.json"
+        asked = probe_request(models, model, constructs, stand_ins=stand_ins, vocabulary=vocabulary)
+        request.write_text(json.dumps(asked), encoding="utf-8")
+        argv = [python, str(probe_script()), "--request", str(request)]
         env = {**probe_env(), "TORCHINDUCTOR_CACHE_DIR": str(scratch), "TRITON_CACHE_DIR": str(scratch)}
         done = runner(argv, timeout=timeout, env=env, on_stderr_line=events)
     return interpret_completed(done, events, timeout, model)
 
 
-def _model_args(model: ModelSpec, constructs: Sequence[Construct], scratch: Path) -> list[str]:
-    listing = scratch / "constructs.json"
-    listing.write_text(json.dumps(constructs_payload(constructs)), encoding="utf-8")
-    argv = ["--model", model.spec, "--constructs", str(listing)]
-    if model.input_shape:
-        argv += ["--input-shape", ",".join(str(d) for d in model.input_shape)]
-    if model.with_fixes:
-        argv += ["--with-fixes", str(fixes_script())]
-    return argv
+def probe_request(
+    models: Sequence[str],
+    model: ModelSpec | None,
+    constructs: Sequence[Construct],
+    *,
+    stand_ins: bool = True,
+    vocabulary: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The one request the probe script reads (its protocol: the docstring of `_probe.py`)."""
+    request: dict[str, Any] = {"protocol": PROTOCOL, "stand_ins": list(models) if stand_ins else []}
+    if stand_ins and not models:
+        request.pop("stand_ins")  # every stand-in the script has
+    for key, words in (vocabulary or {}).items():
+        request[key] = list(words)
+    if model is not None:
+        request["model"] = {
+            "spec": model.spec,
+            "input_shape": list(model.input_shape) if model.input_shape else None,
+            "with_fixes": str(fixes_script()) if model.with_fixes else None,
+        }
+        request["constructs"] = constructs_payload(constructs)
+    return request
 
 
 def interpret_completed(done: Completed, events: _Events, timeout: float, model: ModelSpec | None = None) -> ProbeRun:
@@ -190,7 +218,7 @@ def interpret_completed(done: Completed, events: _Events, timeout: float, model:
             cases=events.partial_cases("hung"),
             exit_status=done.describe_exit(),
             stderr_tail=tail,
-            model=events.partial_model(model, "hung"),
+            model=events.partial_model(model, "hung", status="timeout"),
         )
     payload = _json_object(done.stdout)
     if done.returncode != 0 or payload is None:
@@ -217,24 +245,56 @@ def _json_object(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def from_payload(payload: dict[str, Any], *, stderr_tail: str | None = None) -> ProbeRun:
-    """The probe script's JSON → ProbeRun (the script's own contract, see _probe.py)."""
-    imported = payload.get("import") or {}
-    api = payload.get("api") or {}
-    error = imported.get("error") if isinstance(imported, dict) else None
-    failed = isinstance(imported, dict) and imported.get("status") == "fail"
-    state = "import-failed" if failed else "ran"
+def from_payload(payload: Mapping[str, Any], *, stderr_tail: str | None = None) -> ProbeRun:
+    """The probe script's response → ProbeRun; every field the protocol documents is read here (`_probe.py`'s
+    docstring; tests/environment/test_probe_protocol.py fails when one is not)."""
+    imported = _section(payload, "import")
+    api = _section(payload, "api")
+    failed = imported.get("status") == "fail"
+    timings = dict(_section(payload, "timings"))
+    if isinstance(imported.get("seconds"), (int, float)):
+        timings["import"] = imported["seconds"]
+    notes = [str(n) for n in payload.get("notes") or ()]
+    for key, words in _section(payload, "unsupported").items():
+        notes.append(f"the probe does not implement the matrix's {key}: {', '.join(map(str, words))}")
     as_report = {
-        "state": state,
-        "api": api.get("selected") if isinstance(api, dict) else None,
-        "import_error": error,
+        "state": "import-failed" if failed else "ran",
+        "api": api.get("selected"),
+        "api_requested": api.get("requested"),
+        "quantsim_module": api.get("quantsim_module"),
+        "import_error": imported.get("error"),
         "versions": payload.get("versions") or {},
-        "timings": payload.get("timings") or {},
+        "timings": timings,
         "cases": payload.get("cases") or [],
         "stderr_tail": stderr_tail if failed else None,
-        "reason": (api.get("reason") if isinstance(api, dict) else None),
+        "reason": api.get("reason"),
         "model": payload.get("model"),
+        "probe_error": payload.get("probe_error"),
+        "notes": notes,
     }
+    if payload.get("probe") != PROTOCOL:
+        raise InputError(f"protocol {payload.get('probe')!r}, expected {PROTOCOL}")
     probe = probe_from_dict(as_report)
     assert probe is not None
+    if probe.model is not None:
+        probe = probe._replace(model=_finished(probe.model, probe.probe_error))
     return probe
+
+
+def _section(payload: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = payload.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _finished(run: ModelRun, probe_error: ErrorInfo | None) -> ModelRun:
+    """A model run the script calls `ran` passes only with every stage run: one that stopped early (a bug of the
+    script, or a response cut short) is `incomplete`, never a pass."""
+    if run.status != "ran":
+        return run
+    missing = [s for s in MODEL_STAGES if run.stage(s) is None]
+    if not missing and probe_error is None:
+        return run
+    where = missing[0] if missing else (run.ended_at or "the run")
+    why = f"{probe_error.type} in the probe" if probe_error is not None else "the probe stopped early"
+    return run._replace(status="incomplete", ended_at=where, error=run.error or probe_error,
+                        reason=f"{why}: {where} never ran")  # fmt: skip

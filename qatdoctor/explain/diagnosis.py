@@ -16,7 +16,7 @@ from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
 from qatdoctor.explain.scan import Hit
 from qatdoctor.knowledge.entries import Matrix, Rule
 from qatdoctor.knowledge.versions import in_range, try_parse_version
-from qatdoctor.knowledge.vocab import LIBRARY_FACTS, VERSION_FACTS
+from qatdoctor.knowledge.vocab import VERSION_FACTS, library_fact
 from qatdoctor.records import Fact, Facts, Finding, Report, Status, Verdict, finding_order
 
 NOT_STATED = "not stated in the input"
@@ -90,7 +90,7 @@ def stated_facts(chosen: dict[str, Chosen], matrix: Matrix) -> Facts:
     """Facts as `resolve` builds them: what the input states, everything else unknown ('not stated')."""
     values: dict[str, Fact] = {
         name: Fact.unknown(NOT_STATED, origin="stated")
-        for name in (*VERSION_FACTS, *LIBRARY_FACTS)
+        for name in (*VERSION_FACTS, *map(library_fact, matrix.checked_libraries()))
         if name != "cuda"
     }
     for name, pick in chosen.items():

@@ -10,7 +10,6 @@ from typing import NamedTuple
 
 from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
-from qatdoctor.knowledge.vocab import LIBRARY_FACTS
 
 HEAD = 16 << 20  # characters read for versions from the start of the input ...
 TAIL = 1 << 20  # ... and from its end (a pip freeze pasted after a long log)
@@ -108,7 +107,7 @@ class Lexicon(NamedTuple):
 
     @classmethod
     def of(cls, matrix: Matrix) -> Lexicon:
-        sonames = [lib.soname for lib in matrix.system_libs if f"lib:{lib.soname}" in LIBRARY_FACTS]
+        sonames = list(matrix.checked_libraries())
         alternatives = "|".join(re.escape(soname) for soname in sonames)
         pattern = re.compile(rf"(?P<lib>{alternatives}): cannot open shared object file") if sonames else None
         return cls(pattern, tuple((r.distro.lower(), r.version, r.glibc, r.basis) for r in matrix.os_releases))

@@ -11,6 +11,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from qatdoctor.knowledge.versions import ParsedVersion
+from qatdoctor.knowledge.vocab import LIBRARY_PREFIX
 from qatdoctor.records import Facts, Measurement, Source
 
 
@@ -413,6 +414,15 @@ class Matrix(NamedTuple):
     def api_line(self, version: ParsedVersion) -> ApiLine | None:
         """The release line `version` belongs to."""
         return next((line for line in self.api_lines if line.covers(version)), None)
+
+    def checked_libraries(self) -> tuple[str, ...]:
+        """Every soname the matrix tests (a release's system_libs, a rule's `lib:` conditions): what the collector
+        looks for. In [[system_lib]] order, then the rest sorted."""
+        named = {lib for release in self.aimet for lib in release.system_libs}
+        prefix = LIBRARY_PREFIX
+        named |= {c.fact[len(prefix) :] for r in self.rules for c in r.when if c.fact.startswith(prefix)}
+        order = [lib.soname for lib in self.system_libs]
+        return tuple(sorted(named, key=lambda soname: (order.index(soname) if soname in order else len(order), soname)))
 
     def system_lib(self, soname: str) -> SystemLib | None:
         return next((lib for lib in self.system_libs if lib.soname == soname), None)

@@ -142,7 +142,7 @@ def compile_matrix(path: Path) -> Path:
     problems = _validate(doc)
     if problems:
         raise MatrixError(str(path), problems)
-    build(doc, path=str(path))
+    matrix = build(doc, path=str(path))
     target = compiled_path(path)
     document = json.dumps(doc, default=_iso, sort_keys=True, separators=(",", ":")).encode("utf-8")
     header = {
@@ -151,6 +151,8 @@ def compile_matrix(path: Path) -> Path:
         "source_sha256": _sha256(raw),
         "source_size": len(raw),
         "document_sha256": _sha256(document),
+        # what the collector looks for, read by environment/prefetch.py before anything else is imported
+        "collect": vocab.collector_request(matrix.checked_libraries()),
     }
     try:  # line 1: the header; line 2: the document, whose bytes the header's digest covers
         atomic.write_bytes(target, json.dumps(header, sort_keys=True).encode() + b"\n" + document + b"\n")
@@ -211,6 +213,21 @@ def sidecar(path: Path) -> Sidecar:
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         return Sidecar("malformed", f"{target.name}: bad dates ({type(error).__name__})")
     return Sidecar("current", document=doc, digest=str(payload["source_sha256"]))
+
+
+def checked_libraries(path: Path) -> tuple[str, ...]:
+    """The matrix's `checked_libraries()`, from its compiled sidecar's header when that was compiled from exactly
+    these TOML bytes (no document parsed), else from the loaded matrix."""
+    try:
+        with compiled_path(path).open("rb") as handle:
+            header = json.loads(handle.readline())
+        raw = path.read_bytes()
+        collect = header["collect"]["libraries"]
+        if header.get("source_size") == len(raw) and header.get("source_sha256") == _sha256(raw):
+            return tuple(str(soname) for soname in collect)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        pass
+    return load(path).checked_libraries()
 
 
 def _compiled(path: Path) -> tuple[dict[str, Any], str] | None:

@@ -23,7 +23,7 @@ from qatdoctor.knowledge.files import packaged_file
 from qatdoctor.knowledge.vocab import (
     CHOICE_FACTS,
     CONDITION_FACTS,
-    LIBRARY_FACTS,
+    LIBRARY_FACT_PATTERN,
     PRESENCE,
     SOURCES_FIELD,
     VERSION_FACTS,
@@ -33,7 +33,7 @@ from qatdoctor.knowledge.vocab import (
 SCHEMA_VERSION = 1
 SCHEMA_NAME = "compat_matrix.schema.json"
 __all__ = [
-    "CHOICE_FACTS", "CONDITION_FACTS", "LIBRARY_FACTS", "PRESENCE",
+    "CHOICE_FACTS", "CONDITION_FACTS", "LIBRARY_FACT_PATTERN", "PRESENCE",
     "SOURCES_FIELD", "VERSION_FACTS", "Problem",
 ]  # fmt: skip
 
@@ -179,14 +179,17 @@ SOURCE = TableSpec(
 WHEN_JSON: Mapping[str, Any] = {
     "type": "object",
     "description": "All clauses must hold. Versions take a PEP 440 specifier or 'present'/'absent'.",
-    "propertyNames": {"enum": list(CONDITION_FACTS), EXPECTED: "fact"},
+    "propertyNames": {
+        "anyOf": [{"enum": list(CONDITION_FACTS)}, {"pattern": LIBRARY_FACT_PATTERN, EXPECTED: "lib:<soname>"}],
+        EXPECTED: "fact",
+    },
     "properties": {
         **{name: {"type": "string", "format": "condition"} for name in VERSION_FACTS},
         **{name: {"type": "string", "pattern": "^(" + "|".join(c) + ")(\\|(" + "|".join(c) + "))*$",
                   EXPECTED: "one of " + ", ".join(c)}
            for name, c in CHOICE_FACTS.items()},
-        **{name: _enum(PRESENCE) for name in LIBRARY_FACTS},
     },
+    "patternProperties": {LIBRARY_FACT_PATTERN: _enum(PRESENCE)},
 }  # fmt: skip
 
 SIGNATURE = TableSpec(
@@ -553,7 +556,10 @@ def _problems(doc: Mapping[str, Any], error: Any) -> Iterator[Problem]:
     kind, value, schema, instance = error.validator, error.validator_value, error.schema, error.instance
     if "propertyNames" in error.schema_path:  # a key of a table: `instance` is the key
         expected = schema.get(EXPECTED, "")
-        if kind == "enum":
+        if kind == "anyOf" and "enum" in value[0]:  # the fixed names, or a pattern (lib:<soname>)
+            names = ", ".join([*value[0]["enum"], *(s[EXPECTED] for s in value[1:] if EXPECTED in s)])
+            yield Problem(where, f"{instance}: unknown {expected} (known: {names})")
+        elif kind == "enum":
             yield Problem(where, f"{instance}: unknown {expected} (known: {', '.join(value)})")
         else:
             yield Problem(where, f"{instance}: {_message(kind, value, schema, instance, error)}")

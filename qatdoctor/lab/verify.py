@@ -111,7 +111,7 @@ def _before(options: VerifyOptions, matrix: Matrix, hypothetical: bool) -> Repor
     """The original side: the target's facts and probe, or (hypothetical) the matrix's view of --assume."""
     base, tools = options.base, options.tools
     if hypothetical:
-        facts = core.infer_missing(what_if_facts(base.assume), matrix)
+        facts = core.infer_missing(what_if_facts(base.assume, matrix.checked_libraries()), matrix)
         return core.diagnose(
             facts,
             matrix,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from qatdoctor.environment.collect import CollectError, TargetError, collect, collector_path, resolve_python
 from qatdoctor.environment.runner import Completed
+from qatdoctor.knowledge.vocab import PACKAGES
 
 DATA = Path(__file__).parent.parent / "data" / "collector"
 PYTHON27 = Path("/root/.pyenv/versions/2.7.18/bin/python2.7")
@@ -64,7 +66,8 @@ def test_collect_runs_the_collector_in_the_target_with_the_environment() -> None
     facts = collect(sys.executable, runner=runner, timeout=12.0)
     assert facts.value("aimet-torch") == "2.0.0"
     ((argv, timeout, env),) = runner.calls
-    assert argv == (sys.executable, str(collector_path()))
+    assert argv[:3] == (sys.executable, str(collector_path()), "--request")
+    assert json.loads(argv[3]) == {"packages": list(PACKAGES), "libraries": ["liblapacke.so.3", "libcublas.so.12"]}
     assert timeout == 12.0
     assert env == dict(os.environ)
 

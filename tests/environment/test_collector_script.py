@@ -16,17 +16,22 @@ import pytest
 
 from qatdoctor.environment import _collector as collector
 from qatdoctor.environment.collect import collector_path
+from qatdoctor.environment.prefetch import collector_argv
+from qatdoctor.knowledge.load import checked_libraries, default_path
+from qatdoctor.knowledge.vocab import PACKAGES, collector_request
 
 PYTHON38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+LIBRARIES = checked_libraries(default_path())  # what qatdoctor asks the collector to find (the matrix's)
+REQUEST = collector_request(LIBRARIES)
 SHAPE = {
     "collector": None,
     "python": {"version", "implementation", "soabi", "executable", "prefix", "venv", "dists"},
     "platform": {"system", "machine", "os", "glibc"},
-    "packages": set(collector.PACKAGES),
+    "packages": set(PACKAGES),
     "torch_build": {"cuda", "hip", "version", "source"},
     "aimet_build": {"torch", "python_abi", "source"},
     "nvidia": {"driver", "driver_source", "gpus"},
-    "libraries": set(collector.LIBRARIES),
+    "libraries": set(LIBRARIES),
     "env": set(collector.ENV_VARS),
     "unknown": None,
 }
@@ -46,7 +51,7 @@ def run_collector(
 ) -> tuple[dict[str, Any], str]:
     """Run the script as qatdoctor does; return the parsed object and the raw stdout."""
     proc = subprocess.run(
-        [python, str(script or collector_path())],
+        [python, str(script or collector_path()), *collector_argv(python, REQUEST)[2:]],
         capture_output=True,
         text=True,
         timeout=60,
@@ -139,7 +144,7 @@ def test_mmcv_lite_counts_as_mmcv(
     for dist, version in dists.items():
         (tmp_path / f"{dist}-{version}.dist-info").mkdir()
     monkeypatch.setattr(sys, "path", [str(tmp_path)])
-    packages = collector.probe_packages({})
+    packages = collector.probe_packages({}, list(PACKAGES))
     assert packages["mmcv"] == mmcv
     assert packages["mmcv-lite"] == dists.get("mmcv_lite")
 
@@ -349,7 +354,7 @@ def test_libraries_from_the_loader_cache_and_ld_library_path(
     (cuda_lib / "libcublas.so.12").write_bytes(b"")
     monkeypatch.setenv("LD_LIBRARY_PATH", f":{cuda_lib}")
     unknown: dict[str, str] = {}
-    assert collector.probe_libraries(unknown, "x86_64") == {
+    assert collector.probe_libraries(unknown, "x86_64", ["liblapacke.so.3", "libcublas.so.12"]) == {
         "liblapacke.so.3": {"found": True, "where": "/usr/lib/x86_64-linux-gnu/liblapacke.so.3"},
         "libcublas.so.12": {"found": True, "where": str(cuda_lib / "libcublas.so.12")},
     }
@@ -362,7 +367,10 @@ def test_32_bit_only_library_does_not_count(no_driver: Path, monkeypatch: pytest
     monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
     monkeypatch.setattr(collector, "nvidia_wheel_lib", lambda soname: None)
     unknown: dict[str, str] = {}
-    assert collector.probe_libraries(unknown, "x86_64")["liblapacke.so.3"] == {"found": False, "where": None}
+    assert collector.probe_libraries(unknown, "x86_64", ["liblapacke.so.3"])["liblapacke.so.3"] == {
+        "found": False,
+        "where": None,
+    }
 
 
 def test_without_a_loader_cache_a_missing_library_is_unknown(no_driver: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -370,7 +378,7 @@ def test_without_a_loader_cache_a_missing_library_is_unknown(no_driver: Path, mo
     monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
     monkeypatch.setattr(collector, "nvidia_wheel_lib", lambda soname: None)
     unknown: dict[str, str] = {}
-    result = collector.probe_libraries(unknown, "no-such-machine")
+    result = collector.probe_libraries(unknown, "no-such-machine", ["libcublas.so.12"])
     assert result["libcublas.so.12"] is None
     assert unknown["libraries.libcublas.so.12"].startswith("ldconfig not found; not in LD_LIBRARY_PATH")
 

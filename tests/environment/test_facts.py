@@ -247,8 +247,6 @@ def test_the_target_scripts_copies_of_the_vocabulary() -> None:
     from qatdoctor.environment import _collector, _probe, facts
     from qatdoctor.knowledge import vocab
 
-    for name in ("PACKAGES", "LIBRARIES"):
-        assert getattr(vocab, name) == getattr(_collector, name), name
     for name in ("COLLECTOR_VERSION", "ENV_VARS"):
         assert getattr(facts, name) == getattr(_collector, name), name
     assert set(_probe.VERSION_FACTS) == set(vocab.CELL_FACTS)

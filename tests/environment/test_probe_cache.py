@@ -34,12 +34,12 @@ class CountingRunner:
 
     def __init__(self) -> None:
         self.probes = 0
-        self.argvs: list[tuple[str, ...]] = []
+        self.requests: list[dict[str, Any]] = []
 
     def __call__(self, argv: Sequence[str], **kwargs: Any) -> Completed:
         if any(str(a).endswith("_probe.py") for a in argv):
             self.probes += 1
-            self.argvs.append(tuple(argv))
+            self.requests.append(json.loads(Path(argv[argv.index("--request") + 1]).read_text()))
             return Completed(tuple(argv), 0, RECORDED.read_text(), "", 0.1)
         return run(argv, **kwargs)
 
@@ -118,8 +118,8 @@ def test_with_a_model_only_the_model_runs_when_the_stand_ins_are_cached(venv: st
     first = check(venv, runner)
     with_model = check(venv, runner, model=ModelSpec("model.py:build"))
     assert runner.probes == 2
-    assert "--models=" in runner.argvs[1] and "--model" in runner.argvs[1], "stand-ins skipped, the model runs"
-    assert "--models=" not in runner.argvs[0]
+    assert runner.requests[1]["stand_ins"] == [] and "model" in runner.requests[1], "stand-ins skipped, the model runs"
+    assert "stand_ins" not in runner.requests[0], "every stand-in"
     assert with_model.probe is not None and first.probe is not None
     assert with_model.probe.cases == first.probe.cases, "the cached stand-ins stand in"
 

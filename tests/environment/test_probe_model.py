@@ -30,11 +30,11 @@ FIXES = ROOT / "qatdoctor" / "fixes.py"
 EVENT_PREFIX = "@qatdoctor-probe "
 USER_STAGES = ("prepare", "quantsim", "compute_encodings", "qat_step", "fold", "fold_prepared")
 STATUSES = {"pass", "fail", "silent-fail", "skipped", "unknown"}
-MODEL_KEYS = {"spec", "status", "error", "reason", "class", "modules", "parameters", "input", "scan", "stages", "fold",
+MODEL_KEYS = {"spec", "status", "stage", "error", "reason", "class", "modules", "parameters", "input", "scan", "stages", "fold",
               "bn", "timings", "fixed"}  # fmt: skip
 STAGE_KEYS = {"stage", "status", "seconds", "error", "check", "measured", "reason", "layers"}
 FOLD_KEYS = {"pairs", "unfolded", "max_abs_diff", "output_scale", "relative", "randomized_stats"}
-FIXED_KEYS = {"status", "error", "reason", "fixes", "scan", "stages", "fold", "bn", "timings"}
+FIXED_KEYS = {"status", "stage", "error", "reason", "fixes", "scan", "stages", "fold", "bn", "timings"}
 
 NATIVE_BN = (
     "The function 'native_batch_norm' is not differentiable with respect to argument 'running_mean'. "
