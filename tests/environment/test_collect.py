@@ -72,10 +72,21 @@ def test_collect_runs_the_collector_in_the_target_with_the_environment() -> None
     assert env == dict(os.environ)
 
 
-def test_collect_defaults_to_this_interpreter() -> None:
+def _activated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fake venv made the active one, as `source bin/activate` does (environment/active.py picks it)."""
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / "python"
+    python.symlink_to(sys.executable)
+    monkeypatch.setenv("VIRTUAL_ENV", str(tmp_path))
+    monkeypatch.delenv("CONDA_PREFIX", raising=False)
+    return str(python)
+
+
+def test_collect_defaults_to_the_active_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    python = _activated(tmp_path, monkeypatch)
     runner = FakeRunner(completed(stdout=(DATA / "dev-venv-py311.json").read_text(encoding="utf-8")))
     collect(runner=runner)
-    assert runner.calls[0][0][0] == sys.executable
+    assert runner.calls[0][0][0] == python
 
 
 def test_collect_tolerates_output_printed_before_the_json() -> None:
@@ -138,8 +149,9 @@ def test_json_that_is_not_a_collector_payload_is_a_collect_error() -> None:
 # --- resolving the target, before anything runs -------------------------------------------------------
 
 
-def test_resolve_none_is_this_interpreter() -> None:
-    assert resolve_python(None) == sys.executable
+def test_resolve_none_is_the_active_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    python = _activated(tmp_path, monkeypatch)
+    assert resolve_python(None) == python
 
 
 def test_resolve_bare_name_uses_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
