@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from packaging.specifiers import SpecifierSet
 
@@ -12,6 +12,8 @@ from qatdoctor.diagnose.conditions import Outcome, evaluate_all
 from qatdoctor.diagnose.evaluate import derive_facts, verdict_of
 from qatdoctor.diagnose.rules import rule_finding
 from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
+from qatdoctor.explain.families import family_findings
+from qatdoctor.explain.frames import Frame, frame_for
 from qatdoctor.explain.scan import Hit
 from qatdoctor.knowledge.entries import Matrix, Rule
 from qatdoctor.knowledge.versions import in_range, try_parse_version
@@ -32,6 +34,8 @@ class Scan:
     replaced: int
     mentions_aimet: bool
     versions_truncated: bool = False
+    words: Mapping[str, int] = field(default_factory=dict)  # model-family words: the first line of each
+    frames: Sequence[Frame] = ()  # the user's own traceback frames
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ def log_findings(scan: Scan, facts: Facts, python: str) -> list[Finding]:
 
 def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str, facts: Facts | None = None) -> Finding:
     rule = hit.rule
+    if rule.cause == "model-code":
+        return _model_code_finding(hit, scan, python, facts)
     seen = f"line {hit.line}: {hit.evidence}"
     base = rule_finding(
         rule, Outcome(True, outcome.matched), python=python, extra_evidence=(seen, *outcome.missing), facts=facts
@@ -153,6 +159,23 @@ def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str, facts: Fac
     )
 
 
+def _model_code_finding(hit: Hit, scan: Scan, python: str, facts: Facts | None) -> Finding:
+    """An error the model's own code raises: a confident 'not an environment problem', the frame, the remedies."""
+    rule = hit.rule
+    frame = frame_for(scan.frames, hit.line)
+    where = f" It is raised from your code: {frame.describe()} (input line {frame.line})." if frame else ""
+    summary = (
+        f"Not an environment or version problem: the input shows this error (line {hit.line}), which comes from the "
+        f"model's own code, so no install or version change fixes it.{where} {rule.summary}"
+    )
+    evidence = (f"line {hit.line}: {hit.evidence}", *((f"line {frame.line}: {frame.describe()}",) if frame else ()))
+    base = rule_finding(rule, Outcome(True, ()), python=python, extra_evidence=evidence, facts=facts)
+    return base._replace(
+        origin="log", status=Status.FAIL, severity=Severity(rule.severity), summary=summary, scope=Scope.MODEL,
+        likely=None, fixes=tuple(f for f in base.fixes if f.package is None), headline=evidence[-1],
+    )  # fmt: skip
+
+
 def _unsupported(base: Finding, summary: str) -> Finding:
     """A matched message that the versions or the context do not support: shown, but with no fix."""
     return base._replace(origin="log", status=Status.UNKNOWN, severity=Severity.WARNING, summary=summary, fixes=())
@@ -170,6 +193,7 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
     chosen = choose(scan.statements)
     facts = stated_facts(chosen, matrix)
     from_log = log_findings(scan, facts, pip_python(facts))
+    likely = family_findings(scan.words, matrix, facts, pip_python(facts), from_log)
     from_versions: list[Finding] = []
     undecided = 0
     if "aimet-torch" in chosen or "torch" in chosen:
@@ -187,10 +211,10 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
             command="explain", verdict=Verdict.UNKNOWN, facts=facts, findings=(), recommendations=(),
             matrix=matrix_info(matrix), target=target, timings=timings,
         )  # fmt: skip
-    findings = (*from_log, *from_versions)
+    findings = (*from_log, *likely, *from_versions)
     failed = any(f.origin == "log" and f.status is Status.FAIL for f in findings)
     verdict = Verdict.PROBLEMS if failed or verdict_of(findings) is Verdict.PROBLEMS else Verdict.UNKNOWN
-    notes = _notes(scan, chosen, from_log, from_versions, undecided)
+    notes = _notes(scan, chosen, from_log, from_versions, undecided, likely)
     extracted: dict[str, str] = {}
     for name, pick in sorted(chosen.items(), key=lambda item: item[1].statement.line):
         extracted[name] = pick.statement.value
@@ -220,7 +244,12 @@ def _relevant(finding: Finding, matrix: Matrix) -> bool:
 
 
 def _notes(
-    scan: Scan, chosen: dict[str, Chosen], from_log: Sequence[Finding], from_versions: Sequence[Finding], undecided: int
+    scan: Scan,
+    chosen: dict[str, Chosen],
+    from_log: Sequence[Finding],
+    from_versions: Sequence[Finding],
+    undecided: int,
+    likely: Sequence[Finding] = (),
 ) -> list[str]:
     if scan.characters == 0:
         return ["empty input: nothing to explain"]
@@ -228,11 +257,13 @@ def _notes(
     if scan.replaced > max(16, scan.characters // 100):
         share = 100 * scan.replaced // scan.characters
         notes.append(f"the input does not look like text ({share}% of it is not valid UTF-8)")
+    if likely:
+        notes.append("no known error signature matched; the model the input names makes the findings marked likely")
     if from_log and from_versions:
         notes.append("findings with origin 'log' were matched in the input; the others follow from the stated versions")
     elif from_versions:
         notes.append("no known error signature matched the input; the findings follow from the stated versions only")
-    elif not from_log:
+    elif not from_log and not likely:
         notes.append("no known error signature matched, and the stated versions decide nothing: cause unknown")
     if any(f.origin == "log" and f.status is Status.UNKNOWN for f in from_log):
         notes.append("a matched message the versions or the context do not support is shown without a fix")
