@@ -73,6 +73,8 @@ def family_findings(
             for rule in matrix.rules:
                 if rule.kind != "bad" or rule.scope != "model" or rule.model_feature != brings.construct:
                     continue
+                if brings.rules and rule.id not in brings.rules:
+                    continue
                 outcome = evaluate_all(rule.when, facts)
                 if outcome.value is not True or rule.id in found:
                     continue

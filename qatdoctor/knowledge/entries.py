@@ -284,6 +284,7 @@ class FamilyBrings(NamedTuple):
     symptoms: tuple[tuple[str, ...], ...]
     basis: str
     evidence: str
+    rules: tuple[str, ...] = ()  # the construct's rules a report makes likely; empty: all of them
 
 
 class ModelFamily(NamedTuple):

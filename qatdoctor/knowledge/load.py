@@ -378,7 +378,10 @@ def _construct(e: Mapping[str, Any]) -> Construct:
 
 def _model_family(e: Mapping[str, Any]) -> ModelFamily:
     brings = tuple(
-        FamilyBrings(b["construct"], b["when"], tuple(tuple(g) for g in b["symptoms"]), b["basis"], b["evidence"])
+        FamilyBrings(
+            b["construct"], b["when"], tuple(tuple(g) for g in b["symptoms"]), b["basis"], b["evidence"],
+            tuple(b.get("rules", ())),
+        )
         for b in e["brings"]
     )
     return ModelFamily(e["id"], e["title"], tuple(e["words"]), brings, _sources(e), tuple(e.get("packages", ())))
@@ -392,6 +395,10 @@ def _check_families(matrix: Matrix, problems: list[vocab.Problem]) -> None:
         for b in family.brings:
             if b.construct not in known:
                 problems.append(vocab.Problem(f"{where} → brings", f"unknown construct {b.construct!r}"))
+            for rule_id in b.rules:
+                rule = matrix.rule(rule_id)
+                if rule is None or rule.scope != "model" or rule.model_feature != b.construct:
+                    problems.append(vocab.Problem(f"{where} → brings", f"{rule_id!r} is no model rule of {b.construct}"))
         words = [*family.words, *(w for b in family.brings for g in b.symptoms for w in g)]
         for word in words:
             if word != word.lower() or not word.strip():

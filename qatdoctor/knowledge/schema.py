@@ -411,6 +411,7 @@ FAMILY_BRINGS = TableSpec(
     "brings",
     {
         "construct": f(STR, required=True, doc="a [[construct]] id the family's models carry"),
+        "rules": f(_arr(STR), doc="the construct's model-scope rules a report makes likely (default: all)"),
         "when": f(STR, required=True, doc="under which conditions the models carry it"),
         "symptoms": f(_arr(_arr(STR, minItems=1), minItems=1), required=True,
                       doc="word groups (lower case): the text must contain a word of every group"),
