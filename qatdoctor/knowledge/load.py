@@ -398,7 +398,8 @@ def _check_families(matrix: Matrix, problems: list[vocab.Problem]) -> None:
             for rule_id in b.rules:
                 rule = matrix.rule(rule_id)
                 if rule is None or rule.scope != "model" or rule.model_feature != b.construct:
-                    problems.append(vocab.Problem(f"{where} → brings", f"{rule_id!r} is no model rule of {b.construct}"))
+                    message = f"{rule_id!r} is no model rule of {b.construct}"
+                    problems.append(vocab.Problem(f"{where} → brings", message))
         words = [*family.words, *(w for b in family.brings for g in b.symptoms for w in g)]
         for word in words:
             if word != word.lower() or not word.strip():
