@@ -12,11 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from qatdoctor.diagnose.conditions import evaluate_all
 from qatdoctor.diagnose.rules import rule_finding
-from qatdoctor.explain.extract import HEAD, lowered
+from qatdoctor.explain.extract import lowered
 from qatdoctor.knowledge.entries import FamilyBrings, Matrix, ModelFamily
 from qatdoctor.records import Facts, Finding, Status
 
 CARRY = 64  # characters of an unfinished line kept so a word split by a read is still found
+HEAD = 1 << 20  # words are read from the start of the input: where a report or a log's config names the model
 CONFIRM = (
     "To confirm it, run `qatdoctor check --model FILE.py:FUNC` in the training environment (FUNC returns the "
     "model, or (model, example_input)): it runs your model through prepare_model, QuantSim and one QAT step. "
