@@ -8,6 +8,7 @@ wrong), `---`, then the report as posted, trimmed. Only the text after `---` goe
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,7 +36,7 @@ class Case(NamedTuple):
 
 def read_case(path: Path) -> Case:
     head, _, body = path.read_text(encoding="utf-8").partition("\n---\n")
-    fields = dict(line.split(": ", 1) for line in head.splitlines())
+    fields = {m[1]: m[2].strip() for m in (re.match(r"(\w+):(.*)$", line) for line in head.splitlines()) if m}
 
     def ids(key: str) -> frozenset[str]:
         return frozenset(i for i in fields.get(key, "").split(",") if i)
