@@ -188,6 +188,8 @@ class Why(str, enum.Enum):
     LOG_APPLIES = "log-applies"  # ... and the versions it states are in the rule's range (`matched`)
     LOG_ON_MESSAGE = "log-on-message"  # ... and it does not state every version the rule depends on
     LOG_MODEL_CONTAINS = "log-model-contains"  # ... so the model it ran contains `construct`
+    LOG_MODEL_CODE = "log-model-code"  # ... and it is an error of the model's own code (a rule with cause model-code)
+    LOG_USER_FRAME = "log-user-frame"  # ... raised from the user's `frame` (input line `line`)
 
 
 class Reason(NamedTuple):
@@ -202,6 +204,7 @@ class Reason(NamedTuple):
     how: str | None = None  # how strictly the log matched
     rule_range: str | None = None  # the rule's range, in words
     matched: tuple[str, ...] = ()  # the stated versions inside it
+    frame: str | None = None  # the user's own frame a model-code error is raised from
 
 
 # How each reason reads: the one wording the renderers (doctor, -v, markdown) and the JSON `summary` share.
@@ -228,6 +231,9 @@ REASON_PROSE: Mapping[Why, str] = MappingProxyType({
     Why.LOG_ON_MESSAGE: "The input does not state everything the rule depends on ({rule_range}), so this rests on the "
     "message alone.",
     Why.LOG_MODEL_CONTAINS: "The input's model contains: {construct}.",
+    Why.LOG_MODEL_CODE: "Not an environment or version problem: this error comes from the model's own code, so no "
+    "install or version change fixes it.",
+    Why.LOG_USER_FRAME: "It is raised from your code: {frame} (input line {line}).",
 })  # fmt: skip
 
 
@@ -236,6 +242,7 @@ def reason_text(reason: Reason) -> str:
     return REASON_PROSE[reason.code].format(
         construct=reason.construct, stages=", ".join(reason.stages), needs="; ".join(reason.needs), runs=reason.runs,
         line=reason.line, how=reason.how, rule_range=reason.rule_range, matched="; ".join(reason.matched),
+        frame=reason.frame,
     )  # fmt: skip
 
 

@@ -80,7 +80,9 @@ def test_resolve_commands_land_on_sets_that_are_not_problems(row: object) -> Non
     assert_lands_well(resolve(row.facts))  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "tests" / "data" / "explain").iterdir()))
+@pytest.mark.parametrize(
+    "name", sorted(str(p.relative_to(ROOT / "tests" / "data" / "explain")) for p in (ROOT / "tests" / "data" / "explain").rglob("*") if p.is_file())
+)
 def test_explain_commands_land_on_sets_that_are_not_problems(name: str) -> None:
     with (ROOT / "tests" / "data" / "explain" / name).open("rb") as stream:
         report = explain_stream(stream, load(), target=name)

@@ -51,6 +51,8 @@ class Logged(NamedTuple):
     rule_range: str  # the rule's range, in words
     names_aimet: bool  # the input (or the lines around the match) mentions AIMET
     aimet_rule: bool  # the rule is about an AIMET version
+    frame: str | None = None  # the user's own frame it is raised from, with its input line in `frame_line`
+    frame_line: int | None = None
 
 
 class Evidence(NamedTuple):
@@ -170,6 +172,10 @@ def _logged(e: Evidence) -> bool:
     return e.logged is not None
 
 
+def _log_model_code(e: Evidence) -> bool:
+    return e.logged is not None and e.rule.cause == "model-code"
+
+
 def _log_outside(e: Evidence) -> bool:
     return e.logged is not None and e.logged.in_range is False
 
@@ -208,6 +214,7 @@ PASS, FAIL, UNKNOWN, N_A = Status.PASS, Status.FAIL, Status.UNKNOWN, Status.NOT_
 
 TABLE: tuple[Row, ...] = (
     # case                     holds when          scope status   severity   reason                   origin   fixes
+    Row("log-model-code",      _log_model_code,    _M,   FAIL,    Sev.RULE,  Why.LOG_MODEL_CODE,      "log"),
     Row("log-out-caveat",      _log_outside_m,     _C,   UNKNOWN, Sev.WARN,  Why.LOG_OUTSIDE_RANGE,   "log",   False),
     Row("log-out",             _log_outside,       _E,   UNKNOWN, Sev.WARN,  Why.LOG_OUTSIDE_RANGE,   "log",   False),
     Row("log-no-aimet-caveat", _log_not_aimet_m,   _C,   UNKNOWN, Sev.WARN,  Why.LOG_NOT_AIMET,       "log",   False),
@@ -256,7 +263,9 @@ def judge(e: Evidence) -> Judgement | None:
         reasons += (Reason(Why.UNDECIDED, needs=e.outcome.missing),)
     if e.logged is not None:
         reasons = (Reason(Why.LOG_SHOWS, line=e.logged.line, how=e.logged.how), *reasons)
-        if row.status is Status.FAIL and e.rule.scope == "model":
+        if row.reason is Why.LOG_MODEL_CODE and e.logged.frame is not None:
+            reasons += (Reason(Why.LOG_USER_FRAME, frame=e.logged.frame, line=e.logged.frame_line),)
+        elif row.status is Status.FAIL and e.rule.scope == "model":
             reasons += (Reason(Why.LOG_MODEL_CONTAINS, construct=e.rule.model_feature),)
     origin = row.origin or ("probe" if _reproduced(e) else "matrix")
     severity = _severity(row.severity, e.rule)

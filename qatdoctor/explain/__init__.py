@@ -11,6 +11,8 @@ from qatdoctor.core import load_matrix
 from qatdoctor.errors import InputError
 from qatdoctor.explain.diagnosis import Scan, explain_report
 from qatdoctor.explain.extract import Lexicon, VersionExtractor
+from qatdoctor.explain.families import WordSpotter
+from qatdoctor.explain.frames import FrameTracker
 from qatdoctor.explain.reader import CHUNK, iter_text
 from qatdoctor.explain.scan import SignatureScanner
 from qatdoctor.knowledge.entries import Matrix
@@ -23,12 +25,16 @@ def scan_stream(stream: BinaryIO, matrix: Matrix, *, chunk_size: int = CHUNK) ->
     """One pass over the input: signature hits and stated versions, in memory bounded by the chunk size."""
     scanner = SignatureScanner(rule for rule in matrix.rules if rule.kind == "bad" and rule.signatures)
     extractor = VersionExtractor(lexicon=Lexicon.of(matrix))
+    spotter = WordSpotter.of(matrix)
+    frames = FrameTracker()
     characters = replaced = 0
     for text in iter_text(stream, chunk_size):
         characters += len(text)
         replaced += 0 if text.isascii() else text.count("\ufffd")
         scanner.feed(text)
         extractor.feed(text)
+        spotter.feed(text)
+        frames.feed(text)
     scanner.finish()
     extractor.finish()
     return Scan(
@@ -38,6 +44,8 @@ def scan_stream(stream: BinaryIO, matrix: Matrix, *, chunk_size: int = CHUNK) ->
         replaced=replaced,
         mentions_aimet=extractor.mentions_aimet,
         versions_truncated=extractor.truncated,
+        words=spotter.first,
+        frames=frames.frames,
     )
 
 

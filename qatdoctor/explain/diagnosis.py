@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from packaging.specifiers import SpecifierSet
 
@@ -13,6 +13,8 @@ from qatdoctor.diagnose.evaluate import derive_facts, verdict_of
 from qatdoctor.diagnose.judge import Evidence, Logged
 from qatdoctor.diagnose.judge import rule_finding as judged
 from qatdoctor.explain.extract import HEAD, INFERRED, TAIL, Statement
+from qatdoctor.explain.families import family_findings
+from qatdoctor.explain.frames import Frame, frame_for
 from qatdoctor.explain.scan import Hit
 from qatdoctor.knowledge.entries import Matrix, Rule
 from qatdoctor.knowledge.versions import in_range, try_parse_version
@@ -33,6 +35,8 @@ class Scan:
     replaced: int
     mentions_aimet: bool
     versions_truncated: bool = False
+    words: Mapping[str, int] = field(default_factory=dict)  # model-family words: the first line of each
+    frames: Sequence[Frame] = ()  # the user's own traceback frames
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ def log_findings(scan: Scan, facts: Facts, python: str) -> list[Finding]:
 def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str, facts: Facts | None = None) -> Finding:
     """What the log shows about the hit's rule, judged (diagnose/judge.py) with the stated versions' outcome."""
     rule = hit.rule
+    frame = frame_for(scan.frames, hit.line) if rule.cause == "model-code" else None
     logged = Logged(
         line=hit.line,
         how=_STRICTNESS[hit.strictness],
@@ -126,10 +131,12 @@ def _log_finding(hit: Hit, outcome: Outcome, scan: Scan, python: str, facts: Fac
         rule_range=_range(rule),
         names_aimet=scan.mentions_aimet or hit.near_aimet,
         aimet_rule=any(c.fact in AIMET_FACTS for c in rule.when),
+        frame=frame.describe() if frame else None,
+        frame_line=frame.line if frame else None,
     )
     # the log decides, not the facts: what the versions leave open is evidence
-    evidence = Evidence(rule, Outcome(True, outcome.matched), facts, log=(f"line {hit.line}: {hit.evidence}",
-                        *outcome.missing), logged=logged)  # fmt: skip
+    shown = (f"line {hit.line}: {hit.evidence}", *((f"line {frame.line}: {frame.describe()}",) if frame else ()))
+    evidence = Evidence(rule, Outcome(True, outcome.matched), facts, log=(*shown, *outcome.missing), logged=logged)
     found = judged(evidence, python)
     assert found is not None  # only a caveat whose construct cannot occur is dropped, and a log has no context
     return found
@@ -147,6 +154,7 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
     chosen = choose(scan.statements)
     facts = stated_facts(chosen, matrix)
     from_log = log_findings(scan, facts, pip_python(facts))
+    likely = family_findings(scan.words, matrix, facts, pip_python(facts), from_log)
     from_versions: list[Finding] = []
     undecided = 0
     if "aimet-torch" in chosen or "torch" in chosen:
@@ -164,10 +172,10 @@ def explain_report(scan: Scan, matrix: Matrix, *, target: str, timings: dict[str
             command="explain", verdict=Verdict.UNKNOWN, facts=facts, findings=(), recommendations=(),
             matrix=matrix_info(matrix), target=target, timings=timings,
         )  # fmt: skip
-    findings = (*from_log, *from_versions)
+    findings = (*from_log, *likely, *from_versions)
     failed = any(f.origin == "log" and f.status is Status.FAIL for f in findings)
     verdict = Verdict.PROBLEMS if failed or verdict_of(findings) is Verdict.PROBLEMS else Verdict.UNKNOWN
-    notes = _notes(scan, chosen, from_log, from_versions, undecided)
+    notes = _notes(scan, chosen, from_log, from_versions, undecided, likely)
     extracted: dict[str, str] = {}
     for name, pick in sorted(chosen.items(), key=lambda item: item[1].statement.line):
         extracted[name] = pick.statement.value
@@ -197,7 +205,12 @@ def _relevant(finding: Finding, matrix: Matrix) -> bool:
 
 
 def _notes(
-    scan: Scan, chosen: dict[str, Chosen], from_log: Sequence[Finding], from_versions: Sequence[Finding], undecided: int
+    scan: Scan,
+    chosen: dict[str, Chosen],
+    from_log: Sequence[Finding],
+    from_versions: Sequence[Finding],
+    undecided: int,
+    likely: Sequence[Finding] = (),
 ) -> list[str]:
     if scan.characters == 0:
         return ["empty input: nothing to explain"]
@@ -205,11 +218,13 @@ def _notes(
     if scan.replaced > max(16, scan.characters // 100):
         share = 100 * scan.replaced // scan.characters
         notes.append(f"the input does not look like text ({share}% of it is not valid UTF-8)")
+    if likely:
+        notes.append("no known error signature matched; the model the input names makes the findings marked likely")
     if from_log and from_versions:
         notes.append("findings with origin 'log' were matched in the input; the others follow from the stated versions")
     elif from_versions:
         notes.append("no known error signature matched the input; the findings follow from the stated versions only")
-    elif not from_log:
+    elif not from_log and not likely:
         notes.append("no known error signature matched, and the stated versions decide nothing: cause unknown")
     if any(f.origin == "log" and f.status is Status.UNKNOWN for f in from_log):
         notes.append("a matched message the versions or the context do not support is shown without a fix")

@@ -22,13 +22,14 @@ LINE_BUDGET = 50_000  # keyword lines read from the head; past that (a pip list 
 STRUCTURED, PROSE, INFERRED = 0, 1, 2
 KEYWORDS = (
     "torch", "aimet", "numpy", "python", "cuda", "libc", "ubuntu", "driver", "onnx", "mmcv", "mmengine",
-    "shared object",
+    "shared object", "timm",
 )  # fmt: skip
 PACKAGES = {
     "aimet-torch": "aimet-torch", "aimet_torch": "aimet-torch", "aimet-onnx": "aimet-onnx",
     "aimet_onnx": "aimet-onnx", "aimet-common": "aimet-common", "aimet_common": "aimet-common",
     "torch": "torch", "pytorch": "torch", "torchvision": "torchvision", "numpy": "numpy", "onnx": "onnx",
-    "mmengine": "mmengine", "mmcv": "mmcv", "mmcv-full": "mmcv", "python": "python", "pytorch-cuda": "cuda",
+    "mmengine": "mmengine", "mmcv": "mmcv", "mmcv-full": "mmcv", "mmcv-lite": "mmcv", "python": "python",
+    "pytorch-cuda": "cuda", "timm": "timm",
 }  # fmt: skip
 PROSE_NAMES = {
     "aimet": "aimet-torch", "aimettorch": "aimet-torch", "aimet torch": "aimet-torch", "driver": "driver",
@@ -63,13 +64,13 @@ _API = re.compile(r"aimet_torch[./](?P<api>v[12])\b|AIMET_DEFAULT_API\s*=\s*(?P<
 _OS_UBUNTU = re.compile(r"^OS:\s*Ubuntu\s+(?P<v>\d+\.\d+)")
 _PROSE = re.compile(
     r"(?<![\w./\\-])(?P<name>aimet[-_ ]?torch|aimet[-_](?:onnx|common)|aimet|pytorch|torchvision|torch|numpy|python"
-    r"|cuda|glibc|onnx|mmcv|mmengine|ubuntu|(?:nvidia\s+)?driver)(?![A-Za-z_-])"
-    rf"[ \t]*(?:version[ \t]*)?(?:is[ \t]+|[:=][ \t]*|(?=v\d))?(?P<v>{_VERSION})",
+    r"|cuda|glibc|onnx|mmcv(?:[-_](?:full|lite))?|mmengine|timm|ubuntu|(?:nvidia\s+)?driver)(?![A-Za-z_-])"
+    rf"[ \t]*(?:version[ \t]*)?(?:is[ \t]+|==[ \t]*|[:=][ \t]*|(?=v\d))?(?P<v>{_VERSION})",
     re.IGNORECASE,
 )
 _NOT_INSTALLED = re.compile(
-    r"(?:compiled (?:with|using|against)|built (?:with|for|against)|requires?|required|needs?|supports?|expects?"
-    r"|upgrade to|downgrade to|instead of|older than|newer than|>=|<=|[<>]|~=)\s*$",
+    r"(?:compiled (?:with|using|against)|built (?:with|for|against)|requires?|required|requirements?|needs?"
+    r"|supports?|expects?|upgrade to|downgrade to|instead of|older than|newer than|>=|<=|[<>]|~=)\s*$",
     re.IGNORECASE,
 )
 _SANE = {

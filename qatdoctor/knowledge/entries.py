@@ -162,6 +162,7 @@ class Rule(NamedTuple):
     fixes: tuple[RuleFix, ...] = ()
     basis: str = "inferred"
     measured_on: tuple[Measurement, ...] = ()
+    cause: str = "environment"  # model-code: the user's model code raises it, not the environment
 
     @property
     def measured(self) -> bool:
@@ -276,6 +277,28 @@ class Construct(NamedTuple):
     produced_by: tuple[Producer, ...] = ()
 
 
+class FamilyBrings(NamedTuple):
+    """A construct a model family's models carry, the conditions, and the words of a report it shows in."""
+
+    construct: str
+    when: str
+    symptoms: tuple[tuple[str, ...], ...]
+    basis: str
+    evidence: str
+    rules: tuple[str, ...] = ()  # the construct's rules a report makes likely; empty: all of them
+
+
+class ModelFamily(NamedTuple):
+    """Models a report may name (RTMDet, timm, ultralytics...), and the constructs they bring."""
+
+    id: str
+    title: str
+    words: tuple[str, ...]
+    brings: tuple[FamilyBrings, ...]
+    sources: tuple[Source, ...]
+    packages: tuple[str, ...] = ()
+
+
 class ProbeTerm(NamedTuple):
     """A word of the live probe's vocabulary (a model, stage, silent check or construct detector it implements)."""
 
@@ -380,6 +403,7 @@ class Matrix(NamedTuple):
     python_support: PythonSupport | None = None
     requirements: tuple[Requirement, ...] = ()
     probe_terms: tuple[ProbeTerm, ...] = ()
+    model_families: tuple[ModelFamily, ...] = ()
 
     def aimet_release(self, version: ParsedVersion) -> AimetRelease | None:
         """The release entry whose version equals `version` (local variants ignored)."""

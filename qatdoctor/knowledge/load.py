@@ -23,7 +23,9 @@ from qatdoctor.knowledge.entries import (
     Construct,
     CudaDriver,
     EvidenceRecord,
+    FamilyBrings,
     Matrix,
+    ModelFamily,
     OsRelease,
     ProbeMatch,
     ProbeTerm,
@@ -298,10 +300,12 @@ def build(doc: Mapping[str, Any], *, path: str = "<memory>", sha256: str = "") -
             for e in doc.get("requirement", [])
         ),
         probe_terms=tuple(ProbeTerm(e["kind"], e["id"], e["summary"], _sources(e)) for e in doc.get("probe_term", [])),
+        model_families=tuple(_model_family(e) for e in doc.get("model_family", [])),
     )
     _check_evidence_refs(matrix, problems)
     _check_features(matrix, problems)
     _check_probe_terms(matrix, problems)
+    _check_families(matrix, problems)
     if problems:
         raise MatrixError(path, problems)
     return matrix
@@ -387,6 +391,36 @@ def _construct(e: Mapping[str, Any]) -> Construct:
         only_with=e.get("only_with"),
         produced_by=tuple(Producer(p["package"], p["note"]) for p in e.get("produced_by", [])),
     )
+
+
+def _model_family(e: Mapping[str, Any]) -> ModelFamily:
+    brings = tuple(
+        FamilyBrings(
+            b["construct"], b["when"], tuple(tuple(g) for g in b["symptoms"]), b["basis"], b["evidence"],
+            tuple(b.get("rules", ())),
+        )
+        for b in e["brings"]
+    )
+    return ModelFamily(e["id"], e["title"], tuple(e["words"]), brings, _sources(e), tuple(e.get("packages", ())))
+
+
+def _check_families(matrix: Matrix, problems: list[vocab.Problem]) -> None:
+    """A family brings only constructs the matrix defines; its words are lower case (they match lowered text)."""
+    known = {c.id for c in matrix.constructs}
+    for family in matrix.model_families:
+        where = f"model_family {family.id!r}"
+        for b in family.brings:
+            if b.construct not in known:
+                problems.append(vocab.Problem(f"{where} → brings", f"unknown construct {b.construct!r}"))
+            for rule_id in b.rules:
+                rule = matrix.rule(rule_id)
+                if rule is None or rule.scope != "model" or rule.model_feature != b.construct:
+                    message = f"{rule_id!r} is no model rule of {b.construct}"
+                    problems.append(vocab.Problem(f"{where} → brings", message))
+        words = [*family.words, *(w for b in family.brings for g in b.symptoms for w in g)]
+        for word in words:
+            if word != word.lower() or not word.strip():
+                problems.append(vocab.Problem(f"{where} → words", f"{word!r} must be lower case and not blank"))
 
 
 def _sources(entry: Mapping[str, Any]) -> tuple[Source, ...]:
@@ -522,6 +556,7 @@ def _rule(e: Mapping[str, Any], problems: list[vocab.Problem]) -> Rule:
         details=e.get("details"),
         covers=tuple(e.get("covers", ())),
         triage_only=bool(e.get("triage_only", False)),
+        cause=e.get("cause", "environment"),
         signatures=tuple(signatures),
         probes=tuple(
             ProbeMatch(model=p["model"], stage=p["stage"], status=p["status"], check=p.get("check"))

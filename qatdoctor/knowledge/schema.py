@@ -38,6 +38,7 @@ __all__ = [
 ]  # fmt: skip
 
 SOURCE_KINDS = ("issue", "pr", "release-notes", "pypi", "wheel", "docs", "repo", "probe", "measurement")
+CAUSES = ("environment", "model-code")
 FIX_KINDS = ("upgrade", "pin", "system", "code", "config", "install")
 PROBE_STATUSES = ("fail", "silent-fail", "pass")
 PROBE_TERM_KINDS = ("model", "stage", "check", "detector")
@@ -331,6 +332,8 @@ RULE = TableSpec(
         "covers": f(_arr(STR), doc="requirement checks this rule explains"),
         "triage_only": f({"type": "boolean"},
                          doc="only matched against pasted logs (explain), never against environment facts"),
+        "cause": f(_enum(CAUSES),
+                   doc="model-code: the error comes from the user's model code, not the environment (no version move)"),
         "signature": f(_arr({"$ref": "#/$defs/signature"})),
         "probe": f(_arr({"$ref": "#/$defs/probe"})),
         "fix": f(_arr({"$ref": "#/$defs/fix"})),
@@ -406,6 +409,33 @@ CONSTRUCT = TableSpec(
     key="id",
     doc="A model construct model-scope rules name, and how to find it in a model.",
     nested={"detect": DETECT, "produced_by": PRODUCER},
+)  # fmt: skip
+FAMILY_BRINGS = TableSpec(
+    "brings",
+    {
+        "construct": f(STR, required=True, doc="a [[construct]] id the family's models carry"),
+        "rules": f(_arr(STR), doc="the construct's model-scope rules a report makes likely (default: all)"),
+        "when": f(STR, required=True, doc="under which conditions the models carry it"),
+        "symptoms": f(_arr(_arr(STR, minItems=1), minItems=1), required=True,
+                      doc="word groups (lower case): the text must contain a word of every group"),
+        "basis": f(_enum(BASES), required=True),
+        "evidence": f(STR, required=True, doc="what shows the family carries the construct"),
+    },
+)  # fmt: skip
+MODEL_FAMILY = TableSpec(
+    "model_family",
+    {
+        "id": f(_pattern(RULE_ID, "lower-case-with-dashes"), required=True),
+        "title": f(STR, required=True),
+        "words": f(_arr(STR, minItems=1), required=True,
+                   doc="lower-case words that name the family in a report (model names, package names)"),
+        "packages": f(_arr(STR), doc="the packages that build the family's models"),
+        "brings": f(_arr({"$ref": "#/$defs/brings"}, minItems=1), required=True),
+        SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
+    },
+    key="id",
+    doc="A family of models a report may name, and the constructs its models bring (explain's likely findings).",
+    nested={"brings": FAMILY_BRINGS},
 )  # fmt: skip
 API = TableSpec(
     "api",
@@ -516,7 +546,7 @@ TOP_FIELDS: Mapping[str, FieldSpec] = {
 ARRAYS: Mapping[str, TableSpec] = {
     "aimet": AIMET, "torch": TORCH, "cuda": CUDA, "api": API, "api_line": API_LINE, "system_lib": SYSTEM_LIB,
     "os_release": OS_RELEASE, "python_support": PYTHON_SUPPORT, "requirement": REQUIREMENT, "probe_term": PROBE_TERM,
-    "construct": CONSTRUCT, "rule": RULE, "evidence": EVIDENCE,
+    "construct": CONSTRUCT, "rule": RULE, "evidence": EVIDENCE, "model_family": MODEL_FAMILY,
 }  # fmt: skip
 
 
@@ -675,5 +705,6 @@ def json_schema() -> dict[str, Any]:
             "measured_on": obj(MEASURED),
             "detect": obj(DETECT),
             "produced_by": obj(PRODUCER),
+            "brings": obj(FAMILY_BRINGS),
         },
     }

@@ -49,7 +49,14 @@ LOG = (Why.LOG_SHOWS,)
 OUT, NO_AIMET, ON_MESSAGE = logged(False), logged(None, names_aimet=False), logged(None)
 
 # evidence in → the row that decides, status, severity, scope, origin, reason codes out
+MODEL_CODE = rule()._replace(cause="model-code")
+FRAMED = Logged(3, "message matches", True, "any version", True, False, 'File "m.py", line 8, in forward', 7)
+
 CASES = [
+    ("log-model-code", Evidence(MODEL_CODE, YES, logged=FRAMED), FAIL, ERR, M, "log",
+     (*LOG, Why.LOG_MODEL_CODE, Why.LOG_USER_FRAME)),
+    ("log-model-code", Evidence(MODEL_CODE._replace(severity="warning"), YES, logged=OUT), FAIL, WARN, M, "log",
+     (*LOG, Why.LOG_MODEL_CODE)),  # no user frame seen; outside the stated range still says model code
     ("log-out-caveat", Evidence(MODEL_RULE, YES, logged=OUT), UNKNOWN, WARN, C, "log", (*LOG, Why.LOG_OUTSIDE_RANGE)),
     ("log-out", Evidence(rule(severity="info"), YES, logged=OUT), UNKNOWN, WARN, E, "log",
      (*LOG, Why.LOG_OUTSIDE_RANGE)),

@@ -122,3 +122,40 @@ def test_only_the_head_and_the_tail_of_a_long_input_are_read() -> None:
     assert {(s.name, s.value, s.line) for s in extractor.statements} == {
         ("torch", "2.2.2", 1), ("aimet-torch", "1.32.2", 10003),
     }  # fmt: skip
+
+
+# every package fact the matrix knows, as a sentence writes it (the names as people spell them)
+SPELLED = {
+    "aimet-torch": "aimet-torch", "aimet-common": "aimet_common", "aimet-onnx": "aimet-onnx", "torch": "torch",
+    "torchvision": "torchvision", "numpy": "numpy", "onnx": "onnx", "mmengine": "mmengine", "mmcv": "mmcv-lite",
+    "timm": "timm",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["{name}=={v}", "{name} {v}", "{name}: {v}"])
+@pytest.mark.parametrize("fact", sorted(SPELLED))
+def test_prose_states_every_known_package_in_each_form(fact: str, form: str) -> None:
+    from qatdoctor.knowledge.vocab import PACKAGES
+
+    assert set(SPELLED) == {p for p in PACKAGES if p != "mmcv-lite"}, "a package the matrix knows is untested"
+    line = "I set up my env with " + form.format(name=SPELLED[fact], v="1.23.4") + " and it breaks at import."
+    (statement,) = extract(f"hello\n{line}\n").statements
+    assert (statement.name, statement.value, statement.rank, statement.line) == (fact, "1.23.4", PROSE, 2)
+    assert statement.text == line, "the evidence is the line that states it"
+
+
+def test_a_version_pinned_in_a_sentence_keeps_a_rule_for_other_releases_from_firing() -> None:
+    import io
+
+    from qatdoctor.explain import explain_stream
+    from qatdoctor.knowledge.load import load
+    from qatdoctor.records import Status
+
+    text = (
+        "I installed aimet-torch==2.3.0 from PyPI and the legacy import fails:\n"
+        "ModuleNotFoundError: No module named 'aimet_torch.v1'\n"
+    )
+    report = explain_stream(io.BytesIO(text.encode()), load(None), target="t")
+    assert report.extracted is not None and report.extracted["aimet-torch"] == "2.3.0"
+    removed = next(f for f in report.findings if f.id == "aimet-v1-api-removed-2.30")
+    assert removed.status is Status.UNKNOWN and not removed.fixes, "2.3.0 still ships aimet_torch.v1"

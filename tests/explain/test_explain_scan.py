@@ -34,12 +34,13 @@ def scan_text(matrix: Matrix, text: str | bytes, chunk_size: int = 1 << 20) -> S
     return scan_stream(io.BytesIO(data), matrix, chunk_size=chunk_size)
 
 
-def fingerprint(scan: Scan) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+def fingerprint(scan: Scan) -> tuple[list[tuple[object, ...]], ...]:
     hits = sorted((h.rule.id, h.strictness, h.line, h.last_line, h.evidence) for h in scan.hits)
-    return hits, sorted((s.name, s.value, s.rank, s.line) for s in scan.statements)
+    statements = sorted((s.name, s.value, s.rank, s.line) for s in scan.statements)
+    return hits, statements, sorted(scan.words.items()), [tuple(f) for f in scan.frames]
 
 
-@pytest.mark.parametrize("path", sorted(DATA.iterdir()), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in DATA.rglob("*") if p.is_file()), ids=lambda p: p.name)
 def test_results_do_not_depend_on_where_reads_split_the_input(matrix: Matrix, path: Path) -> None:
     data = path.read_bytes()
     whole = fingerprint(scan_text(matrix, data))
