@@ -65,10 +65,10 @@ def bad(rule_id: str, when: Mapping[str, str], *, severity: str = "error", **fie
             "sources": list(SOURCE)}  # fmt: skip
 
 
-def small(
+def small_doc(
     aimets: Sequence[Mapping[str, Any]], torches: Sequence[Mapping[str, Any]], rules: Sequence[Mapping[str, Any]] = ()
-) -> Matrix:
-    """A matrix of these releases, series and rules, with the shipped vocabulary; schema-checked, then built."""
+) -> dict[str, Any]:
+    """The document of a small matrix: these releases, series and rules, with the shipped vocabulary."""
     base = _shipped()
     doc: dict[str, Any] = {"schema_version": base["schema_version"], "matrix_version": "test", "updated":
                            dt.date(2026, 1, 1)}  # fmt: skip
@@ -76,10 +76,27 @@ def small(
         doc[name] = [{**copy.deepcopy(e), "sources": list(SOURCE)} for e in base.get(name, [])]
     doc.update({"aimet": [dict(a) for a in aimets], "torch": [dict(t) for t in torches],
                 "rule": [dict(r) for r in rules]})  # fmt: skip
+    return doc
+
+
+def small(
+    aimets: Sequence[Mapping[str, Any]], torches: Sequence[Mapping[str, Any]], rules: Sequence[Mapping[str, Any]] = ()
+) -> Matrix:
+    """A small matrix (see `small_doc`), checked against the published schema, then built."""
+    doc = small_doc(aimets, torches, rules)
     problems = schema.validate(doc)
     if problems:
         raise MatrixError("<small matrix>", problems)
     return build(doc, path=str(ROOT / "small.toml"))
+
+
+def write_small(path: Path, *args: Sequence[Mapping[str, Any]]) -> Path:
+    """A small matrix written as a compat_matrix.toml, for the commands that read one (`--matrix PATH`)."""
+    import tomlkit
+
+    small(*args)  # valid, or the test says why not
+    path.write_text(tomlkit.dumps(small_doc(*args)), encoding="utf-8")
+    return path
 
 
 # ---- the shipped matrix with one more release --------------------------------------------------------------------

@@ -587,7 +587,7 @@ def _message(kind: str, value: Any, schema: Mapping[str, Any], instance: Any, er
     if kind == "enum":
         return f"must be one of {', '.join(map(str, value))} (got {instance!r})"
     if kind == "const":
-        return f"must be {value}"
+        return f"must be {json.dumps(value)}" + (" (delete the line once reviewed)" if value is True else "")
     if kind == "pattern":
         return f"must be {schema.get(EXPECTED, 'like ' + value)} (got {instance!r})"
     if kind == "minLength":

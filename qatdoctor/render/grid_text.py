@@ -6,7 +6,17 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from qatdoctor.authoring.grid import Cell, DriverMark, Grid, State, iter_cells
+from qatdoctor.authoring.grid import (
+    PROPOSED_MARK,
+    PROPOSED_NOTE,
+    Cell,
+    Column,
+    DriverMark,
+    Grid,
+    Row,
+    State,
+    iter_cells,
+)
 from qatdoctor.knowledge.entries import Matrix
 
 
@@ -57,9 +67,9 @@ def render(grid: Grid, matrix: Matrix, *, width: int = 100, styled: bool = False
     ]
     texts = [[cell_text(cell, glyphs) for cell in row] for row in grid.cells]
     cell_width = max(len(text) + len(marks) for row in texts for text, marks in row)
-    cell_width = max(cell_width, *(len(c.torch) for c in grid.columns), 5)
+    cell_width = max(cell_width, *(len(_series(c)) for c in grid.columns), *(len(c.torch) for c in grid.columns), 5)
     line_width = max(len(f"{r.line}.x") for r in grid.rows)
-    label_width = line_width + 1 + max(len(r.version) for r in grid.rows)
+    label_width = line_width + 1 + max(len(_version(r)) for r in grid.rows)
     per_block = max(1, (width - label_width) // (cell_width + GAP))
     blocks = math.ceil(len(grid.columns) / per_block)
     per_block = math.ceil(len(grid.columns) / blocks)  # balanced: 6+6+5, not 7+7+3
@@ -84,7 +94,7 @@ def _block(
         return (label.ljust(label_width) + "".join(" " * GAP + v.ljust(cell_width) for v in values)).rstrip()
 
     out = [
-        header("aimet-torch \\ torch", [grid.columns[j].series for j in columns]),
+        header("aimet-torch \\ torch", [_series(grid.columns[j]) for j in columns]),
         header("", [grid.columns[j].torch for j in columns]),
     ]
     if grid.filters.driver is not None:
@@ -93,7 +103,7 @@ def _block(
     for i, row in enumerate(grid.rows):
         line = f"{row.line}.x" if row.line != previous else ""
         previous = row.line
-        label = f"{line.ljust(line_width)} {row.version}".ljust(label_width)
+        label = f"{line.ljust(line_width)} {_version(row)}".ljust(label_width)
         parts = []
         for j in columns:
             text, marks = texts[i][j]
@@ -102,6 +112,14 @@ def _block(
             parts.append(" " * GAP + (f"\x1b[{STYLE[state]}m{shown}\x1b[0m" if styled else shown))
         out.append((label + "".join(parts)).rstrip())
     return out
+
+
+def _version(row: Row) -> str:
+    return row.version + (PROPOSED_MARK if row.proposed else "")
+
+
+def _series(column: Column) -> str:
+    return column.series + (PROPOSED_MARK if column.proposed else "")
 
 
 def _build(cell: Cell) -> str:
@@ -131,6 +149,10 @@ def _legend(grid: Grid, glyphs: Glyphs) -> list[str]:
         else "Each cell: the newest torch patch of the series, on the Python minor that reads best"
     )
     lines.append("(--format json names it, with the rules, evidence and pip line; `qatdoctor matrix show ID`).")
+    proposed = [f"aimet-torch {r.version}" for r in grid.rows if r.proposed]
+    proposed += [f"torch {c.torch}" for c in grid.columns if c.proposed]
+    if proposed:
+        lines.append(f"{PROPOSED_MARK} {PROPOSED_NOTE}: {', '.join(proposed)}")
     if grid.filters.driver is not None:
         lines.append(
             f"{TOO_OLD_MARK} no CUDA build of that torch runs on driver {grid.filters.driver}; "
