@@ -108,6 +108,17 @@ def newest_reviewed(matrix: Matrix) -> str:
                .version)  # fmt: skip
 
 
+def newest_entry(matrix: Matrix) -> str:
+    """The newest aimet-torch release the matrix has an entry for, reviewed or not."""
+    return str(max(matrix.aimet, key=lambda a: a.version.comparable).version)
+
+
+def beyond(matrix: Matrix) -> str:
+    """An aimet-torch release newer than every entry of the matrix (the next minor after the newest)."""
+    major, minor = max(a.version.comparable for a in matrix.aimet).release[:2]
+    return f"{major}.{minor + 1}.0"
+
+
 def with_copied_release(text: str, source: str, version: str, *, proposed: bool = True) -> str:
     """The matrix text with an `[[aimet]]` entry for `version`: a copy of `source`'s, written where and how
     `matrix refresh` writes an unreviewed release (`proposed = true` unless `proposed=False`)."""
@@ -118,16 +129,18 @@ def with_copied_release(text: str, source: str, version: str, *, proposed: bool 
     return apply_proposals(text, [Proposal("aimet", version, entry)])
 
 
-def write_copied_release(directory: Path, version: str = "2.43.0", *, proposed: bool = True) -> Path:
-    """A copy of the shipped matrix (and its evidence) in `directory` with `version` added as a copy of the newest
-    reviewed release; returns the TOML's path."""
+def write_copied_release(directory: Path, version: str | None = None, *, proposed: bool = True) -> Path:
+    """A copy of the shipped matrix (and its evidence) in `directory` with `version` (default: the next minor after
+    the newest entry, 2.43.0 today) added as a copy of the newest reviewed release; returns the TOML's path."""
     import shutil
 
     from qatdoctor.knowledge.load import load
 
+    shipped = load(SHIPPED)
     text = SHIPPED.read_text(encoding="utf-8")
     path = directory / "compat_matrix.toml"
-    path.write_text(with_copied_release(text, newest_reviewed(load(SHIPPED)), version, proposed=proposed), "utf-8")
+    copied = with_copied_release(text, newest_reviewed(shipped), version or beyond(shipped), proposed=proposed)
+    path.write_text(copied, encoding="utf-8")
     if not (directory / "evidence").exists():
         shutil.copytree(ROOT / "evidence", directory / "evidence")
     return path

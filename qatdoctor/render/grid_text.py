@@ -58,9 +58,12 @@ def cell_text(cell: Cell, glyphs: Glyphs = UNICODE) -> tuple[str, str]:
 def render(grid: Grid, matrix: Matrix, *, width: int = 100, styled: bool = False, glyphs: Glyphs = UNICODE) -> str:
     """The whole grid: a heading, the column blocks, the legend and what the filters marked."""
     filters = grid.filters
+    # the counts are of reviewed entries; proposed ones are counted on their own legend line
+    reviewed_rows = sum(1 for r in grid.rows if not r.proposed)
+    reviewed_columns = sum(1 for c in grid.columns if not c.proposed)
     lines = [
-        f"qatdoctor matrix grid {glyphs.dash} {len(grid.rows)} aimet-torch releases {glyphs.times} "
-        f"{len(grid.columns)} torch series (matrix {matrix.matrix_version})",
+        f"qatdoctor matrix grid {glyphs.dash} {reviewed_rows} aimet-torch releases {glyphs.times} "
+        f"{reviewed_columns} torch series (matrix {matrix.matrix_version})",
         f"python: {filters.python or 'the best minor per cell'} {glyphs.dot} driver: {filters.driver or 'any'} "
         f"{glyphs.dot} model construct: {filters.construct or 'none'}",
         "",
@@ -130,8 +133,13 @@ def _build(cell: Cell) -> str:
 
 def _legend(grid: Grid, glyphs: Glyphs) -> list[str]:
     counts = dict.fromkeys(State, 0)
-    for cell in iter_cells(grid):
-        counts[cell.state] += 1
+    proposed_cells = 0
+    for row, cells in zip(grid.rows, grid.cells, strict=True):
+        for column, cell in zip(grid.columns, cells, strict=True):
+            if row.proposed or column.proposed:
+                proposed_cells += 1
+            else:
+                counts[cell.state] += 1
     lines = [
         f"{glyphs.measured} measured  known-good, run by our probe ({counts[State.MEASURED]} cells)",
         f"{glyphs.vendor} vendor    known-good as documented: a vendor rule, the release's torch pin or build torch "
@@ -152,7 +160,8 @@ def _legend(grid: Grid, glyphs: Glyphs) -> list[str]:
     proposed = [f"aimet-torch {r.version}" for r in grid.rows if r.proposed]
     proposed += [f"torch {c.torch}" for c in grid.columns if c.proposed]
     if proposed:
-        lines.append(f"{PROPOSED_MARK} {PROPOSED_NOTE}: {', '.join(proposed)}")
+        named = ", ".join(proposed)
+        lines.append(f"{PROPOSED_MARK} {PROPOSED_NOTE}: {named} ({proposed_cells} cells, not counted above)")
     if grid.filters.driver is not None:
         lines.append(
             f"{TOO_OLD_MARK} no CUDA build of that torch runs on driver {grid.filters.driver}; "

@@ -19,9 +19,10 @@ from qatdoctor.cli import app
 from qatdoctor.diagnose.evaluate import could_be_good, evaluate
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.knowledge.entries import Matrix
+from qatdoctor.knowledge.load import load
 from qatdoctor.recommend.ranking import best_known_good, recommend, set_with
 from qatdoctor.records import Fact, Facts, Status, Verdict
-from tests.matrixkit import aimet, bad, good, small, torch, write_copied_release
+from tests.matrixkit import aimet, bad, good, newest_entry, small, torch, write_copied_release
 
 RULES = [good("good-2.x", {"aimet-torch": ">=2.10"}), bad("bad-2.10-torch-2.4", {"aimet-torch": "==2.10.0",
                                                                                    "torch": "==2.4.*"})]  # fmt: skip
@@ -93,12 +94,13 @@ def test_the_set_to_pin_and_a_fix_made_whole_skip_proposed_entries(flagged: bool
 
 @pytest.mark.parametrize("proposed", [True, False], ids=["proposed-copy", "unflagged-copy"])
 def test_resolve_on_the_shipped_matrix_with_a_copied_release(tmp_path: Path, proposed: bool) -> None:
-    """Issue 19's check: a copy of the newest reviewed [[aimet]] entry as 2.43.0; a broken set's moves land on
-    it only without the flag."""
-    path = write_copied_release(tmp_path, "2.43.0", proposed=proposed)
+    """Issue 19's check: a copy of the newest reviewed [[aimet]] entry as the next release (2.43.0 today); a
+    broken set's moves land on it only without the flag."""
+    path = write_copied_release(tmp_path, proposed=proposed)
+    copied = f"aimet-torch=={newest_entry(load(path))}"  # 2.43.0 on today's matrix
     args = ["resolve", "-a", "aimet-torch=2.0.0", "-a", "torch=2.14.1", "-a", "python=3.11", "--matrix", str(path)]
     result = CliRunner().invoke(app, [*args, "--format", "json"])
     assert result.exit_code == ExitCode.PROBLEMS, result.output
     recommendations = json.loads(result.stdout)["recommendations"]
-    landing = [r for r in recommendations if "aimet-torch==2.43.0" in r.get("constraints", [])]
+    landing = [r for r in recommendations if copied in r.get("constraints", [])]
     assert recommendations and bool(landing) is not proposed
