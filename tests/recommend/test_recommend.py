@@ -481,6 +481,20 @@ def test_a_soft_failure_adds_moves_that_avoid_it() -> None:
     assert [line(r) for r in hard] == [line(r) for r in recs]
 
 
+@pytest.mark.parametrize(
+    ("features", "left"),
+    [(None, ()), (frozenset({"silu-activation"}), ()), (frozenset({"bn-subclass"}), ("bn-subclass-stats-frozen-v2",))],
+    ids=["without-the-model", "the-model-has-only-the-avoided-construct", "the-model-has-another-construct"],
+)
+def test_moves_that_avoid_a_soft_failure_judge_the_users_model(features: frozenset[str] | None, left: tuple) -> None:
+    """The moves added for a soft (warning) failure say what they leave for the user's model, like the others."""
+    values = {"aimet_torch": "2.5.0", "torch": "2.1.2", "python": "3.10.13", "numpy": "1.26.4"}
+    silu = model_failure(values, "silu-quantsim-valueerror-2.0.0")._replace(severity=Severity.WARNING)
+    recs = recommend(evaluate(make_facts(**values), MATRIX), MATRIX, failing=(silu,), features=features)
+    assert [r.kind for r in recs] == ["keep-torch", "newest"] and all(r.model_failures == left for r in recs)
+    assert all(any(n.startswith("leaves a failure for your model") for n in r.notes) is bool(left) for r in recs)
+
+
 def test_a_code_fix_outside_the_matrix_comes_after_the_matrix_ones() -> None:
     from qatdoctor.records import Fix
 
