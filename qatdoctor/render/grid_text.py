@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -70,7 +71,7 @@ def render(grid: Grid, matrix: Matrix, *, width: int = 100, styled: bool = False
     ]
     texts = [[cell_text(cell, glyphs) for cell in row] for row in grid.cells]
     cell_width = max(len(text) + len(marks) for row in texts for text, marks in row)
-    cell_width = max(cell_width, *(len(_series(c)) for c in grid.columns), *(len(c.torch) for c in grid.columns), 5)
+    cell_width = max(cell_width, *(len(_patch(c)) for c in grid.columns), 5)
     line_width = max(len(f"{r.line}.x") for r in grid.rows)
     label_width = line_width + 1 + max(len(_version(r)) for r in grid.rows)
     per_block = max(1, (width - label_width) // (cell_width + GAP))
@@ -97,8 +98,8 @@ def _block(
         return (label.ljust(label_width) + "".join(" " * GAP + v.ljust(cell_width) for v in values)).rstrip()
 
     out = [
-        header("aimet-torch \\ torch", [_series(grid.columns[j]) for j in columns]),
-        header("", [grid.columns[j].torch for j in columns]),
+        header("aimet-torch \\ torch", [grid.columns[j].series for j in columns]),
+        header("", [_patch(grid.columns[j]) for j in columns]),
     ]
     if grid.filters.driver is not None:
         out.append(header("CUDA build", [_build(grid.cells[0][j]) for j in columns]))
@@ -118,11 +119,11 @@ def _block(
 
 
 def _version(row: Row) -> str:
-    return row.version + (PROPOSED_MARK if row.proposed else "")
+    return row.version + (f" {PROPOSED_MARK}" if row.proposed else "")
 
 
-def _series(column: Column) -> str:
-    return column.series + (PROPOSED_MARK if column.proposed else "")
+def _patch(column: Column) -> str:
+    return column.torch + (PROPOSED_MARK if column.proposed else "")
 
 
 def _build(cell: Cell) -> str:
@@ -160,8 +161,9 @@ def _legend(grid: Grid, glyphs: Glyphs) -> list[str]:
     proposed = [f"aimet-torch {r.version}" for r in grid.rows if r.proposed]
     proposed += [f"torch {c.torch}" for c in grid.columns if c.proposed]
     if proposed:
-        named = ", ".join(proposed)
-        lines.append(f"{PROPOSED_MARK} {PROPOSED_NOTE}: {named} ({proposed_cells} cells, not counted above)")
+        lines.append(f"{PROPOSED_MARK} {PROPOSED_NOTE}:")
+        named = f"{', '.join(proposed)} ({proposed_cells} cells, not counted above)"
+        lines += textwrap.wrap(named, 100, initial_indent="  ", subsequent_indent="  ")
     if grid.filters.driver is not None:
         lines.append(
             f"{TOO_OLD_MARK} no CUDA build of that torch runs on driver {grid.filters.driver}; "

@@ -418,10 +418,11 @@ def test_the_grid_marks_proposed_entries_and_never_calls_them_good() -> None:
     assert states == {("2.10.0", "2.5"): State.VENDOR, ("2.10.0", "2.6"): State.UNTESTED,
                       ("2.11.0", "2.5"): State.UNTESTED, ("2.11.0", "2.6"): State.UNTESTED}  # fmt: skip
     text = grid_text.render(g, m, width=100)
-    assert re.search(r"(?m)^2\.10\.x 2\.10\.0\s", text) and re.search(r"(?m)^2\.11\.x 2\.11\.0\*\s", text)
-    assert re.search(r"(?m)^aimet-torch \\ torch\s+2\.5\s+2\.6\*$", text)
+    assert re.search(r"(?m)^2\.10\.x 2\.10\.0\s+✓", text) and re.search(r"(?m)^2\.11\.x 2\.11\.0 \*\s", text)
+    assert re.search(r"(?m)^aimet-torch \\ torch\s+2\.5\s+2\.6$", text) and re.search(r"(?m)^\s+2\.5\.1\s+2\.6\.0\*$", text)
     assert text.startswith("qatdoctor matrix grid — 1 aimet-torch releases × 1 torch series")  # reviewed ones
-    assert f"* {grid.PROPOSED_NOTE}: aimet-torch 2.11.0, torch 2.6.0 (3 cells, not counted above)" in text
+    assert f"* {grid.PROPOSED_NOTE}:\n  aimet-torch 2.11.0, torch 2.6.0 (3 cells, not counted above)\n" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
     assert "✓ vendor    known-good as documented" in text and re.search(r"(?m)^· .*untested.*\(0\)$", text)
     data = grid_html.page_data(m)
     assert [r.get("p") for r in data["rows"]] == [None, 1] and [c.get("p") for c in data["cols"]] == [None, 1]
