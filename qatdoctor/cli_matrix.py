@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from qatdoctor.exitcodes import ExitCode
-from qatdoctor.knowledge.entries import Matrix, Rule
+from qatdoctor.knowledge.entries import AimetRelease, Matrix, Rule, TorchSeries
 from qatdoctor.knowledge.load import MatrixError, load
 
 if TYPE_CHECKING:
@@ -151,9 +151,21 @@ def show(
         key = getattr(item, "id", None) or getattr(item, "series", None) or str(getattr(item, "version", ""))
         if key == entry_id:
             print(json.dumps(_plain(item), indent=2, default=str))
+            _say_proposed(item)
             return
     print(f"error: no matrix entry {entry_id!r} (try `qatdoctor matrix list`)", file=sys.stderr)
     raise typer.Exit(int(ExitCode.BAD_INPUT))
+
+
+def _say_proposed(item: object) -> None:
+    """On stderr (stdout stays JSON): the entry, or releases of it, are proposals nobody has reviewed."""
+    from qatdoctor.authoring.grid import PROPOSED_NOTE
+
+    if isinstance(item, AimetRelease) and item.proposed:
+        print(f"qatdoctor: aimet-torch {item.version}: {PROPOSED_NOTE}", file=sys.stderr)
+    elif isinstance(item, TorchSeries) and (item.proposed or item.proposed_releases):
+        which = f"series {item.series}" if item.proposed else ", ".join(map(str, item.proposed_releases))
+        print(f"qatdoctor: torch {which}: {PROPOSED_NOTE}", file=sys.stderr)
 
 
 @app.command("schema")

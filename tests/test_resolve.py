@@ -12,6 +12,7 @@ from packaging.specifiers import SpecifierSet
 
 from qatdoctor import core
 from qatdoctor.records import Report, Scope, Status, Verdict
+from tests.matrixkit import beyond
 
 # A fully described Linux host without a GPU; rows override what they are about.
 HOST = {
@@ -148,7 +149,8 @@ ROWS = [
         id="pascal-gpu-not-in-cu130-wheel",
     ),
     pytest.param(
-        Row({"aimet-torch": "2.43.0", "torch": "2.14.1", "python": "3.11.7"}, Verdict.UNKNOWN, "coverage.aimet-torch"),
+        Row({"aimet-torch": beyond(core.load_matrix(None)), "torch": "2.14.1", "python": "3.11.7"}, Verdict.UNKNOWN,
+            "coverage.aimet-torch"),
         id="newer-than-matrix-is-outside-coverage",
     ),
     pytest.param(

@@ -119,6 +119,7 @@ class Row(NamedTuple):
     line: str
     requires_python: str
     apis: tuple[str, ...]
+    proposed: bool = False  # its entry is a `matrix refresh` proposal nobody reviewed
 
 
 class Column(NamedTuple):
@@ -128,6 +129,7 @@ class Column(NamedTuple):
     torch: str
     torchvision: str
     pypi_cuda: str | None
+    proposed: bool = False  # the series (or the patch shown) is a `matrix refresh` proposal nobody reviewed
 
 
 class Tier(NamedTuple):
@@ -173,17 +175,25 @@ def minor_line(version: ParsedVersion) -> str:
 
 
 def newest(series: TorchSeries) -> ParsedVersion:
-    return max(series.releases, key=lambda r: r.comparable)
+    """The newest reviewed patch of a series (a proposed one only when the whole series is)."""
+    reviewed = [r for r in series.releases if not series.is_proposed(r)]
+    return max(reviewed or series.releases, key=lambda r: r.comparable)
 
 
 def rows_of(matrix: Matrix) -> tuple[Row, ...]:
     releases = sorted((a for a in matrix.aimet if not a.yanked), key=lambda a: a.version.comparable)
-    return tuple(Row(str(a.version), minor_line(a.version), str(a.requires_python), a.apis) for a in releases)
+    return tuple(
+        Row(str(a.version), minor_line(a.version), str(a.requires_python), a.apis, a.proposed) for a in releases
+    )
 
 
 def columns_of(matrix: Matrix) -> tuple[Column, ...]:
     series = sorted(matrix.torch, key=lambda s: newest(s).comparable)
-    return tuple(Column(s.series, str(newest(s)), s.torchvision[str(newest(s))], s.pypi_cuda) for s in series)
+    return tuple(
+        Column(s.series, str(top), s.torchvision[str(top)], s.pypi_cuda, s.is_proposed(top))
+        for s in series
+        for top in (newest(s),)
+    )
 
 
 def python_minors(series: TorchSeries) -> tuple[str, ...]:
@@ -246,7 +256,8 @@ class Evaluator:
     def _plan(self, aimet: AimetRelease, series: TorchSeries, python: str, variant: str | None) -> Plan:
         # The newest patch the release accepts (a 1.x release pins one), else the newest: evaluate() says why not.
         accepted = [r for r in series.releases if aimet.torch is None or in_range(r, aimet.torch)]
-        torch = max(accepted or series.releases, key=lambda r: r.comparable)
+        reviewed = [r for r in accepted if not series.is_proposed(r)]
+        torch = max(reviewed or accepted or series.releases, key=lambda r: r.comparable)
         vision = series.torchvision[str(torch)]
         base = Facts({"python": Fact.known(python, origin="planned")})
         numpy = numpy_for(base, aimet.numpy)
@@ -442,6 +453,8 @@ LEGEND = {
     "wheel for it; pin: the release pins another torch)",
     State.UNTESTED: "untested: no rule marks the set either way",
 }
+PROPOSED_MARK = "*"
+PROPOSED_NOTE = "proposed by `matrix refresh`, not reviewed: never known-good, never recommended"
 
 
 def cell_to_dict(cell: Cell) -> dict[str, Any]:

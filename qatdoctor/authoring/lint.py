@@ -12,7 +12,7 @@ from qatdoctor.diagnose.evaluate import cuda_from_local
 from qatdoctor.diagnose.requirements import IMPLEMENTED
 from qatdoctor.knowledge.entries import Matrix, Rule, same_version
 from qatdoctor.knowledge.schema import Problem
-from qatdoctor.knowledge.versions import in_range
+from qatdoctor.knowledge.versions import in_range, try_parse_version
 from qatdoctor.knowledge.vocab import CHOICE_FACTS, SET_PACKAGES
 from qatdoctor.records import Fact, Facts
 
@@ -33,7 +33,7 @@ def consistency(matrix: Matrix, *, goods: Collection[str] | None = None) -> list
     )
     return [
         *_unsatisfiable(matrix), *_unreachable(matrix), *_contradictions(subset), *_references(matrix),
-        *_requirements(matrix), *_api_lines(matrix),
+        *_requirements(matrix), *_api_lines(matrix), *_proposed(matrix),
     ]  # fmt: skip
 
 
@@ -139,6 +139,24 @@ def _api_lines(matrix: Matrix) -> Iterator[Problem]:
             yield Problem(f"{where} → apis", f"lacks its line's default API {line.default_api!r}")
         for api in sorted(set(release.apis) - {*line.apis, *line.optional_apis}):
             yield Problem(f"{where} → apis", f"{api!r} is not an API of its [[api_line]] {str(line.aimet)!r}")
+
+
+def _proposed(matrix: Matrix) -> Iterator[Problem]:
+    """A rule measured on a release whose entry is still a `matrix refresh` proposal: the run is the review the
+    entry is waiting for (check the entry against it, then delete `proposed`), and until then the rule never lands."""
+    for rule in matrix.rules:
+        for index, cell in enumerate(rule.measured_on):
+            aimet = try_parse_version(cell.versions.get("aimet-torch", ""))
+            release = matrix.aimet_release(aimet) if aimet is not None else None
+            torch = try_parse_version(cell.versions.get("torch", ""))
+            series = matrix.torch_series(torch.series) if torch is not None else None
+            names = [f"aimet-torch {release.version}"] if release is not None and release.proposed else []
+            if torch is not None and series is not None and series.is_proposed(torch):
+                names.append(f"torch {torch}")
+            if names:
+                yield Problem(f"{_where(rule)} → measured_on[{index}]",
+                              f"measured on {' and '.join(names)}, whose entry is still proposed: review it "
+                              "against the run and delete `proposed`")  # fmt: skip
 
 
 def _references(matrix: Matrix) -> Iterator[Problem]:

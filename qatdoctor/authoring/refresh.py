@@ -5,10 +5,13 @@ proposes an `[[aimet]]` entry from what they say about themselves: Requires-Pyth
 v1-deps extra), wheel tags and the manylinux floor, the NEEDED sonames and highest GLIBC_x.y of every compiled
 module (pyelftools), and the torch recorded in `_version.py`. A missing torch release becomes a new `[[torch]]`
 series or a release added to its series, with the torchvision release that pins it (torch/torchvision metadata is
-read with HTTP range requests, never by downloading those wheels). New entries are rendered in the file's own style
-and placed in version order; a series gains a release through tomlkit; every other byte of the file is left as
-it was. Entries are marked as proposed, with their sources, and the result is validated before it is written.
-`--check` only reports.
+read with HTTP range requests, never by downloading those wheels).
+
+The matrix is read and edited with tomlkit, so comments, spacing and quoting inside entries are kept and every
+other byte is left as it was; new entries are rendered in the file's own style and placed in version order. They
+carry `proposed = true` (a release added to a series: its `proposed_releases`), so the engine never recommends
+them or calls them known-good until a maintainer reviews them and deletes the flag. The result is validated
+before it is written. `--check` only reports.
 """
 
 from __future__ import annotations
@@ -28,9 +31,14 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
+import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+from tomlkit.container import Container
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT, Comment, Table
+from tomlkit.toml_document import TOMLDocument
 
 from qatdoctor.authoring.wheels import WheelFacts, parse_filename, read_metadata, read_wheel
 from qatdoctor.errors import InputError
@@ -41,7 +49,6 @@ from qatdoctor.knowledge.versions import parse_version
 PYPI = "https://pypi.org"
 PROPOSED = "Proposed by `qatdoctor matrix refresh`"
 _TIMEOUT = 60.0
-_TAIL = re.compile(r"^\[\[(?!aimet\]\]|torch\]\])", re.MULTILINE)
 _CUDA_RUNTIME = re.compile(r"^(?:nvidia-cuda-runtime(?:-cu\d+)?|cuda-toolkit)$")
 
 
@@ -378,6 +385,7 @@ def propose_aimet(release: Release, wheels: Sequence[WheelFacts], matrix: Matrix
     extra = {api for api in line.optional_apis if api in shipped}
     entry: dict[str, Any] = {
         "version": release.version,
+        "proposed": True,  # not reviewed: never recommended, never known-good, until a maintainer deletes it
         "released": release.uploaded or main.built or today,
         "requires_python": _compact(main.requires_python or ">=3"),
         "apis": sorted({*line.apis, *extra}),
@@ -494,7 +502,7 @@ def propose_torch(release: Release, matrix: Matrix, pairs: Mapping[str, str]) ->
     linux = [f.filename for f in release.wheels if "manylinux" in f.filename and "x86_64" in f.filename]
     pythons = sorted({f"3.{m.group(1)}" for name in linux if (m := re.search(r"-cp3(\d+)-cp3\d+t?-", name))},
                      key=_version_key)  # fmt: skip
-    entry: dict[str, Any] = {"series": series, "releases": [release.version]}
+    entry: dict[str, Any] = {"series": series, "proposed": True, "releases": [release.version]}
     if release.uploaded or release.built:
         entry["released"] = release.uploaded or release.built
     entry["python"] = pythons or ["3.10"]
@@ -583,77 +591,95 @@ def torchvision_pairs(index: Index, wanted: Iterable[str], newer_than: Version |
 # ---- writing --------------------------------------------------------------------------------------------------
 
 
-def split_sections(text: str) -> tuple[str, str]:
-    """The `[[aimet]]`/`[[torch]]` head of the matrix (the only part refresh edits) and the untouched tail."""
-    found = _TAIL.search(text)
-    if found is None:
-        return text, ""
-    start = found.start()
-    # keep the comment block that introduces the next section with the tail
-    lines = text[:start].split("\n")
-    cut = len(lines) - 1
-    while cut > 0 and (lines[cut - 1].startswith("#") or not lines[cut - 1].strip()):
-        cut -= 1
-    while cut < len(lines) - 1 and not lines[cut].strip():
-        cut += 1
-    head = "\n".join(lines[:cut])
-    return head + ("\n" if head else ""), text[len(head) + (1 if head else 0) :]
-
-
 def apply_proposals(text: str, proposals: Sequence[Proposal]) -> str:
-    """The matrix text with the proposals written in, everything else byte for byte: a new entry goes right
-    after the entry it follows in version order (so section comments stay where they are), rendered in the
-    file's own style; a release added to a series edits that one table with tomlkit (its comments and layout
-    kept)."""
+    """The matrix text with the proposals written in through tomlkit, every other byte as it was: a new entry
+    goes right after the entry it follows in version order (the comment block that heads the next section stays
+    above that section), rendered in the file's own style; a release added to a series edits that one table and
+    lists the release in its `proposed_releases`."""
+    doc = _parse(text)
     for proposal in proposals:
         if proposal.kind == "aimet":
-            text = _insert_entry(text, "aimet", "version", proposal.entry)
+            _insert_entry(doc, "aimet", "version", proposal.entry)
         elif proposal.kind == "torch":
-            text = _insert_entry(text, "torch", "series", proposal.entry)
+            _insert_entry(doc, "torch", "series", proposal.entry)
         else:
-            text = _add_release(text, proposal)
-    return text
+            _add_release(doc, proposal)
+    return doc.as_string()
 
 
-def _entries(text: str, table: str, key: str) -> list[tuple[int, int, Version]]:
-    """(start, end, key) of every `[[table]]` entry: its header and the non-blank lines that follow."""
-    pattern = re.compile(r"^\[\[" + table + r"\]\]\n(?:(?!\[|#)[^\n]+\n)*", re.MULTILINE)
-    out = []
-    for found in pattern.finditer(text):
-        value = re.search(r"^" + key + r' = "([^"]+)"$', found.group(0), re.MULTILINE)
-        if value is not None:
-            out.append((found.start(), found.end(), Version(value.group(1))))
-    return out
+def _parse(text: str) -> TOMLDocument:
+    try:
+        return tomlkit.parse(text)
+    except TOMLKitError as error:
+        raise MatrixError("compat_matrix.toml", f"not valid TOML: {error}") from None
 
 
-def _insert_entry(text: str, table: str, key: str, entry: Mapping[str, Any]) -> str:
-    new = Version(str(entry[key]))
-    block = render_entry(table, entry)
-    entries = _entries(text, table, key)
-    before = [e for e in entries if e[2] < new]
-    if before:
-        end = max(before, key=lambda e: e[2])[1]
-        return text[:end] + "\n" + block + text[end:]
-    if entries:
-        start = min(entries, key=lambda e: e[2])[0]
-        return text[:start] + block + "\n" + text[start:]
-    head, tail = split_sections(text)
-    return head.rstrip("\n") + "\n\n" + block + "\n" + tail
+def _tables(doc: TOMLDocument, table: str) -> AoT | None:
+    found = doc.get(table)
+    if found is not None and not isinstance(found, AoT):
+        raise MatrixError("compat_matrix.toml", f"{table}: not an array of [[{table}]] tables")
+    return found
 
 
-def _add_release(text: str, proposal: Proposal) -> str:
-    import tomlkit
+def _insert_entry(doc: TOMLDocument, table: str, key: str, entry: Mapping[str, Any]) -> None:
+    new = tomlkit.parse(render_entry(table, entry))[table][0]
+    entries = _tables(doc, table)
+    if entries is None:
+        doc.append(table, AoT([new]))
+        return
+    versions = [Version(str(e.get(key, "0"))) for e in entries]
+    mine = Version(str(entry[key]))
+    before = [i for i, v in enumerate(versions) if v < mine]
+    if not before:
+        new.value.append(None, tomlkit.ws("\n"))
+        entries.insert(min(range(len(versions)), key=versions.__getitem__, default=0), new)
+        return
+    after = max(before, key=versions.__getitem__)
+    _take_trailing_comments(entries[after], new)
+    entries.insert(after + 1, new)
 
-    found = next((e for e in _entries(text, "torch", "series") if str(e[2]) == proposal.series), None)
-    if found is None:
+
+def _take_trailing_comments(previous: Table, new: Table) -> None:
+    """`previous` keeps its own lines and one blank line; the comment block after them (the heading of what
+    follows) moves below `new`, so that heading stays above the section it heads."""
+    body = _innermost(previous.value).body
+    cut = len(body)
+    while cut and body[cut - 1][0] is None:
+        cut -= 1
+    first_comment = next((i for i in range(cut, len(body)) if isinstance(body[i][1], Comment)), len(body))
+    moved = body[first_comment:]
+    del body[first_comment:]
+    if not moved:
+        new.value.append(None, tomlkit.ws("\n"))  # the entries are separated by one blank line
+        return
+    if first_comment == cut:  # a comment right after the entry: give the entry its blank line
+        body.append((None, tomlkit.ws("\n")))
+    new.value.append(None, tomlkit.ws("\n"))
+    for _, item in moved:
+        new.value.append(None, item)
+
+
+def _innermost(container: Container) -> Container:
+    """The container whose lines come last in an entry's text: that of its last sub-table, if any."""
+    while container.body and isinstance(container.body[-1][1], (Table, AoT)):
+        item = container.body[-1][1]
+        container = item.value if isinstance(item, Table) else item[-1].value
+    return container
+
+
+def _add_release(doc: TOMLDocument, proposal: Proposal) -> None:
+    entries: Sequence[Table] = _tables(doc, "torch") or []
+    series = next((e for e in entries if str(e.get("series")) == proposal.series), None)
+    if series is None:
         raise InputError(f"no [[torch]] series {proposal.series} to add {proposal.key} to")
-    doc = tomlkit.parse(text[found[0] : found[1]])
-    series = doc["torch"][0]
     release = str(proposal.entry["release"])
     releases = series["releases"]
     releases.insert(sum(1 for r in releases if Version(str(r)) < Version(release)), release)
     series["torchvision"][release] = proposal.entry["torchvision"]
-    return text[: found[0]] + tomlkit.dumps(doc) + text[found[1] :]
+    if "proposed_releases" in series:
+        series["proposed_releases"].append(release)
+    else:
+        series["proposed_releases"] = [release]
 
 
 def render_entry(table: str, entry: Mapping[str, Any]) -> str:

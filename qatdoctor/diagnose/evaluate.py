@@ -126,12 +126,21 @@ def evaluate(facts: Facts, matrix: Matrix, *, python: str = "python") -> Evaluat
         if found is not None:
             findings.append(found)
 
-    lands_on = [m.rule.id for m in matches if m.rule.kind == "good" and m.outcome.value]
-    lands_on += _declared_good(aimet, torch_version)
-    good = [m for m in matches if m.rule.kind == "good" and m.outcome.value]
+    proposed = _proposed(aimet, series, torch_version)
+    # A set that needs an entry nobody reviewed (`proposed = true`) is never known-good.
+    good = [m for m in matches if m.rule.kind == "good" and m.outcome.value] if not proposed else []
+    lands_on = [m.rule.id for m in good] + (_declared_good(aimet, torch_version) if not proposed else [])
     findings += [rule_finding(m.rule, m.outcome, facts=facts) for m in good]
-    findings += _untested(findings, aimet, torch_version, lands_on)
+    findings += [_outside("coverage.proposed", f"{', '.join(proposed)}: proposed by `matrix refresh`, not "
+                          "reviewed", "Outside reviewed coverage: not reported as good.")] if proposed else []
+    findings += _untested(findings, aimet, torch_version, lands_on) if not proposed else []
     return Evaluation(facts, tuple(findings), tuple(lands_on))
+
+
+def _proposed(aimet: AimetRelease | None, series: TorchSeries | None, torch: ParsedVersion | None) -> list[str]:
+    """The entries of these versions that `matrix refresh` proposed and nobody reviewed yet."""
+    out = [f"aimet-torch {aimet.version}"] if aimet is not None and aimet.proposed else []
+    return out + ([f"torch {torch}"] if series is not None and torch is not None and series.is_proposed(torch) else [])
 
 
 def rule_evidence(
@@ -179,6 +188,8 @@ def could_be_good(facts: Facts, matrix: Matrix) -> bool:
     facts = derive_facts(facts, matrix)
     aimet_version, torch_version = _parsed(facts, "aimet-torch"), _parsed(facts, "torch")
     aimet = matrix.aimet_release(aimet_version) if aimet_version else None
+    if _proposed(aimet, matrix.torch_series(torch_version.series) if torch_version else None, torch_version):
+        return False
     if _declared_good(aimet, torch_version):
         return True
     return any(r.kind == "good" and evaluate_all(r.when, facts).value for r in matrix.rules)

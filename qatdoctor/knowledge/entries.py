@@ -53,7 +53,7 @@ class AimetRelease(NamedTuple):
     wheel: str | None = None
     yanked: str | None = None
     notes: str | None = None
-
+    proposed: bool = False  # written by `matrix refresh`, not reviewed: never recommended, never known-good
 
     def for_python(self, minor: str | None) -> AimetRelease:
         """This release as seen from a CPython minor: the fields of that minor's wheel where it differs."""
@@ -83,6 +83,12 @@ class TorchSeries(NamedTuple):
     sm: tuple[str, ...] = ()
     variant_sm: Mapping[str, tuple[str, ...]] = MappingProxyType({})
     notes: str | None = None
+    proposed: bool = False  # the whole series: written by `matrix refresh`, not reviewed
+    proposed_releases: tuple[ParsedVersion, ...] = ()  # releases refresh added to a reviewed series
+
+    def is_proposed(self, release: ParsedVersion) -> bool:
+        """Whether this release's entry is a proposal nobody has reviewed (the series', or the release's own)."""
+        return self.proposed or any(r.comparable == release.comparable for r in self.proposed_releases)
 
 
 class CudaDriver(NamedTuple):

@@ -472,6 +472,7 @@ def _aimet(e: Mapping[str, Any]) -> AimetRelease:
         wheel=e.get("wheel"),
         yanked=e.get("yanked"),
         notes=e.get("notes"),
+        proposed=bool(e.get("proposed", False)),
     )
 
 
@@ -483,6 +484,9 @@ def _torch(e: Mapping[str, Any], problems: list[vocab.Problem]) -> TorchSeries:
             problems.append(vocab.Problem(f"{where} → releases", f"{release} is not in series {e['series']}"))
         if str(release) not in e["torchvision"]:
             problems.append(vocab.Problem(f"{where} → torchvision", f"no torchvision pair for {release}"))
+    for raw in e.get("proposed_releases", ()):
+        if raw not in e["releases"]:
+            problems.append(vocab.Problem(f"{where} → proposed_releases", f"{raw} is not one of its releases"))
     return TorchSeries(
         series=e["series"],
         releases=releases,
@@ -496,6 +500,8 @@ def _torch(e: Mapping[str, Any], problems: list[vocab.Problem]) -> TorchSeries:
         sm=tuple(e.get("sm", ())),
         variant_sm={k: tuple(v) for k, v in e.get("variant_sm", {}).items()},
         notes=e.get("notes"),
+        proposed=bool(e.get("proposed", False)),
+        proposed_releases=tuple(parse_version(r) for r in e.get("proposed_releases", ())),
     )
 
 

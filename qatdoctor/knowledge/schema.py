@@ -223,6 +223,11 @@ FIX = TableSpec(
     },
 )
 
+PROPOSED: Mapping[str, Any] = {"const": True}
+PROPOSED_DOC = (
+    "written by `matrix refresh`, not reviewed yet: never recommended, never known-good (delete the line once "
+    "reviewed)"
+)
 AIMET = TableSpec(
     "aimet",
     {
@@ -248,6 +253,7 @@ AIMET = TableSpec(
         "built_with_torch": f(VERSION, doc="torch recorded in the wheel's _version.py"),
         "wheel": f(STR),
         "yanked": f(STR, doc="reason, if PyPI yanked it"),
+        "proposed": f(PROPOSED, doc=PROPOSED_DOC),
         "notes": f(STR),
         SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
@@ -289,6 +295,9 @@ TORCH = TableSpec(
                          required=True, doc="torch release → torchvision release"),
         "sm": f(_arr(_pattern(SM, "a compute capability"))),
         "variant_sm": f(_map(_pattern(CUDA_TAG, "cuXXX"), _arr(_pattern(SM, "a compute capability")))),
+        "proposed": f(PROPOSED, doc=PROPOSED_DOC),
+        "proposed_releases": f(_arr(VERSION), doc="releases of a reviewed series that `matrix refresh` added and "
+                               "nobody has reviewed yet: never recommended, never known-good"),
         "notes": f(STR),
         SOURCES_FIELD: f(_arr({"$ref": "#/$defs/source"}, minItems=1), required=True),
     },
@@ -614,7 +623,7 @@ def _message(kind: str, value: Any, schema: Mapping[str, Any], instance: Any, er
     if kind == "enum":
         return f"must be one of {', '.join(map(str, value))} (got {instance!r})"
     if kind == "const":
-        return f"must be {value}"
+        return f"must be {json.dumps(value)}" + (" (delete the line once reviewed)" if value is True else "")
     if kind == "pattern":
         return f"must be {schema.get(EXPECTED, 'like ' + value)} (got {instance!r})"
     if kind == "minLength":

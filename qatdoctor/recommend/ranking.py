@@ -184,7 +184,7 @@ def _version_moves(
         return [c for c in candidates if is_clean(c.evaluation) and not _still_matches(avoid, c)]
 
     moves: list[tuple[str, Candidate]] = []
-    if current is not None and not current.yanked:
+    if current is not None and not current.yanked and not current.proposed:
         options = acceptable(_torch_options(facts, matrix, current, memo))
         if options:
             nearest = min(
@@ -304,7 +304,7 @@ def _python_minor(facts: Facts) -> str | None:
 def _installable_aimets(facts: Facts, matrix: Matrix) -> Iterator[AimetRelease]:
     python = _version(facts, "python")
     for release in matrix.aimet:
-        if release.yanked:
+        if release.yanked or release.proposed:  # a proposed entry is never recommended
             continue
         if python is not None and not in_range(python, release.requires_python):
             continue
@@ -322,6 +322,7 @@ def _torch_options(
         if fixed is not None and series.series != fixed.series:
             continue
         releases = [r for r in series.releases if fixed is None or r.comparable == fixed.comparable]
+        releases = [r for r in releases if not series.is_proposed(r)]  # a proposed release is never offered
         if aimet.torch is not None:
             releases = [r for r in releases if in_range(r, aimet.torch)]
         if not releases:

@@ -18,10 +18,12 @@ from qatdoctor import __version__
 from qatdoctor.authoring.grid import (
     CHECK_TITLES,
     LEGEND,
+    PROPOSED_NOTE,
     DriverMark,
     Evaluator,
     Filters,
     Outcome,
+    Row,
     State,
     columns_of,
     driver_tiers,
@@ -52,6 +54,7 @@ def page_data(matrix: Matrix, evaluator: Evaluator | None = None, initial: Filte
             "py": list(python_minors(series)), "slots": slots,
             "tiers": [[slots.index(variant), MARKS[mark]] for variant, mark in picks],
             "floor": evaluator.driver_floor(column.series),
+            **({"p": 1} if column.proposed else {}),
         })  # fmt: skip
     pythons = sorted({p for c in cols for p in c["py"]}, key=lambda p: int(p.split(".")[1]))
     cells: list[list[Any]] = []
@@ -88,7 +91,8 @@ def page_data(matrix: Matrix, evaluator: Evaluator | None = None, initial: Filte
         "legend": {state.value: text for state, text in LEGEND.items()},
         "pythons": pythons,
         "tiers": [[t.label, t.driver] for t in tiers],
-        "rows": [{"v": r.version, "line": r.line, "rp": r.requires_python, **_pins(matrix, r.version)} for r in rows],
+        "rows": [_row(matrix, r) for r in rows],
+        "proposed": PROPOSED_NOTE,
         "cols": cols,
         "cells": cells,
         "outcomes": [_outcome(o) for o in outcomes],
@@ -98,6 +102,11 @@ def page_data(matrix: Matrix, evaluator: Evaluator | None = None, initial: Filte
         "constructs": [{"id": c.id, "title": c.title} for c in matrix.constructs],
         "init": {"python": initial.python, "driver": initial.driver, "construct": initial.construct},
     }
+
+
+def _row(matrix: Matrix, row: Row) -> dict[str, Any]:
+    proposed = {"p": 1} if row.proposed else {}
+    return {"v": row.version, "line": row.line, "rp": row.requires_python, **_pins(matrix, row.version), **proposed}
 
 
 def _pins(matrix: Matrix, version: str) -> dict[str, str]:

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from qatdoctor.authoring.grid import Cell, DriverMark, Grid, State, iter_cells
+from qatdoctor.authoring.grid import (
+    PROPOSED_MARK,
+    PROPOSED_NOTE,
+    Cell,
+    Column,
+    DriverMark,
+    Grid,
+    Row,
+    State,
+    iter_cells,
+)
 from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.transform.controls import printable, printable_data
 
@@ -50,18 +61,21 @@ def render(grid: Grid, matrix: Matrix, *, width: int = 100, styled: bool = False
     """The whole grid: a heading, the column blocks, the legend and what the filters marked."""
     grid = printable_data(grid)  # the matrix given may say anything: no terminal control from it
     filters = grid.filters
+    # the counts are of reviewed entries; proposed ones are counted on their own legend line
+    reviewed_rows = sum(1 for r in grid.rows if not r.proposed)
+    reviewed_columns = sum(1 for c in grid.columns if not c.proposed)
     lines = [
-        f"qatdoctor matrix grid {glyphs.dash} {len(grid.rows)} aimet-torch releases {glyphs.times} "
-        f"{len(grid.columns)} torch series (matrix {printable(matrix.matrix_version)})",
+        f"qatdoctor matrix grid {glyphs.dash} {reviewed_rows} aimet-torch releases {glyphs.times} "
+        f"{reviewed_columns} torch series (matrix {printable(matrix.matrix_version)})",
         f"python: {filters.python or 'the best minor per cell'} {glyphs.dot} driver: {filters.driver or 'any'} "
         f"{glyphs.dot} model construct: {filters.construct or 'none'}",
         "",
     ]
     texts = [[cell_text(cell, glyphs) for cell in row] for row in grid.cells]
     cell_width = max(len(text) + len(marks) for row in texts for text, marks in row)
-    cell_width = max(cell_width, *(len(c.torch) for c in grid.columns), 5)
+    cell_width = max(cell_width, *(len(_patch(c)) for c in grid.columns), 5)
     line_width = max(len(f"{r.line}.x") for r in grid.rows)
-    label_width = line_width + 1 + max(len(r.version) for r in grid.rows)
+    label_width = line_width + 1 + max(len(_version(r)) for r in grid.rows)
     per_block = max(1, (width - label_width) // (cell_width + GAP))
     blocks = math.ceil(len(grid.columns) / per_block)
     per_block = math.ceil(len(grid.columns) / blocks)  # balanced: 6+6+5, not 7+7+3
@@ -87,7 +101,7 @@ def _block(
 
     out = [
         header("aimet-torch \\ torch", [grid.columns[j].series for j in columns]),
-        header("", [grid.columns[j].torch for j in columns]),
+        header("", [_patch(grid.columns[j]) for j in columns]),
     ]
     if grid.filters.driver is not None:
         out.append(header("CUDA build", [_build(grid.cells[0][j]) for j in columns]))
@@ -95,7 +109,7 @@ def _block(
     for i, row in enumerate(grid.rows):
         line = f"{row.line}.x" if row.line != previous else ""
         previous = row.line
-        label = f"{line.ljust(line_width)} {row.version}".ljust(label_width)
+        label = f"{line.ljust(line_width)} {_version(row)}".ljust(label_width)
         parts = []
         for j in columns:
             text, marks = texts[i][j]
@@ -106,6 +120,14 @@ def _block(
     return out
 
 
+def _version(row: Row) -> str:
+    return row.version + (f" {PROPOSED_MARK}" if row.proposed else "")
+
+
+def _patch(column: Column) -> str:
+    return column.torch + (PROPOSED_MARK if column.proposed else "")
+
+
 def _build(cell: Cell) -> str:
     if cell.driver is DriverMark.TOO_OLD:
         return f"none{TOO_OLD_MARK}"
@@ -114,8 +136,13 @@ def _build(cell: Cell) -> str:
 
 def _legend(grid: Grid, glyphs: Glyphs) -> list[str]:
     counts = dict.fromkeys(State, 0)
-    for cell in iter_cells(grid):
-        counts[cell.state] += 1
+    proposed_cells = 0
+    for row, cells in zip(grid.rows, grid.cells, strict=True):
+        for column, cell in zip(grid.columns, cells, strict=True):
+            if row.proposed or column.proposed:
+                proposed_cells += 1
+            else:
+                counts[cell.state] += 1
     lines = [
         f"{glyphs.measured} measured  known-good, run by our probe ({counts[State.MEASURED]} cells)",
         f"{glyphs.vendor} vendor    known-good as documented: a vendor rule, the release's torch pin or build torch "
@@ -133,6 +160,12 @@ def _legend(grid: Grid, glyphs: Glyphs) -> list[str]:
         else "Each cell: the newest torch patch of the series, on the Python minor that reads best"
     )
     lines.append("(--format json names it, with the rules, evidence and pip line; `qatdoctor matrix show ID`).")
+    proposed = [f"aimet-torch {r.version}" for r in grid.rows if r.proposed]
+    proposed += [f"torch {c.torch}" for c in grid.columns if c.proposed]
+    if proposed:
+        lines.append(f"{PROPOSED_MARK} {PROPOSED_NOTE}:")
+        named = f"{', '.join(proposed)} ({proposed_cells} cells, not counted above)"
+        lines += textwrap.wrap(named, 100, initial_indent="  ", subsequent_indent="  ")
     if grid.filters.driver is not None:
         lines.append(
             f"{TOO_OLD_MARK} no CUDA build of that torch runs on driver {grid.filters.driver}; "

@@ -24,6 +24,7 @@ from qatdoctor.exitcodes import ExitCode
 from qatdoctor.knowledge.entries import Matrix, ProbeMatch
 from qatdoctor.knowledge.load import load
 from qatdoctor.render import grid_html, grid_text
+from tests.matrixkit import aimet, good, small, torch, write_small
 
 runner = CliRunner()
 SILU_ROWS = {f"2.{minor}.0" for minor in range(10)}  # 2.0.0 … 2.9.0: the SiLU QuantSim failure (measured)
@@ -395,3 +396,50 @@ def test_readme_sample_is_real_output() -> None:
     assert code == 0
     missing = [line for line in sample.splitlines() if "[…" not in line and line not in out.splitlines()]
     assert not missing, f"docs/grid.md sample is stale; rerun `{command.group(1)}` and update it: {missing}"
+
+
+# --- proposed entries are marked and never known-good ------------------------------------------------------------
+
+
+PROPOSED = (
+    [aimet("2.10.0"), aimet("2.11.0", proposed=True)],
+    [torch("2.5", 1, 2, proposed_releases=["2.5.2"]), torch("2.6", 0, proposed=True)],
+    [good("good-2.x", {"aimet-torch": ">=2.10"})],
+)
+
+
+def test_the_grid_marks_proposed_entries_and_never_calls_them_good() -> None:
+    m = small(*PROPOSED)
+    g = grid.build(m, Filters())
+    assert [(r.version, r.proposed) for r in g.rows] == [("2.10.0", False), ("2.11.0", True)]
+    # a series' column stands for its newest reviewed patch; a proposed series is marked
+    assert [(c.series, c.torch, c.proposed) for c in g.columns] == [("2.5", "2.5.1", False), ("2.6", "2.6.0", True)]
+    states = {(c.aimet, c.series): c.state for row in g.cells for c in row}
+    assert states == {("2.10.0", "2.5"): State.VENDOR, ("2.10.0", "2.6"): State.UNTESTED,
+                      ("2.11.0", "2.5"): State.UNTESTED, ("2.11.0", "2.6"): State.UNTESTED}  # fmt: skip
+    text = grid_text.render(g, m, width=100)
+    assert re.search(r"(?m)^2\.10\.x 2\.10\.0\s+✓", text) and re.search(r"(?m)^2\.11\.x 2\.11\.0 \*\s", text)
+    assert re.search(r"(?m)^aimet-torch \\ torch\s+2\.5\s+2\.6$", text) and re.search(r"(?m)^\s+2\.5\.1\s+2\.6\.0\*$", text)
+    assert text.startswith("qatdoctor matrix grid — 1 aimet-torch releases × 1 torch series")  # reviewed ones
+    assert f"* {grid.PROPOSED_NOTE}:\n  aimet-torch 2.11.0, torch 2.6.0 (3 cells, not counted above)\n" in text
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "✓ vendor    known-good as documented" in text and re.search(r"(?m)^· .*untested.*\(0\)$", text)
+    data = grid_html.page_data(m)
+    assert [r.get("p") for r in data["rows"]] == [None, 1] and [c.get("p") for c in data["cols"]] == [None, 1]
+    assert data["proposed"] == grid.PROPOSED_NOTE
+    assert json.loads(json.dumps(grid.grid_to_dict(g, m)))["rows"][1]["proposed"] is True
+
+
+@pytest.mark.parametrize(
+    ("entry", "note"),
+    [("2.11.0", "aimet-torch 2.11.0: proposed"), ("2.6", "torch series 2.6: proposed"), ("2.5", "torch 2.5.2: proposed"),
+     ("2.10.0", None)],
+    ids=["aimet-release", "torch-series", "torch-release", "reviewed"],
+)  # fmt: skip
+def test_matrix_show_marks_proposed_entries(tmp_path: Path, entry: str, note: str | None) -> None:
+    path = write_small(tmp_path / "compat_matrix.toml", *PROPOSED)
+    result = runner.invoke(app, ["matrix", "show", entry, "--matrix", str(path)])
+    assert result.exit_code == ExitCode.OK, result.output
+    shown = json.loads(result.stdout)
+    assert (note is not None) is bool(shown.get("proposed") or shown.get("proposed_releases"))
+    assert (note in result.stderr) if note else ("proposed" not in result.stderr)

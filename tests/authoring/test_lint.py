@@ -335,3 +335,30 @@ def test_every_declared_requirement_is_checked_not_only_the_first_unimplemented_
         "requirement 'req.not-implemented': no implementation in qatdoctor/diagnose/requirements.py",
         "requirement 'req.glibc' → texts: missing text 'title' (the check formats it)",
     ]
+
+
+def flagged(matrix: Matrix, aimet: str | None = None, torch: str | None = None) -> Matrix:
+    """The matrix with one aimet-torch release, or one torch release, marked as a `matrix refresh` proposal."""
+    releases = tuple(a._replace(proposed=str(a.version) == aimet) for a in matrix.aimet)
+    series = tuple(s._replace(proposed_releases=tuple(r for r in s.releases if str(r) == torch)) for s in matrix.torch)
+    return matrix._replace(aimet=releases, torch=series)
+
+
+RUN = Measurement({"aimet-torch": "2.42.0", "torch": "2.14.1"}, RECORD_2X)
+PROPOSED = [
+    pytest.param({}, [], id="reviewed"),
+    pytest.param({"aimet": "2.42.0"}, ["rule 'x' → measured_on[0]: measured on aimet-torch 2.42.0, whose entry is "
+                                       "still proposed: review it against the run and delete `proposed`"],
+                 id="proposed-aimet-release"),
+    pytest.param({"torch": "2.14.1"}, ["rule 'x' → measured_on[0]: measured on torch 2.14.1, whose entry is still "
+                                       "proposed: review it against the run and delete `proposed`"],
+                 id="proposed-torch-release"),
+    pytest.param({"aimet": "2.0.0", "torch": "2.2.2"}, [], id="other-releases-proposed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("marked", "expected"), PROPOSED)
+def test_a_measured_release_must_not_stay_proposed(marked: dict[str, str], expected: list[str]) -> None:
+    rule_x = good("x", {"aimet-torch": "==2.42.0", "torch": "==2.14.1"}, basis="measured", title="A set",
+                  measured_on=(RUN,))  # fmt: skip
+    assert problems(rule_x, matrix=flagged(small(), **marked)) == expected

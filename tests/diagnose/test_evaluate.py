@@ -20,8 +20,10 @@ from qatdoctor.diagnose.evaluate import (
 )
 from qatdoctor.knowledge.versions import parse_version
 from qatdoctor.records import Fact, Facts, FactState, Finding, Scope, Severity, Status, Verdict
+from tests.matrixkit import beyond, newest_entry
 
 MATRIX = load_matrix(None)
+BEYOND, NEWEST = beyond(MATRIX), newest_entry(MATRIX)  # derived: a new [[aimet]] entry changes no test
 UNKNOWN = Fact.unknown("could not read it")
 ABSENT = Fact.absent("not installed")
 
@@ -185,7 +187,7 @@ EVALUATE_ROWS = [
                  ("good-aimet-1.32.2-1.35.0-torch-2.2.2-py310",),
                  {"coverage.aimet-torch": Status.UNKNOWN, "aimet-1.34-1.35-safetensors-not-declared": Status.FAIL},
                  id="github-release-build"),
-    pytest.param({**GOOD_2X, "aimet_torch": "2.43.0"}, Verdict.UNKNOWN, (),
+    pytest.param({**GOOD_2X, "aimet_torch": BEYOND}, Verdict.UNKNOWN, (),
                  {"coverage.aimet-torch": Status.UNKNOWN}, id="newer-aimet"),
     pytest.param({**GOOD_2X, "torch": "2.14.7"}, Verdict.UNKNOWN,
                  ("aimet-torch 2.42.0 wheel was built with torch 2.14.1+cu126",),
@@ -249,10 +251,10 @@ def test_presence_findings() -> None:
         ({"aimet_torch": "nonsense", "torch": "2.2.2"}, "aimet-torch version 'nonsense' is not a PEP 440 version"),
         ({"aimet_torch": "2.42.0", "torch": "nonsense"}, "torch version 'nonsense' is not a PEP 440 version"),
         ({"aimet_torch": "1.34.0.cu121", "torch": "2.2.2"}, "aimet-torch 1.34.0.cu121 is a GitHub-release build (cu121)"),
-        ({"aimet_torch": "2.43.0", "torch": "2.14.1"},
-         "aimet-torch 2.43.0 is newer than anything the matrix knows (matrix 2026.11.25, newest 2.42.0)"),
+        ({"aimet_torch": BEYOND, "torch": "2.14.1"},
+         f"aimet-torch {BEYOND} is newer than anything the matrix knows (matrix 2026.11.25, newest {NEWEST})"),
         ({"aimet_torch": "1.29.0", "torch": "2.2.2"},
-         "aimet-torch 1.29.0 is a release the matrix does not know (matrix 2026.11.25, newest 2.42.0)"),
+         f"aimet-torch 1.29.0 is a release the matrix does not know (matrix 2026.11.25, newest {NEWEST})"),
         ({"aimet_torch": "2.42.0", "torch": "2.14.7"},
          "torch 2.14.7 is not a release the matrix knows (newest known: 2.15.0)"),
         ({"aimet_torch": "2.42.0", "torch": "2.99.0"},
@@ -388,7 +390,7 @@ def test_what_each_coverage_and_presence_finding_tells_the_user() -> None:
         for values in (
             {"aimet_torch": "nonsense", "torch": "2.2.2"},
             {"aimet_torch": "1.34.0.cu121", "torch": "2.2.2"},
-            {"aimet_torch": "2.43.0", "torch": "2.99.0"},
+            {"aimet_torch": BEYOND, "torch": "2.99.0"},
             {"aimet_torch": "2.5.0", "torch": "2.8.0", "python": "3.10.13"},
         )
         for f in evaluate(make_facts(**values), MATRIX).findings
@@ -399,7 +401,7 @@ def test_what_each_coverage_and_presence_finding_tells_the_user() -> None:
             "qatdoctor cannot place it in any range; every rule about it is undecided.",
         "aimet-torch 1.34.0.cu121 is a GitHub-release build (cu121)":
             "The matrix describes the PyPI wheels; this build's own pins are not checked (rules still apply).",
-        "aimet-torch 2.43.0 is newer than anything the matrix knows (matrix 2026.11.25, newest 2.42.0)":
+        f"aimet-torch {BEYOND} is newer than anything the matrix knows (matrix 2026.11.25, newest {NEWEST})":
             "Outside known coverage: not reported as good. Point --matrix at a newer matrix, or run the probe.",
         "torch 2.99.0 is not a release the matrix knows (newest known: 2.15.0)":
             "Outside known coverage: not reported as good.",

@@ -103,6 +103,10 @@ def test_minimal_matrix_loads(tmp_path: Path) -> None:
         pytest.param(HEAD + RULE + '[[rule.signature]]\ntext = ""\n', "signature[0] → text: must be a non-empty string",
                      id="empty-text"),
         pytest.param(HEAD + "[[rule]]\n" + "x = [" * 600 + "]" * 600, "TOML", id="deeply-nested"),
+        pytest.param(HEAD + AIMET.replace('apis = ["v1"]', 'apis = ["v1"]\nproposed = false'),
+                     "aimet '1.32.2' → proposed: must be true", id="proposed-false-says-nothing"),
+        pytest.param(HEAD + TORCH.replace('python = ["3.10"]', 'python = ["3.10"]\nproposed_releases = ["2.2.3"]'),
+                     "torch '2.2' → proposed_releases: 2.2.3 is not one of its releases", id="proposed-release-unknown"),
     ],
 )  # fmt: skip
 def test_bad_matrices_are_located(tmp_path: Path, text: str, expected: str) -> None:

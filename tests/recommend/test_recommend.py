@@ -481,6 +481,20 @@ def test_a_soft_failure_adds_moves_that_avoid_it() -> None:
     assert [line(r) for r in hard] == [line(r) for r in recs]
 
 
+@pytest.mark.parametrize(
+    ("features", "left"),
+    [(None, ()), (frozenset({"silu-activation"}), ()), (frozenset({"bn-subclass"}), ("bn-subclass-stats-frozen-v2",))],
+    ids=["without-the-model", "the-model-has-only-the-avoided-construct", "the-model-has-another-construct"],
+)
+def test_moves_that_avoid_a_soft_failure_judge_the_users_model(features: frozenset[str] | None, left: tuple) -> None:
+    """The moves added for a soft (warning) failure say what they leave for the user's model, like the others."""
+    values = {"aimet_torch": "2.5.0", "torch": "2.1.2", "python": "3.10.13", "numpy": "1.26.4"}
+    silu = model_failure(values, "silu-quantsim-valueerror-2.0.0")._replace(severity=Severity.WARNING)
+    recs = recommend(evaluate(make_facts(**values), MATRIX), MATRIX, failing=(silu,), features=features)
+    assert [r.kind for r in recs] == ["keep-torch", "newest"] and all(r.model_failures == left for r in recs)
+    assert all(any(n.startswith("leaves a failure for your model") for n in r.notes) is bool(left) for r in recs)
+
+
 def test_a_code_fix_outside_the_matrix_comes_after_the_matrix_ones() -> None:
     from qatdoctor.records import Fix
 
@@ -570,3 +584,30 @@ def test_the_gpus_are_held_fixed() -> None:
     assert [line(r) for r in recommend(evaluate(pascal, MATRIX), MATRIX)] == [
         f'rec.keep-aimet | pin torch==2.6.0 (keep aimet-torch 2.42.0) | {PIP} "torch==2.6.0" "torchvision==0.21.0"'
     ]
+
+
+@pytest.mark.parametrize(
+    ("values", "index_url", "pins"),
+    [
+        ({"aimet_torch": "2.42.0", "torch": "2.14.1+cu126", "python": "3.11.7"}, CU126.split()[-1],
+         ("aimet-torch==2.42.0", "torch==2.14.1+cu126")),
+        ({"aimet_torch": "2.42.0", "torch": "2.14.1", "python": "3.11.7"}, None, ("aimet-torch==2.42.0", "torch==2.14.1")),
+    ],
+    ids=["a-pytorch-index-build", "a-pypi-build"],
+)  # fmt: skip
+def test_the_current_set_carries_its_pins_and_index(values: dict[str, str], index_url: str | None, pins: tuple) -> None:
+    rec = best_known_good(make_facts(**values), MATRIX)
+    assert rec is not None and rec.kind == "current"
+    assert (rec.index_url, tuple(str(p) for p in rec.pins)) == (index_url, pins)
+
+
+def test_a_move_to_a_pytorch_index_build_carries_its_index_and_a_code_fix_its_usage() -> None:
+    values = {"aimet_torch": "2.42.0", "torch": "2.2.2", "python": "3.11.7", "numpy": "2.4.6"}
+    recs = recommend(evaluate(make_facts(**values), MATRIX), MATRIX)
+    newest = next(r for r in recs if r.kind == "newest")
+    assert newest.index_url == CU126.split()[-1] and any("+cu126" in str(p) for p in newest.pins)
+    assert all(r.index_url is None for r in recs if not any("+" in str(p) for p in r.pins))
+    found = (model_failure(BN_1X, "bn-subclass-qat-crash-v1"),)
+    code = recommend(evaluate(make_facts(**BN_1X), MATRIX), MATRIX, failing=found)[-1]
+    fix = next(fx for fx in found[0].fixes if fx.kind == "code")
+    assert code.kind == "code" and code.usage == fix.code and code.usage and code.notes[1] == fix.code

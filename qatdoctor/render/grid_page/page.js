@@ -70,11 +70,15 @@
     return s === "measured" ? "measured" : s === "vendor" ? "vendor" : s === "untested" ? "" : outcome[O.reason];
   }
 
+  function proposed(entry) {  // a `matrix refresh` proposal nobody reviewed
+    return entry.p ? `<sup class="proposed" title="${esc(D.proposed)}">*</sup>` : "";
+  }
+
   function buildTable() {
     const head = $("grid-head");
     const tr = document.createElement("tr");
     tr.innerHTML = '<th class="corner" scope="col">aimet-torch <span class="sub">↓ release · torch series →</span></th>' +
-      D.cols.map((c, j) => `<th scope="col" id="col-${j}">torch ${esc(c.s)}<span class="sub">${esc(c.t)}</span><span class="sub build" id="build-${j}"></span></th>`).join("");
+      D.cols.map((c, j) => `<th scope="col" id="col-${j}">torch ${esc(c.s)}${proposed(c)}<span class="sub">${esc(c.t)}</span><span class="sub build" id="build-${j}"></span></th>`).join("");
     head.appendChild(tr);
     const table = $("grid");
     let body = null, line = null;
@@ -88,7 +92,7 @@
       const r = document.createElement("tr");
       const label = row.line !== line ? `${row.line}.x` : "";
       line = row.line;
-      r.innerHTML = `<th scope="row" id="row-${i}"><span class="line">${esc(label)}</span>${esc(row.v)}</th>`;
+      r.innerHTML = `<th scope="row" id="row-${i}"><span class="line">${esc(label)}</span>${esc(row.v)}${proposed(row)}</th>`;
       const tds = [];
       for (let j = 0; j < C; j++) {
         const td = document.createElement("td");
