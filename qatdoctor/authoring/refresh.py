@@ -32,6 +32,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from qatdoctor import atomic
 from qatdoctor.authoring.wheels import WheelFacts, parse_filename, read_metadata, read_wheel
 from qatdoctor.errors import InputError
 from qatdoctor.knowledge.entries import Matrix
@@ -731,7 +732,10 @@ def refresh(
     if proposals:
         text = apply_proposals(matrix_path.read_text(encoding="utf-8"), proposals)
         _validate(text, matrix_path)
-        matrix_path.write_text(text, encoding="utf-8")
+        try:
+            atomic.write_text(matrix_path, text)  # complete or untouched; a symlinked matrix stays a symlink
+        except OSError as error:
+            raise InputError(f"cannot write {matrix_path}: {error.strerror or error}") from None
     return RefreshResult(missing, tuple(proposals), tuple(skipped), bool(proposals), tuple(read))
 
 
@@ -784,9 +788,9 @@ def read_all(directory: Path) -> tuple[WheelFacts, ...]:
 def write_evidence(path: Path, wheels: Sequence[WheelFacts], source: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wheel_evidence(wheels, source), indent=1) + "\n", encoding="utf-8")
+        atomic.write_text(path, json.dumps(wheel_evidence(wheels, source), indent=1) + "\n")
     except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror}") from None
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def result_to_dict(result: RefreshResult) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def write(
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, json.dumps(payload, indent=2) + "\n")  # complete or untouched, no `.tmp` left
     except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror}") from None
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def host_of(facts: Facts) -> dict[str, str]:
