@@ -32,7 +32,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from qatdoctor import atomic
+from qatdoctor import atomic, bounded
 from qatdoctor.authoring.wheels import WheelFacts, parse_filename, read_metadata, read_wheel
 from qatdoctor.errors import InputError
 from qatdoctor.knowledge.entries import Matrix
@@ -110,9 +110,10 @@ class PyPIIndex:
 
     def _json(self, url: str) -> dict[str, Any]:
         try:
-            payload = json.loads(self.opener(url))
-        except (OSError, ValueError) as error:
+            data = self.opener(url)
+        except OSError as error:
             raise IndexReadError(f"cannot read {url}: {error}") from None
+        payload = bounded.loads(data, what=url, error=IndexReadError)  # bounded nesting, whatever the index sent
         if not isinstance(payload, dict):
             raise IndexReadError(f"{url}: not a JSON object")
         return payload

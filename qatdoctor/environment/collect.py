@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -10,9 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qatdoctor import bounded
 from qatdoctor.environment import prefetch
 from qatdoctor.environment.runner import Completed, Runner, run
-from qatdoctor.errors import CollectError, TargetError
+from qatdoctor.errors import CollectError, InputError, TargetError
 from qatdoctor.records import Facts
 
 __all__ = ["CollectError", "TargetError", "collect", "collector_path", "resolve_python"]
@@ -92,8 +92,8 @@ def _last_json_object(stdout: str) -> dict[str, Any] | None:
     candidates = [stdout, *reversed(stdout.strip().splitlines()[-1:])]
     for text in candidates:
         try:
-            value = json.loads(text)
-        except ValueError:
+            value = bounded.loads(text, what="the collector's output")  # bounded nesting: a hostile env's print
+        except InputError:
             continue
         if isinstance(value, dict):
             return value

@@ -6,6 +6,7 @@ import json
 
 from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, report_to_dict
 from qatdoctor.records import FAILED, Finding, Report, Scope, Severity, Status, finding_order
+from qatdoctor.text import first_line
 
 
 def _cell(text: str) -> str:
@@ -71,7 +72,7 @@ def render(report: Report) -> str:
             lines.append(f"{number}. {rec.summary} ({rec.kind})")
             if rec.commands:
                 lines += ["   ```sh", *(f"   {c}" for c in rec.commands), "   ```"]
-            lines += [f"   - {note.splitlines()[0]}" for note in rec.notes if note]
+            lines += [f"   - {first_line(note)}" for note in rec.notes if first_line(note)]
     if report.probe is not None:
         probe = report.probe
         lines += ["", f"#### Probe: {probe.state}" + (f" ({probe.reason})" if probe.reason else ""), ""]
