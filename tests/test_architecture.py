@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qatdoctor"
 
 # The data model and its helpers, importable from everywhere.
 BASE = {"qatdoctor", "qatdoctor.records", "qatdoctor.errors", "qatdoctor.exitcodes", "qatdoctor.atomic",
-        "qatdoctor.jsonio"}
+        "qatdoctor.jsonio", "qatdoctor.bounded", "qatdoctor.text"}
 # layer -> the layers it may import (besides BASE and itself)
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
