@@ -123,4 +123,4 @@ def write(path: Path, text: str) -> None:
 
         atomic.write_text(path, text)  # complete or untouched, never truncated
     except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror}") from None
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None

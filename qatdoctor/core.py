@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -502,26 +501,16 @@ def read_saved_report(path: Path) -> dict[str, Any]:
     fence, up to the next closing fence), never with a backtracking pattern; terminal control characters and
     escape sequences are stripped from every string before anything is displayed.
     """
+    from qatdoctor import bounded
     from qatdoctor.transform.controls import printable_data
 
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(SAVED_REPORT_MAX + 1)
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
-    if len(raw) > SAVED_REPORT_MAX:
-        raise InputError(f"{path} is larger than {SAVED_REPORT_MAX >> 20} MiB: not a qatdoctor report")
+    text = bounded.read_text(path, limit=SAVED_REPORT_MAX, what="saved report")  # a FIFO or /dev/zero: bounded
     fence = text.rfind(BUNDLE_FENCE)
     if fence != -1:
         start = fence + len(BUNDLE_FENCE)
         end = text.find(BUNDLE_FENCE_END, start)
         text = text[start : end if end != -1 else len(text)]
-    try:
-        payload = json.loads(text)
-    except (ValueError, RecursionError) as error:
-        shown = str(error) if not isinstance(error, RecursionError) else "nested too deeply"
-        raise InputError(f"{path} is not a qatdoctor JSON report ({shown[:200]})") from None
+    payload = bounded.loads(text, what=f"{path}: the report")  # nesting bounded: printable_data recurses
     if not isinstance(payload, dict) or payload.get("schema_version") != 1 or "facts" not in payload:
         raise InputError(f"{path} is not a qatdoctor JSON report (schema_version 1 with facts)")
     return printable_data(payload)

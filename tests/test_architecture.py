@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "qatdoctor"
 
 # The data model and its helpers, importable from everywhere.
 BASE = {"qatdoctor", "qatdoctor.records", "qatdoctor.errors", "qatdoctor.exitcodes", "qatdoctor.atomic",
-        "qatdoctor.jsonio"}
+        "qatdoctor.jsonio", "qatdoctor.bounded", "qatdoctor.text"}
 # layer -> the layers it may import (besides BASE and itself); `transform` (the data transforms: redaction,
 # terminal control) sits on the data model and every layer but the standalone scripts may import it
 ALLOWED: dict[str, set[str]] = {

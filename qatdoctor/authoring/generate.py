@@ -22,6 +22,7 @@ from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.versions import try_parse_version
 from qatdoctor.lab.evidence import Cell
 from qatdoctor.records import Fact, Facts, Finding, Severity, Status
+from qatdoctor.text import first_line
 
 _TRAILING_PATH = re.compile(r"\s*\([^()]*\.py\)\s*$")
 
@@ -199,8 +200,8 @@ def _import_failure_rule(cell: Cell, where: Provenance) -> tuple[str, Table]:
     error = cell.probe.import_error
     rule_id = f"import-failure-{cell.id}"
     if error is not None:
-        message = _TRAILING_PATH.sub("", error.message.strip().splitlines()[0])
-        what = f"`import aimet_torch` fails: {error.type}: {message}"
+        message = _TRAILING_PATH.sub("", first_line(error.message))  # empty for `assert False`, a bare `raise X`
+        what = f"`import aimet_torch` fails: {error.type}: {message or '(no message)'}"
         title = f"aimet-torch {aimet} cannot be imported with torch {series} (measured)"
     else:
         message, what = "", f"the probe died before any result ({cell.probe.reason or cell.outcome})"
@@ -224,7 +225,7 @@ def _import_failure_rule(cell: Cell, where: Provenance) -> tuple[str, Table]:
         "sources": probe_sources(where.record),
     })  # fmt: skip
     if error is not None:
-        rule.append("signature", entries({"type": error.type, "text": message}))
+        rule.append("signature", entries({"type": error.type, "text": message or error.type}))
         rule.append("probe", entries({"model": "*", "stage": "import", "status": "fail"}))
     return rule_id, rule
 

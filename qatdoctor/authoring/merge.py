@@ -28,6 +28,7 @@ from qatdoctor.knowledge.entries import Matrix
 from qatdoctor.knowledge.load import MatrixError, build, parse_toml
 from qatdoctor.knowledge.vocab import Problem
 from qatdoctor.lab.evidence import Cell, read
+from qatdoctor.text import first_line
 
 
 def record_id(cell: Cell) -> str:
@@ -46,7 +47,7 @@ def render_record(cell: Cell, *, date: str, platform: str, file: str) -> Table:
         + "."
     )
     if cell.outcome == "install-failed":
-        error = str(cell.install.get("error") or "no error recorded").strip().splitlines()[0][:300]
+        error = first_line(str(cell.install.get("error") or ""), limit=300, default="no error recorded")
         summary = f"The environment could not be built, so nothing was probed: {error}."
     record = entry({
         "id": record_id(cell),
@@ -176,17 +177,25 @@ def _blank_line_after(container: Container) -> None:
 
 def _wheel_records(path: Path, matrix_path: Path) -> list[tuple[str, Table]] | None:
     """[[evidence]] entries for a wheel evidence file (`matrix refresh --evidence`); None for other files."""
-    import json
+    from qatdoctor import bounded
+    from qatdoctor.errors import InputError
 
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        payload = bounded.read_json(path, what="evidence file")
+    except InputError:
         return None  # `read` reports it
     if not isinstance(payload, dict) or payload.get("qatdoctor_wheels") != 1:
         return None
     date = str(payload.get("created", ""))[:10]
     relative = os.path.relpath(path.resolve(), matrix_path.resolve().parent)
-    return [render_wheel_record(w, date=date, file=relative) for w in payload.get("wheels") or []]
+    wheels = payload.get("wheels") or []
+    out = []
+    for index, wheel in enumerate(wheels if isinstance(wheels, list) else [wheels]):
+        try:
+            out.append(render_wheel_record(wheel, date=date, file=relative))
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as error:
+            raise InputError(f"{path}: wheel {index} is malformed ({type(error).__name__}: {error})") from None
+    return out
 
 
 def wheel_record_id(wheel: dict[str, Any]) -> str:
@@ -337,9 +346,15 @@ def merge_evidence(matrix_path: Path, evidence_paths: Sequence[Path]) -> list[st
 
 
 def _read(path: Path) -> str:
-    """The matrix text with its own line endings."""
-    with path.open(encoding="utf-8", newline="") as file:
-        return file.read()
+    """The matrix text with its own line endings (bounded, a regular file); MatrixError when it is not one."""
+    from qatdoctor import bounded
+    from qatdoctor.errors import InputError
+    from qatdoctor.knowledge.load import MAX_BYTES
+
+    try:
+        return bounded.read_text(path, limit=MAX_BYTES, what="the matrix", regular=True)
+    except InputError as error:
+        raise MatrixError(str(path), error.message.replace(f" {path}", "")) from None
 
 
 def _parse(text: str, where: str) -> TOMLDocument:

@@ -40,6 +40,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Comment, Table
 from tomlkit.toml_document import TOMLDocument
 
+from qatdoctor import atomic, bounded
 from qatdoctor.authoring.wheels import WheelFacts, parse_filename, read_metadata, read_wheel
 from qatdoctor.errors import InputError
 from qatdoctor.knowledge.entries import Matrix
@@ -116,9 +117,10 @@ class PyPIIndex:
 
     def _json(self, url: str) -> dict[str, Any]:
         try:
-            payload = json.loads(self.opener(url))
-        except (OSError, ValueError) as error:
+            data = self.opener(url)
+        except OSError as error:
             raise IndexReadError(f"cannot read {url}: {error}") from None
+        payload = bounded.loads(data, what=url, error=IndexReadError)  # bounded nesting, whatever the index sent
         if not isinstance(payload, dict):
             raise IndexReadError(f"{url}: not a JSON object")
         return payload
@@ -757,7 +759,10 @@ def refresh(
     if proposals:
         text = apply_proposals(matrix_path.read_text(encoding="utf-8"), proposals)
         _validate(text, matrix_path)
-        matrix_path.write_text(text, encoding="utf-8")
+        try:
+            atomic.write_text(matrix_path, text)  # complete or untouched; a symlinked matrix stays a symlink
+        except OSError as error:
+            raise InputError(f"cannot write {matrix_path}: {error.strerror or error}") from None
     return RefreshResult(missing, tuple(proposals), tuple(skipped), bool(proposals), tuple(read))
 
 
@@ -810,9 +815,9 @@ def read_all(directory: Path) -> tuple[WheelFacts, ...]:
 def write_evidence(path: Path, wheels: Sequence[WheelFacts], source: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wheel_evidence(wheels, source), indent=1) + "\n", encoding="utf-8")
+        atomic.write_text(path, json.dumps(wheel_evidence(wheels, source), indent=1) + "\n")
     except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror}") from None
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def result_to_dict(result: RefreshResult) -> dict[str, Any]:

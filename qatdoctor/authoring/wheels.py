@@ -4,6 +4,11 @@ Read with the stdlib (zipfile, email) and pyelftools (the `authoring` extra): th
 ELF file and the highest GLIBC_x.y symbol version it binds to, with the symbols that need it. The glibc a
 wheel really needs is that maximum, not its manylinux tag (a `py38-none-any` wheel can carry CPython 3.10
 extensions needing GLIBC_2.34). Used by `matrix refresh` and for the wheel evidence files it writes.
+
+Every read is bounded: a wheel is a regular file of at most `MAX_WHEEL_BYTES` (a symlink to /dev/zero or a
+FIFO is refused, not read); each member is read with a cap, checked on the ZipInfo size and again on the bytes
+that come out (a header can lie: a 255 KiB wheel whose METADATA inflates to 256 MiB), and all members of one
+wheel together at most `MAX_READ_BYTES`.
 """
 
 from __future__ import annotations
@@ -11,12 +16,16 @@ from __future__ import annotations
 import datetime as dt
 import email.parser
 import io
+import os
 import re
+import stat
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -24,7 +33,14 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from qatdoctor.errors import InputError
 
 ELF_MAGIC = b"\x7fELF"
-MAX_ELF_BYTES = 256 * 1024 * 1024
+MAX_WHEEL_BYTES = 8 << 30  # the archive: torch's CUDA wheels are ~2.5 GB (zipfile seeks, it reads no more)
+MAX_METADATA_BYTES = 4 << 20  # METADATA and `_version.py`: torch's METADATA is ~40 KB
+MAX_ELF_BYTES = 256 << 20  # one compiled module, read whole for pyelftools (aimet-torch's largest: 44 MB)
+MAX_READ_BYTES = 1 << 30  # every member read from one wheel together
+# what zipfile and its decompressors raise on a crafted archive (encrypted: RuntimeError; unknown method:
+# NotImplementedError; truncated: EOFError, zlib.error, struct.error)
+_ZIP_ERRORS = (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, ValueError,
+               EOFError, zlib.error, struct.error)  # fmt: skip
 _GLIBC = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.(\d+))?$")
 _SO_NAME = re.compile(r"\.so(\.[\w.-]+)?$")
 _CUDA_SONAME = re.compile(r"^lib(cublas|cublasLt|cudart|cudnn|cufft|curand|cusolver|cusparse|nvrtc)[-\w]*\.so\.(\d+)")
@@ -148,10 +164,45 @@ def read_wheel(path: Path, *, read_elf: bool = True) -> WheelFacts:
     """The facts of one wheel; InputError when it is not a readable wheel."""
     name, version, tags = parse_filename(path.name)
     try:
-        with zipfile.ZipFile(path) as archive:
+        with _open_regular(path) as handle, zipfile.ZipFile(handle) as archive:
             return _read_archive(archive, path.name, name, version, tags, read_elf)
-    except (OSError, zipfile.BadZipFile) as error:
+    except _ZIP_ERRORS as error:
         raise InputError(f"cannot read wheel {path}: {error}") from None
+    except InputError as error:  # a member past its cap: name the wheel too
+        raise InputError(error.message if path.name in error.message else f"{path}: {error.message}") from None
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """The wheel, opened: a regular file within `MAX_WHEEL_BYTES` (checked on the open descriptor)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)  # a FIFO: no hang
+    except OSError as error:
+        raise InputError(f"cannot read wheel {path}: {error.strerror or error}") from None
+    info = os.fstat(descriptor)
+    problem = (
+        "not a regular file" if not stat.S_ISREG(info.st_mode)
+        else f"larger than {MAX_WHEEL_BYTES >> 30} GiB" if info.st_size > MAX_WHEEL_BYTES
+        else None
+    )  # fmt: skip
+    if problem:
+        os.close(descriptor)
+        raise InputError(f"cannot read wheel {path}: {problem}")
+    return os.fdopen(descriptor, "rb")
+
+
+def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, budget: list[int] | None = None) -> bytes:
+    """One member's bytes, at most `cap` (on the header's size and on what inflates) and what is left of
+    `budget` (a one-item list, decremented); InputError past either."""
+    limit = min(cap, budget[0]) if budget is not None else cap
+    if info.file_size > limit:
+        raise InputError(f"{info.filename}: {info.file_size} bytes uncompressed, more than the {limit} read")
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"{info.filename}: inflates past its recorded size (more than {limit} bytes)")
+    if budget is not None:
+        budget[0] -= len(data)
+    return data
 
 
 def read_metadata(archive: zipfile.ZipFile, filename: str) -> WheelFacts:
@@ -161,7 +212,11 @@ def read_metadata(archive: zipfile.ZipFile, filename: str) -> WheelFacts:
     meta = next((i for i in infos if i.filename.endswith(".dist-info/METADATA")), None)
     if meta is None:
         raise InputError(f"{filename}: no .dist-info/METADATA")
-    message = email.parser.Parser().parsestr(archive.read(meta).decode("utf-8", "replace"), headersonly=True)
+    try:
+        text = _member(archive, meta, MAX_METADATA_BYTES).decode("utf-8", "replace")
+    except _ZIP_ERRORS as error:
+        raise InputError(f"{filename}: cannot read its METADATA ({error})") from None
+    message = email.parser.Parser().parsestr(text, headersonly=True)
     core: list[str] = []
     extras: dict[str, list[str]] = {}
     for line in message.get_all("Requires-Dist") or []:
@@ -188,11 +243,13 @@ def _read_archive(
 ) -> WheelFacts:
     infos = archive.infolist()
     meta = read_metadata(archive, filename)
+    budget = [MAX_READ_BYTES]
     build: dict[str, str] = {}
     for info in infos:
         if info.filename.endswith(_VERSION_FILES) and "/aimet" in "/" + info.filename:
-            build.update(dict(_ASSIGNMENT.findall(archive.read(info).decode("utf-8", "replace"))))
-    elf = tuple(_elf_members(archive, infos)) if read_elf else ()
+            text = _member(archive, info, MAX_METADATA_BYTES, budget).decode("utf-8", "replace")
+            build.update(dict(_ASSIGNMENT.findall(text)))
+    elf = tuple(_elf_members(archive, infos, budget)) if read_elf else ()
     return replace(
         meta,
         elf=elf,
@@ -202,12 +259,12 @@ def _read_archive(
     )
 
 
-def _elf_members(archive: zipfile.ZipFile, infos: Iterable[zipfile.ZipInfo]) -> Iterable[ElfFacts]:
+def _elf_members(archive: zipfile.ZipFile, infos: Iterable[zipfile.ZipInfo], budget: list[int]) -> Iterable[ElfFacts]:
     for info in infos:
         base = info.filename.rsplit("/", 1)[-1]
         if not _SO_NAME.search(base) or info.file_size > MAX_ELF_BYTES:
             continue
-        data = archive.read(info)
+        data = _member(archive, info, MAX_ELF_BYTES, budget)
         if data[:4] == ELF_MAGIC:
             yield read_elf(data, info.filename)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import shutil
@@ -11,10 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qatdoctor import bounded
 from qatdoctor.environment import active, prefetch
 from qatdoctor.environment.active import Choice
 from qatdoctor.environment.runner import Completed, Runner, run
-from qatdoctor.errors import CollectError, TargetError
+from qatdoctor.errors import CollectError, InputError, TargetError
 from qatdoctor.knowledge.vocab import collector_request
 from qatdoctor.records import Facts
 
@@ -116,8 +116,8 @@ def _last_json_object(stdout: str) -> dict[str, Any] | None:
     candidates = [stdout, *reversed(stdout.strip().splitlines()[-1:])]
     for text in candidates:
         try:
-            value = json.loads(text)
-        except ValueError:
+            value = bounded.loads(text, what="the collector's output")  # bounded nesting: a hostile env's print
+        except InputError:
             continue
         if isinstance(value, dict):
             return value

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qatdoctor import bounded
 from qatdoctor.environment.runner import Completed, Runner, run, scratch_dir
 from qatdoctor.errors import InputError, QatdoctorError
 from qatdoctor.jsonio import probe_from_dict
@@ -53,8 +54,10 @@ class _Events:
         if not line.startswith(EVENT_PREFIX):
             return
         try:
-            event: dict[str, Any] = json.loads(line[len(EVENT_PREFIX) :])
-        except ValueError:
+            event: dict[str, Any] = bounded.loads(line[len(EVENT_PREFIX) :], what="a probe event")
+        except InputError:
+            return
+        if not isinstance(event, dict):
             return
         kind = event.get("event")
         if kind == "import-start":
@@ -239,8 +242,8 @@ def interpret_completed(done: Completed, events: _Events, timeout: float, model:
 
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = bounded.loads(text, what="the probe's output")  # bounded nesting, whatever the target printed
+    except InputError:
         return None
     return value if isinstance(value, dict) else None
 

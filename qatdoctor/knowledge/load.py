@@ -72,7 +72,9 @@ def read_document(path: Path) -> tuple[dict[str, Any], bytes]:
     """Parse the TOML, with file/line/column in the error when it is not TOML."""
     where = str(path)
     try:
-        with path.open("rb") as handle:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO with no writer: no hang
+        with os.fdopen(descriptor, "rb") as handle:
+            os.set_blocking(descriptor, True)
             data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise MatrixError(where, "file not found") from None

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from qatdoctor.environment.runner import Completed, Runner, run
-from qatdoctor.errors import QatdoctorError
+from qatdoctor.errors import InputError, QatdoctorError
 
 STAMP_NAME = ".qatdoctor-env.json"
 STAMP_FORMAT = 1
@@ -151,9 +151,11 @@ def interpreter_path(env: Path) -> Path:
 
 def read_stamp(env: Path) -> dict[str, Any] | None:
     """The env's stamp as a dict, or None when absent or unreadable."""
+    from qatdoctor import bounded
+
     try:
-        data = json.loads((env / STAMP_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = bounded.read_json(env / STAMP_NAME, limit=1 << 20, what="env stamp", regular=True)
+    except InputError:
         return None
     return data if isinstance(data, dict) else None
 
@@ -665,7 +667,7 @@ def _site_dirs(python: Path, step: _Steps) -> list[str]:
     done = step(f"{python} site directories", [str(python), "-I", "-c", _SITE_PROBE])
     try:
         paths = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):
         raise InstallError(f"{python} printed {done.stdout.strip()!r} instead of its site directories") from None
     if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
         raise InstallError(f"{python} printed {done.stdout.strip()!r} instead of its site directories")
@@ -689,7 +691,7 @@ def parse_listing(text: str) -> Listing:
     """canonical name -> (version, location) from `pip list --format json -v`."""
     try:
         rows = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InstallError(f"pip list printed something other than JSON: {_last_line(text)}") from None
     if not isinstance(rows, list):
         raise InstallError("pip list printed JSON that is not a list")

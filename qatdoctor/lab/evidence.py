@@ -127,7 +127,7 @@ def write(
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, json.dumps(payload, indent=2) + "\n")  # complete or untouched, no `.tmp` left
     except OSError as error:
-        raise InputError(f"cannot write {path}: {error.strerror}") from None
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def host_of(facts: Facts) -> dict[str, str]:
@@ -143,28 +143,28 @@ def host_of(facts: Facts) -> dict[str, str]:
 
 def read(path: Path) -> tuple[dict[str, Any], list[Cell]]:
     """An evidence file's header and cells; InputError for anything that is not one."""
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"cannot read {path}: {error.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InputError(f"{path} is not a JSON evidence file ({error})") from None
+    from qatdoctor import bounded
+
+    payload = bounded.read_json(path, what="evidence file")  # bounded size and nesting; InputError otherwise
     if not isinstance(payload, dict) or payload.get("qatdoctor_evidence") != FORMAT:
         raise InputError(f"{path} is not a qatdoctor evidence file (format {FORMAT})")
+    listed = payload.get("cells") or []
+    if not isinstance(listed, list):
+        raise InputError(f"{path}: `cells` must be a list")
     cells = []
-    for index, raw in enumerate(payload.get("cells") or []):
+    for index, raw in enumerate(listed):
         try:
             cells.append(
                 Cell(
                     id=str(raw["id"]),
                     versions={str(k): str(v) for k, v in raw["versions"].items()},
-                    api=raw.get("api"),
+                    api=None if raw.get("api") is None else str(raw["api"]),
                     outcome=str(raw["outcome"]),
                     probe=probe_from_dict(raw.get("probe")),
                     install=dict(raw.get("install") or {}),
                     summary={str(k): str(v) for k, v in (raw.get("summary") or {}).items()},
                 )
             )
-        except (KeyError, TypeError, AttributeError) as error:
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
             raise InputError(f"{path}: cell {index} is malformed ({type(error).__name__}: {error})") from None
     return payload, cells

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -156,18 +154,10 @@ def render(matrix: Matrix, initial: Filters | None = None, evaluator: Evaluator 
 
 
 def write(path: Path, matrix: Matrix, initial: Filters | None = None) -> int:
-    """Write the page atomically (a temporary file in the same directory, fsync, rename); return its size."""
+    """Write the page (`atomic`: a regular file replaced atomically, a device or FIFO written through); its size."""
+    from qatdoctor import atomic
+
     text = render(matrix, initial).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # noqa: PTH101 - mkstemp creates it 0600; a published page is world-readable
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, text, new_mode=0o644)  # a published page is world-readable
     return len(text)

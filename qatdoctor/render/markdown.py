@@ -7,6 +7,7 @@ from qatdoctor.jsonio import BUNDLE_FENCE, BUNDLE_FENCE_END, report_to_dict
 from qatdoctor.records import FAILED, Finding, Report, Scope, Severity, Status, finding_order, told
 from qatdoctor.render.inert import cell as _cell
 from qatdoctor.render.inert import code, fence, json_line, prose
+from qatdoctor.text import first_line
 from qatdoctor.transform.redact import redact_secrets_data
 
 
@@ -72,7 +73,7 @@ def render(report: Report) -> str:
             lines.append(f"{number}. {prose(rec.summary)} ({prose(rec.kind)})")
             if rec.commands:
                 lines += fence(rec.commands, "sh", "   ")
-            lines += [f"   - {prose(note.splitlines()[0])}" for note in rec.notes if note.strip()]
+            lines += [f"   - {prose(first_line(note))}" for note in rec.notes if first_line(note)]
     if report.probe is not None:
         probe = report.probe
         lines += ["", f"#### Probe: {prose(probe.state)}" + (f" ({prose(probe.reason)})" if probe.reason else ""), ""]

@@ -13,6 +13,7 @@ from qatdoctor.lab.verify_compare import CaseDiff, Entry, StageDiff, stage_names
 from qatdoctor.records import FAILED, Report
 from qatdoctor.render import Format, shown
 from qatdoctor.render.inert import code, prose
+from qatdoctor.text import first_line
 from qatdoctor.transform.redact import redact_secrets_data
 
 # the set a cell names, with the QuantSim API after aimet-torch
@@ -165,7 +166,7 @@ def _after_details(report: Report) -> list[str]:
         for s in case.stages:
             if s.status in FAILED:
                 what = f"{s.error.type}: {s.error.message}" if s.error else f"{s.check}: {s.measured}"
-                seen.setdefault((case.model, s.stage, what.splitlines()[0][:200]), []).append(case.mode)
+                seen.setdefault((case.model, s.stage, first_line(what, limit=200)), []).append(case.mode)
     for (model, stage, what), modes in seen.items():
         out.append(f"after: {model}/{','.join(modes)}/{stage}: {what}")
     return out

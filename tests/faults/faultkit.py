@@ -105,3 +105,34 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str
         out, err = proc.communicate()
         pytest.fail(f"qatdoctor did not finish within {timeout}s:\n{err[-2000:]}")
     return proc.returncode, out, err
+
+
+def measured(
+    args: Sequence[str], *, timeout: float = 120.0, memory: int = 2 << 30
+) -> tuple[int, str, str, int]:
+    """`python -m qatdoctor ARGS` under an address-space cap of `memory` bytes (so a regression costs a
+    MemoryError, not the shared machine's RAM): (exit code, stdout, stderr, peak RSS in MiB of that process)."""
+    import resource
+    import tempfile
+
+    def limited() -> None:
+        _interruptible()
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = qatdoctor(args, stdout=out, stderr=err, preexec_fn=limited)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                _, status, usage = os.wait4(proc.pid, 0)
+                err.seek(0)
+                pytest.fail(f"qatdoctor did not finish within {timeout}s:\n{err.read()[-2000:]}")
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), usage.ru_maxrss // 1024
