@@ -12,7 +12,7 @@ import typer
 from qatdoctor import __version__, core
 from qatdoctor import cli_matrix as matrix_commands
 from qatdoctor.console import QUIET, emit, guarded, progress, say, write
-from qatdoctor.environment.probe import DEFAULT_TIMEOUT
+from qatdoctor.environment.probe import DEFAULT_TIMEOUT, zoo_families
 from qatdoctor.errors import InputError
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.records import ModelSpec, Verdict
@@ -120,8 +120,9 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        metavar="FILE.py:FUNC|MODULE:FUNC",
-        help="Your model: a callable returning an nn.Module or (module, example_input), imported in the target.",
+        metavar="FILE.py:FUNC|MODULE:FUNC|FAMILY:NAME",
+        help="Your model: a callable returning an nn.Module or (module, example_input), imported in the target; or "
+        "a model by name: torchvision:resnet18, timm:efficientnet_b0, mmdet:CONFIG, ultralytics:yolov8n.yaml.",
         show_default=False,
     ),
 ]
@@ -144,8 +145,11 @@ def model_spec(model: str | None, input_shape: str | None, with_fixes: bool) -> 
         if input_shape is not None or with_fixes:
             raise InputError("--input-shape and --with-fixes need --model")
         return None
-    if ":" not in model or not model.rsplit(":", 1)[1].isidentifier():
-        raise InputError(f"--model {model!r}: expected path/to/file.py:callable or package.module:callable")
+    family, _, name = model.partition(":")
+    by_name = family in zoo_families() and bool(name.strip())
+    if not by_name and (":" not in model or not model.rsplit(":", 1)[1].isidentifier()):
+        raise InputError(f"--model {model!r}: expected path/to/file.py:callable, package.module:callable or "
+                         f"FAMILY:NAME ({', '.join(zoo_families())})")
     shape = None
     if input_shape is not None:
         try:

@@ -141,3 +141,28 @@ def test_pin_fresh_picks_a_known_good_set_for_this_python() -> None:
 def test_pin_into_unwritable_location_is_bad_input(tmp_path: Path) -> None:
     result = invoke("pin", "--fresh", "--output", str(tmp_path / "no" / "such" / "dir" / "c.txt"))
     assert result.exit_code == ExitCode.BAD_INPUT and "cannot write" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "ok"),
+    [
+        ("train/model.py:build_model", True),
+        ("mypkg.models:build", True),
+        ("torchvision:resnet18", True),
+        ("mmdet:rtmdet_tiny_8xb32-300e_coco", True),  # a config name is no identifier: only a known family takes it
+        ("ultralytics:yolov8n.yaml", True),
+        ("mypkg:rtmdet-tiny", False),
+        ("torchvision:", False),
+        ("resnet18", False),
+    ],
+)
+def test_model_specs_by_file_module_or_family_name(spec: str, ok: bool) -> None:
+    from qatdoctor.cli import model_spec
+    from qatdoctor.errors import InputError
+
+    if ok:
+        model = model_spec(spec, None, False)
+        assert model is not None and model.spec == spec
+    else:
+        with pytest.raises(InputError, match="FAMILY:NAME"):
+            model_spec(spec, None, False)

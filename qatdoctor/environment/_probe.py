@@ -28,6 +28,8 @@ Request fields (a JSON object in the file `--request` names; a field left out ta
   model.spec               `path/to/file.py:callable` or `package.module:callable`
   model.input_shape[]      the example input's shape when the factory returns only a module
   model.with_fixes         path of qatdoctor's fixes.py: rerun the pipeline on a fresh model after apply_fixes
+  model.zoo                path of qatdoctor's _zoo.py: a spec FAMILY:NAME whose family it builds (torchvision,
+                           timm, mmdet, ultralytics) is built by it, with model.input_shape as its input
   constructs[]             [{"id", "detect": [detector, ...]}]: the matrix's constructs to scan the model for
 
 Response fields (one JSON object; an unset field is null until known):
@@ -920,6 +922,21 @@ def _exec_file(module_name, path):
 
 def _is_file_spec(target):
     return target.endswith(".py") or "/" in target or "\\" in target or os.sep in target
+
+
+def _zoo_factory(spec, options):
+    """The factory for `FAMILY:NAME` when the request names the zoo script and it builds FAMILY, else None."""
+    path = options.get("zoo")
+    family, sep, name = str(spec).partition(":")
+    if not path or not sep or _is_file_spec(family) or not os.path.isfile(path):
+        return None
+    zoo = _exec_file("_qatdoctor_zoo", path)
+    if family.strip() not in zoo.FAMILIES:
+        return None
+    family, name = family.strip(), name.strip()
+    if options["input_shape"] is not None:  # the module only: its input is --input-shape's, as for any factory
+        return lambda: zoo.build(family, name)[0]
+    return lambda: zoo.build(family, name)
 
 
 def _load_factory(spec):
@@ -1864,7 +1881,7 @@ def _run_user_model(torch, api, options, notes, import_failure, out):
             )
         started = time.perf_counter()
         try:
-            factory = _load_factory(spec)
+            factory = _zoo_factory(spec, options) or _load_factory(spec)
             model, example = _build_user_model(torch, factory)
             out.update(
                 {
@@ -1974,6 +1991,7 @@ def _read_request_object(request):
                 options["input_shape_error"] = str(shape)
                 notes.append(f"invalid input_shape ignored: {shape!r}")
         options["with_fixes"] = model.get("with_fixes") or None
+        options["zoo"] = model.get("zoo") if isinstance(model.get("zoo"), str) else None
         constructs = request.get("constructs")
         options["constructs"] = constructs if isinstance(constructs, list) else None
     elif model is not None:

@@ -140,6 +140,23 @@ def probe_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def zoo_script() -> Path:
+    """`environment/_zoo.py`, which builds `--model FAMILY:NAME` in the target."""
+    return Path(__file__).with_name("_zoo.py")
+
+
+def zoo_families() -> tuple[str, ...]:
+    """The families `_zoo.py` builds, read from its source (it is a target-side script: never imported here)."""
+    import ast
+
+    tree = ast.parse(zoo_script().read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "FAMILIES" for t in node.targets):
+            families = ast.literal_eval(node.value)
+            return tuple(str(f) for f in families)
+    raise ProbeError(f"{zoo_script()} declares no FAMILIES")
+
+
 def fixes_script() -> Path:
     """`qatdoctor/fixes.py`, which the probe loads by path in the target for `--with-fixes`."""
     path = Path(__file__).resolve().parents[1] / "fixes.py"
@@ -202,6 +219,7 @@ def probe_request(
             "spec": model.spec,
             "input_shape": list(model.input_shape) if model.input_shape else None,
             "with_fixes": str(fixes_script()) if model.with_fixes else None,
+            "zoo": str(zoo_script()),
         }
         request["constructs"] = constructs_payload(constructs)
     return request
