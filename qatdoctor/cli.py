@@ -17,6 +17,7 @@ from qatdoctor.errors import InputError
 from qatdoctor.exitcodes import ExitCode
 from qatdoctor.records import ModelSpec, Verdict
 from qatdoctor.render import Format, render, wants_style
+from qatdoctor.transform.controls import printable
 
 EPILOG = (
     "Exit codes: 0 ok · 1 problems found · 2 usage error · 3 could not determine (--strict) · "
@@ -551,15 +552,15 @@ def fix_command(
     result = guarded(lambda: verify_module.run_verify(options), debug=debug)
     sys.stdout.write(render_verify(result, Format.text, styled=wants_style(sys.stdout)))
     rec = guarded(lambda: applying.proved(result), debug=debug)
-    print(f"\nverify proved: {rec.summary}")
+    _out(f"\nverify proved: {rec.summary}")
     for change in rec.changes:
-        print(f"  {change.package} {change.current or '(none)'} → {change.target}")
-    print(f"  $ {rec.commands[0]}")
+        _out(f"  {change.package} {change.current or '(none)'} → {change.target}")
+    _out(f"  $ {rec.commands[0]}")
     _confirm(yes, f"Apply this to {target}? (undo with: qatdoctor fix --undo --python {target})")
     backup, after = guarded(
         lambda: applying.apply_checked(rec, result, base, target, root, log=progress), debug=debug
     )
-    print(f"applied and checked (verdict {after.verdict.value}); the previous set is saved in {backup.path} — "
+    _out(f"applied and checked (verdict {after.verdict.value}); the previous set is saved in {backup.path} — "
           f"undo with: qatdoctor fix --undo --python {target}")  # fmt: skip
 
 
@@ -581,14 +582,19 @@ def _undo(target: str, root: Path, yes: bool, debug: bool) -> None:
         _confirm(yes, f"Put back {len(plan.reinstall)} and remove {len(plan.remove)} packages in {target}?")
         guarded(lambda: restore.execute(plan, log=progress), debug=debug)
     elif not plan.by_hand:
-        print(f"nothing of the fix of {plan.backup.created} is left to undo in {target}")
+        _out(f"nothing of the fix of {plan.backup.created} is left to undo in {target}")
         return
-    print(f"restored {target} to the set saved {plan.backup.created}: {len(plan.reinstall)} put back, "
+    _out(f"restored {target} to the set saved {plan.backup.created}: {len(plan.reinstall)} put back, "
           f"{len(plan.remove)} removed, {len(plan.left_alone)} left alone")  # fmt: skip
     if plan.by_hand:
         for entry in plan.by_hand:
             say(f"qatdoctor: reinstall {entry.name} by hand: {restore.by_hand_command(target, entry)}")
         raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+def _out(line: str) -> None:
+    """A line of fix's own output on stdout: paths and package names from the environment, no terminal control."""
+    print(printable(line))
 
 
 def _confirm(yes: bool, question: str) -> None:
@@ -598,7 +604,7 @@ def _confirm(yes: bool, question: str) -> None:
     if sys.stdin is None or not sys.stdin.isatty():
         say("qatdoctor: not changing anything without confirmation: rerun with --yes (stdin is not a terminal)")
         raise typer.Exit(int(ExitCode.USAGE))
-    if not typer.confirm(question, default=False, err=True):
+    if not typer.confirm(printable(question), default=False, err=True):
         say("qatdoctor: nothing changed")
         raise typer.Exit(int(ExitCode.OK))
 
