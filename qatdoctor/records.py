@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
+from qatdoctor.text import first_line
+
 
 class Severity(str, enum.Enum):
     """How much a finding matters."""
@@ -391,8 +393,8 @@ class ErrorInfo(NamedTuple):
 
     def first_line(self, limit: int = 240) -> str:
         """`Type: the message's first non-blank line` (cut at `limit`); just `Type` for an empty message."""
-        line = next((text.strip() for text in self.message.splitlines() if text.strip()), "")
-        return f"{self.type}: {line[:limit]}" if line else self.type
+        line = first_line(self.message, limit=limit)
+        return f"{self.type}: {line}" if line else self.type
 
 
 class StageResult(NamedTuple):
